@@ -1,0 +1,74 @@
+//! The IAI actions: `IaiService` implements the generated `Iai` trait, one method per action, each
+//! delegating to the module of its concern. Actions not listed here answer `UnsupportedOperation` through
+//! the trait's defaults until their issue lands.
+
+mod groups;
+mod rules;
+
+use crate::api::model::*;
+use crate::api::{ApiError, ErrorCode, Iai, RequestContext};
+use crate::store::{Store, StoreError};
+
+pub struct IaiService {
+    store: Store,
+}
+
+impl IaiService {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+impl Iai for IaiService {
+    async fn create_group(&self, _: &RequestContext, req: CreateGroupRequest) -> Result<CreateGroupResponse, ApiError> {
+        groups::create(&self.store, req).await
+    }
+
+    async fn delete_group(&self, _: &RequestContext, req: DeleteGroupRequest) -> Result<DeleteGroupResponse, ApiError> {
+        groups::delete(&self.store, req).await
+    }
+
+    async fn get_group_list(
+        &self,
+        _: &RequestContext,
+        req: GetGroupListRequest,
+    ) -> Result<GetGroupListResponse, ApiError> {
+        groups::list(&self.store, req).await
+    }
+
+    async fn get_group_info(
+        &self,
+        _: &RequestContext,
+        req: GetGroupInfoRequest,
+    ) -> Result<GetGroupInfoResponse, ApiError> {
+        groups::info(&self.store, req).await
+    }
+
+    async fn modify_group(&self, _: &RequestContext, req: ModifyGroupRequest) -> Result<ModifyGroupResponse, ApiError> {
+        groups::modify(&self.store, req).await
+    }
+
+    async fn get_person_list_num(
+        &self,
+        _: &RequestContext,
+        req: GetPersonListNumRequest,
+    ) -> Result<GetPersonListNumResponse, ApiError> {
+        groups::person_list_num(&self.store, req).await
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::GroupNotFound => ApiError::code(ErrorCode::InvalidParameterValueGroupIdNotExist),
+            StoreError::GroupIdTaken => ApiError::code(ErrorCode::InvalidParameterValueGroupIdAlreadyExist),
+            StoreError::GroupNameTaken => ApiError::code(ErrorCode::InvalidParameterValueGroupNameAlreadyExist),
+            StoreError::GroupLimit => ApiError::code(ErrorCode::InvalidParameterValueGroupNumExceed),
+            StoreError::Db(e) => {
+                tracing::error!(error = %e, "database error");
+                ApiError::internal("Internal database error.")
+            }
+            StoreError::Task(e) => ApiError::internal(format!("Internal error: {e}")),
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! The IAI API model: types generated from the wire specification, the service trait with one method per
+//! action, error codes, and the schema used to validate and coerce incoming parameters.
+//!
+//! Nothing here knows about HTTP or storage: `wire` turns requests into `(action, params)` and back,
+//! `actions` implements the `Iai` trait on top of `store`.
+
+mod error;
+pub mod schema;
+
+#[allow(clippy::all)]
+pub mod generated {
+    pub mod error_code;
+    pub mod schema;
+    pub mod service;
+    pub mod types;
+}
+
+pub use error::ApiError;
+pub use generated::error_code::ErrorCode;
+pub use generated::service::{Iai, dispatch};
+pub use generated::types as model;
+
+/// Facts about the call that handlers may need besides the request fields.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub request_id: String,
+    /// The action name as sent (`X-TC-Action` or `Action`).
+    pub action: String,
+    /// `2018-03-01` or `2020-03-03`.
+    pub version: String,
+    pub region: Option<String>,
+    /// `zh-CN` (default) or `en-US`.
+    pub language: Option<String>,
+    /// The SecretId that signed the call; `None` when signature checking is turned off.
+    pub secret_id: Option<String>,
+}
+
+/// Turn validated parameters into a request type. Validation has already checked every type, so a failure
+/// here is a mismatch between the generated schema and types: report it as a parameter error, not a panic.
+pub fn decode<T: serde::de::DeserializeOwned>(params: serde_json::Value) -> Result<T, ApiError> {
+    serde_json::from_value(params).map_err(|e| ApiError::new(ErrorCode::InvalidParameter, e.to_string()))
+}
+
+/// Serialize a response type into the JSON object that goes inside `Response`.
+pub fn encode<T: serde::Serialize>(response: T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(response).map_err(|e| ApiError::internal(format!("cannot encode response: {e}")))
+}

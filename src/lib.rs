@@ -1,0 +1,49 @@
+//! iai-server: a self-hosted server that speaks Tencent Cloud's face recognition API (IAI 2018-03-01).
+//!
+//! Layers, outside in:
+//! - `wire`: HTTP, signatures, parameter parsing, the response envelope;
+//! - `api`: the API model generated from the specification and the `Iai` trait (one method per action);
+//! - `actions`: the `Iai` implementation, with the service's rules and error codes;
+//! - `store`: SQLite persistence.
+//!
+//! The face pipeline and the search index will be their own layers beside `store`.
+
+pub mod actions;
+pub mod api;
+pub mod config;
+pub mod store;
+pub mod wire;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+/// Open the store and serve until the process is stopped.
+pub async fn run(config: config::Config) -> anyhow::Result<()> {
+    let keys = config.key_ring()?;
+    if keys.is_none() {
+        tracing::warn!("SIGNATURE CHECKING IS OFF: every call is accepted without authentication");
+    }
+    let store = store::Store::open(&config.data_dir)?;
+    tracing::info!(database = %store.path().display(), "store ready");
+    let service = Arc::new(actions::IaiService::new(store));
+    let app = wire::server::router(service, wire::server::WireConfig { keys, max_body_bytes: config.max_body_bytes });
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "iai-server listening");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,137 @@
+//! Storage: groups, persons, faces, embeddings and jobs in one SQLite file (WAL mode) under the data
+//! directory. The schema lives in `migrations/`, applied in order at start; an existing database is
+//! upgraded in place, never rebuilt.
+//!
+//! Every call runs on the blocking pool and inside one transaction, committed before the caller answers.
+
+pub mod groups;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use parking_lot::Mutex;
+use rusqlite::Connection;
+use rusqlite_migration::{M, Migrations};
+
+
+/// The numbered schema files, in order. Add a file, never edit an applied one.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+
+pub const DB_FILE: &str = "iai.sqlite3";
+
+/// Why a store operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("group not found")]
+    GroupNotFound,
+    #[error("group id already exists")]
+    GroupIdTaken,
+    #[error("group name already exists")]
+    GroupNameTaken,
+    #[error("too many groups")]
+    GroupLimit,
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (creating if needed) the database in `data_dir` and bring its schema up to date.
+    pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn =
+            Connection::open(&path).with_context(|| format!("cannot open the database {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a write is on disk before it is answered, even if the machine loses power.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
+        migrations
+            .to_latest(&mut conn)
+            .with_context(|| format!("cannot migrate the database {}", path.display()))?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run `f` in a transaction on the blocking pool; the transaction commits when `f` succeeds and is
+    /// rolled back otherwise. `f` may fail with any error that a `StoreError` converts into.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&rusqlite::Transaction) -> Result<T, E> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock();
+            let tx = conn.transaction().map_err(StoreError::from)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(StoreError::from)?;
+            Ok(out)
+        });
+        task.await.map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Run a read-only `f` on the blocking pool.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let task = tokio::task::spawn_blocking(move || f(&conn.lock()));
+        task.await.map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reopening_keeps_data_and_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let conn = store.conn.lock();
+            conn.execute(
+                "INSERT INTO groups (group_id, name, face_model_version, created_ms, updated_ms) VALUES ('g', 'n', '3.0', 1, 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let conn = store.conn.lock();
+        let n: i64 = conn.query_row("SELECT count(*) FROM groups", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1);
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn migrations_are_valid() {
+        let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
+        migrations.validate().unwrap();
+    }
+}

@@ -1,0 +1,144 @@
+//! From an HTTP request to a validated call: which signature scheme, which action and version, and the
+//! action's parameters as JSON checked against the schema (SPEC.md §2).
+//!
+//! - TC3: action and version in `X-TC-*` headers; parameters in a JSON body (POST), a form body, or the
+//!   query string (GET).
+//! - v1 (HmacSHA1/HmacSHA256): everything, common parameters included, in a form body (POST) or the query
+//!   string (GET), flattened as `Name.0.Field=value`.
+
+use axum::http::{HeaderMap, Method, header};
+use serde_json::Value;
+
+use super::auth::{KeyRing, tc3, v1};
+use crate::api::schema::{self, VERSION_2018, VERSION_2020};
+use crate::api::{ApiError, ErrorCode, RequestContext};
+
+/// Parameters of the v1 scheme that are not the action's own.
+const V1_COMMON: &[&str] = &[
+    "Action",
+    "Version",
+    "Region",
+    "Timestamp",
+    "Nonce",
+    "SecretId",
+    "SignatureMethod",
+    "Signature",
+    "Token",
+    "Language",
+    "RequestClient",
+];
+
+/// An HTTP request with its body already read.
+pub struct Incoming<'a> {
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    pub raw_query: &'a str,
+    pub body: &'a [u8],
+}
+
+/// How requests are authenticated: by the key ring, or not at all (an explicit setting).
+pub enum Auth<'a> {
+    Verify(&'a KeyRing),
+    Off,
+}
+
+/// Parse and authenticate; on success the call's context (without request id) and its validated parameters.
+pub fn parse(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, Value), ApiError> {
+    if req.method != Method::GET && req.method != Method::POST {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedProtocol,
+            format!("The HTTP method `{}` is not supported; use GET or POST.", req.method),
+        ));
+    }
+    let is_tc3 = req.headers.contains_key("x-tc-action")
+        || header(req.headers, "authorization").is_some_and(|a| a.trim_start().starts_with(tc3::ALGORITHM));
+    if is_tc3 { parse_tc3(req, auth, now) } else { parse_v1(req, auth, now) }
+}
+
+fn parse_tc3(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, Value), ApiError> {
+    let mut ctx = RequestContext {
+        action: header(req.headers, "x-tc-action").ok_or_else(|| ApiError::missing_parameter("Action"))?.to_owned(),
+        version: header(req.headers, "x-tc-version")
+            .ok_or_else(|| ApiError::missing_parameter("Version"))?
+            .to_owned(),
+        region: header(req.headers, "x-tc-region").map(str::to_owned),
+        language: header(req.headers, "x-tc-language").map(str::to_owned),
+        ..Default::default()
+    };
+    if let Auth::Verify(keys) = auth {
+        let signed = tc3::Tc3Request {
+            method: req.method.as_str(),
+            raw_query: req.raw_query,
+            headers: req.headers,
+            body: req.body,
+        };
+        ctx.secret_id = Some(tc3::verify(keys, &signed, now)?);
+    }
+    let spec = find_action(&ctx)?;
+
+    let content_type = header(req.headers, header::CONTENT_TYPE.as_str()).unwrap_or("").to_ascii_lowercase();
+    let params = if req.method == Method::GET {
+        schema::from_flat(pairs(req.raw_query.as_bytes()).iter().map(|(k, v)| (k.as_str(), v.as_str())), spec.request)?
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        schema::from_flat(pairs(req.body).iter().map(|(k, v)| (k.as_str(), v.as_str())), spec.request)?
+    } else {
+        json_params(req.body, spec.request)?
+    };
+    Ok((ctx, params))
+}
+
+fn parse_v1(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, Value), ApiError> {
+    let params = if req.method == Method::POST { pairs(req.body) } else { pairs(req.raw_query.as_bytes()) };
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let mut ctx = RequestContext {
+        action: get("Action").ok_or_else(|| ApiError::missing_parameter("Action"))?,
+        version: get("Version").ok_or_else(|| ApiError::missing_parameter("Version"))?,
+        region: get("Region"),
+        language: get("Language"),
+        ..Default::default()
+    };
+    if let Auth::Verify(keys) = auth {
+        let host = header(req.headers, header::HOST.as_str()).unwrap_or("");
+        ctx.secret_id = Some(v1::verify(keys, req.method.as_str(), host, &params, now)?);
+    }
+    let spec = find_action(&ctx)?;
+    let business = params.iter().filter(|(k, _)| !V1_COMMON.contains(&k.as_str()));
+    let params = schema::from_flat(business.map(|(k, v)| (k.as_str(), v.as_str())), spec.request)?;
+    Ok((ctx, params))
+}
+
+fn find_action(ctx: &RequestContext) -> Result<&'static schema::ActionSpec, ApiError> {
+    if ctx.version != VERSION_2018 && ctx.version != VERSION_2020 {
+        return Err(ApiError::new(
+            ErrorCode::NoSuchVersion,
+            format!("The requested version `{}` of service `iai` does not exist.", ctx.version),
+        ));
+    }
+    schema::find_action(&ctx.action)
+        .filter(|spec| spec.offered_in(&ctx.version))
+        .ok_or_else(|| ApiError::invalid_action(&ctx.action))
+}
+
+fn json_params(body: &[u8], fields: &[schema::Field]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        let mut empty = Value::Object(Default::default());
+        schema::validate(&mut empty, fields)?;
+        return Ok(empty);
+    }
+    let mut value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(ErrorCode::InvalidParameter, format!("The request body is not valid JSON: {e}."))
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::new(ErrorCode::InvalidParameter, "The request body must be a JSON object."));
+    }
+    schema::validate(&mut value, fields)?;
+    Ok(value)
+}
+
+fn pairs(encoded: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(encoded).into_owned().collect()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
