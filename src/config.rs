@@ -61,7 +61,11 @@ impl Default for Config {
 
 /// Command-line flags; each overrides the setting of the same name.
 #[derive(Debug, clap::Parser, Serialize)]
-#[command(name = "iai-server", version, about = "A self-hosted server for Tencent Cloud's IAI face API")]
+#[command(
+    name = "iai-server",
+    version,
+    about = "A self-hosted server for Tencent Cloud's IAI face API"
+)]
 pub struct Cli {
     /// TOML configuration file.
     #[arg(long, env = "IAI_CONFIG")]

@@ -27,12 +27,20 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     let store = store::Store::open(&config.data_dir)?;
     tracing::info!(database = %store.path().display(), "store ready");
     let service = Arc::new(actions::IaiService::new(store));
-    let app = wire::server::router(service, wire::server::WireConfig { keys, max_body_bytes: config.max_body_bytes });
+    let app = wire::server::router(
+        service,
+        wire::server::WireConfig {
+            keys,
+            max_body_bytes: config.max_body_bytes,
+        },
+    );
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(address = %listener.local_addr()?, "iai-server listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     Ok(())
 }
 

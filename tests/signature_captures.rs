@@ -34,7 +34,13 @@ fn load_captures() -> Vec<Capture> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("the captures folder {} is needed: {e}", dir.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(|c: char| c.is_ascii_digit()))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(|c: char| c.is_ascii_digit())
+        })
         .collect();
     files.sort();
     files
@@ -43,16 +49,27 @@ fn load_captures() -> Vec<Capture> {
             let c: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             let mut headers = HeaderMap::new();
             for h in c["headers"].as_array().unwrap() {
-                let name = HeaderName::from_bytes(h[0].as_str().unwrap().to_ascii_lowercase().as_bytes()).unwrap();
+                let name =
+                    HeaderName::from_bytes(h[0].as_str().unwrap().to_ascii_lowercase().as_bytes())
+                        .unwrap();
                 headers.append(name, HeaderValue::from_str(h[1].as_str().unwrap()).unwrap());
             }
             let body = c["body_text"].as_str().unwrap().as_bytes().to_vec();
-            assert_eq!(body.len() as u64, c["body_len"].as_u64().unwrap(), "{}", path.display());
+            assert_eq!(
+                body.len() as u64,
+                c["body_len"].as_u64().unwrap(),
+                "{}",
+                path.display()
+            );
             let tc3 = headers.contains_key("authorization");
             let timestamp = if tc3 {
                 headers["x-tc-timestamp"].to_str().unwrap().parse().unwrap()
             } else {
-                c["decoded_params"]["Timestamp"].as_str().unwrap().parse().unwrap()
+                c["decoded_params"]["Timestamp"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
             };
             Capture {
                 name: path.file_name().unwrap().to_string_lossy().into_owned(),
@@ -69,28 +86,48 @@ fn load_captures() -> Vec<Capture> {
 
 fn ring(secret_key: &str) -> KeyRing {
     KeyRing::new(
-        [ApiKey { secret_id: SECRET_ID.into(), secret_key: secret_key.into(), token: None }],
+        [ApiKey {
+            secret_id: SECRET_ID.into(),
+            secret_key: secret_key.into(),
+            token: None,
+        }],
         300,
     )
 }
 
 fn incoming<'a>(c: &'a Capture, body: &'a [u8]) -> Incoming<'a> {
-    Incoming { method: &c.method, headers: &c.headers, raw_query: &c.raw_query, body }
+    Incoming {
+        method: &c.method,
+        headers: &c.headers,
+        raw_query: &c.raw_query,
+        body,
+    }
 }
 
 #[test]
 fn every_captured_request_verifies_and_parses() {
     let captures = load_captures();
-    assert!(captures.len() >= 51, "expected the 51 captures, found {}", captures.len());
+    assert!(
+        captures.len() >= 51,
+        "expected the 51 captures, found {}",
+        captures.len()
+    );
     let keys = ring(SECRET_KEY);
     for c in &captures {
-        let (ctx, params) = parse(&incoming(c, &c.body), &Auth::Verify(&keys), c.timestamp + 10)
-            .unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        let (ctx, params) = parse(
+            &incoming(c, &c.body),
+            &Auth::Verify(&keys),
+            c.timestamp + 10,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", c.name));
         assert_eq!(ctx.secret_id.as_deref(), Some(SECRET_ID), "{}", c.name);
         assert!(params.is_object(), "{}", c.name);
     }
     let (tc3, v1): (Vec<_>, Vec<_>) = captures.iter().partition(|c| c.tc3);
-    assert!(tc3.len() >= 30 && v1.len() >= 10, "both schemes must be covered");
+    assert!(
+        tc3.len() >= 30 && v1.len() >= 10,
+        "both schemes must be covered"
+    );
 }
 
 #[test]
@@ -98,19 +135,33 @@ fn a_wrong_secret_key_fails_every_capture() {
     let keys = ring("NotTheSecretKey");
     for c in load_captures() {
         let err = parse(&incoming(&c, &c.body), &Auth::Verify(&keys), c.timestamp).unwrap_err();
-        assert_eq!(err.code, ErrorCode::AuthFailureSignatureFailure, "{}", c.name);
+        assert_eq!(
+            err.code,
+            ErrorCode::AuthFailureSignatureFailure,
+            "{}",
+            c.name
+        );
     }
 }
 
 #[test]
 fn an_unknown_secret_id_is_reported_as_such() {
     let keys = KeyRing::new(
-        [ApiKey { secret_id: "AKIDSOMEONEELSE".into(), secret_key: SECRET_KEY.into(), token: None }],
+        [ApiKey {
+            secret_id: "AKIDSOMEONEELSE".into(),
+            secret_key: SECRET_KEY.into(),
+            token: None,
+        }],
         300,
     );
     for c in load_captures() {
         let err = parse(&incoming(&c, &c.body), &Auth::Verify(&keys), c.timestamp).unwrap_err();
-        assert_eq!(err.code, ErrorCode::AuthFailureSecretIdNotFound, "{}", c.name);
+        assert_eq!(
+            err.code,
+            ErrorCode::AuthFailureSecretIdNotFound,
+            "{}",
+            c.name
+        );
     }
 }
 
@@ -118,9 +169,28 @@ fn an_unknown_secret_id_is_reported_as_such() {
 fn clock_skew_over_300_seconds_expires_the_signature() {
     let keys = ring(SECRET_KEY);
     for c in load_captures() {
-        assert!(parse(&incoming(&c, &c.body), &Auth::Verify(&keys), c.timestamp - 300).is_ok(), "{}", c.name);
-        let err = parse(&incoming(&c, &c.body), &Auth::Verify(&keys), c.timestamp + 301).unwrap_err();
-        assert_eq!(err.code, ErrorCode::AuthFailureSignatureExpire, "{}", c.name);
+        assert!(
+            parse(
+                &incoming(&c, &c.body),
+                &Auth::Verify(&keys),
+                c.timestamp - 300
+            )
+            .is_ok(),
+            "{}",
+            c.name
+        );
+        let err = parse(
+            &incoming(&c, &c.body),
+            &Auth::Verify(&keys),
+            c.timestamp + 301,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.code,
+            ErrorCode::AuthFailureSignatureExpire,
+            "{}",
+            c.name
+        );
     }
 }
 
@@ -128,7 +198,11 @@ fn clock_skew_over_300_seconds_expires_the_signature() {
 fn a_tampered_body_or_query_fails_the_signature() {
     let keys = ring(SECRET_KEY);
     for c in load_captures() {
-        let mut tampered = Capture { raw_query: c.raw_query.clone(), headers: c.headers.clone(), ..c };
+        let mut tampered = Capture {
+            raw_query: c.raw_query.clone(),
+            headers: c.headers.clone(),
+            ..c
+        };
         if tampered.method == Method::GET {
             tampered.raw_query = tampered.raw_query.replacen("p1", "p2", 1);
             if tampered.raw_query == c.raw_query {
@@ -137,10 +211,24 @@ fn a_tampered_body_or_query_fails_the_signature() {
         } else {
             let text = String::from_utf8(tampered.body.clone()).unwrap();
             let changed = text.replacen("g1", "g2", 1).replacen("p1", "p2", 1);
-            tampered.body = if changed == text { format!("{text} ").into_bytes() } else { changed.into_bytes() };
+            tampered.body = if changed == text {
+                format!("{text} ").into_bytes()
+            } else {
+                changed.into_bytes()
+            };
         }
-        let err = parse(&incoming(&tampered, &tampered.body), &Auth::Verify(&keys), tampered.timestamp).unwrap_err();
-        assert_eq!(err.code, ErrorCode::AuthFailureSignatureFailure, "{}", tampered.name);
+        let err = parse(
+            &incoming(&tampered, &tampered.body),
+            &Auth::Verify(&keys),
+            tampered.timestamp,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.code,
+            ErrorCode::AuthFailureSignatureFailure,
+            "{}",
+            tampered.name
+        );
     }
 }
 
@@ -148,7 +236,8 @@ fn a_tampered_body_or_query_fails_the_signature() {
 fn captured_parameters_are_coerced_to_their_types() {
     let keys = ring(SECRET_KEY);
     for c in load_captures() {
-        let (ctx, params) = parse(&incoming(&c, &c.body), &Auth::Verify(&keys), c.timestamp).unwrap();
+        let (ctx, params) =
+            parse(&incoming(&c, &c.body), &Auth::Verify(&keys), c.timestamp).unwrap();
         if ctx.action == "CreateFace" {
             assert!(params["Urls"].is_array(), "{}: {params}", c.name);
             if let Some(t) = params.get("FaceMatchThreshold") {
@@ -159,7 +248,11 @@ fn captured_parameters_are_coerced_to_their_types() {
             if let Some(gender) = params.get("Gender") {
                 assert_eq!(gender, 1, "{}: {params}", c.name);
             }
-            assert!(params["PersonName"].as_str().unwrap().starts_with('张'), "{}", c.name);
+            assert!(
+                params["PersonName"].as_str().unwrap().starts_with('张'),
+                "{}",
+                c.name
+            );
             let infos = params["PersonExDescriptionInfos"].as_array().unwrap();
             assert_eq!(infos[0]["PersonExDescriptionIndex"], 0, "{}", c.name);
         }

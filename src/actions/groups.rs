@@ -8,13 +8,19 @@ use crate::api::{ApiError, ErrorCode};
 use crate::store::groups::{self as rows, GroupChange, GroupRow, NewGroup};
 use crate::store::{Store, now_ms};
 
-pub async fn create(store: &Store, req: CreateGroupRequest) -> Result<CreateGroupResponse, ApiError> {
+pub async fn create(
+    store: &Store,
+    req: CreateGroupRequest,
+) -> Result<CreateGroupResponse, ApiError> {
     rules::check_group_id(&req.group_id)?;
     rules::check_group_name(&req.group_name)?;
     let tag = req.tag.unwrap_or_default();
     rules::check_tag(&tag)?;
     let ex_descriptions = req.group_ex_descriptions.unwrap_or_default();
-    check_ex_descriptions(&ex_descriptions, ErrorCode::InvalidParameterValueGroupExDescriptionsNameIdentical)?;
+    check_ex_descriptions(
+        &ex_descriptions,
+        ErrorCode::InvalidParameterValueGroupExDescriptionsNameIdentical,
+    )?;
     let version = rules::face_model_version(req.face_model_version.as_deref())?;
     let group = NewGroup {
         group_id: req.group_id,
@@ -26,21 +32,33 @@ pub async fn create(store: &Store, req: CreateGroupRequest) -> Result<CreateGrou
     let row = store
         .write(move |tx| {
             if rows::count(tx)? >= rules::MAX_GROUPS {
-                return Err(ApiError::code(ErrorCode::InvalidParameterValueGroupNumExceed));
+                return Err(ApiError::code(
+                    ErrorCode::InvalidParameterValueGroupNumExceed,
+                ));
             }
             Ok(rows::insert(tx, &group, now_ms())?)
         })
         .await?;
-    Ok(CreateGroupResponse { face_model_version: row.face_model_version })
+    Ok(CreateGroupResponse {
+        face_model_version: row.face_model_version,
+    })
 }
 
-pub async fn delete(store: &Store, req: DeleteGroupRequest) -> Result<DeleteGroupResponse, ApiError> {
+pub async fn delete(
+    store: &Store,
+    req: DeleteGroupRequest,
+) -> Result<DeleteGroupResponse, ApiError> {
     rules::check_group_id(&req.group_id)?;
-    store.write(move |tx| Ok::<_, ApiError>(rows::delete(tx, &req.group_id)?)).await?;
+    store
+        .write(move |tx| Ok::<_, ApiError>(rows::delete(tx, &req.group_id)?))
+        .await?;
     Ok(DeleteGroupResponse {})
 }
 
-pub async fn list(store: &Store, req: GetGroupListRequest) -> Result<GetGroupListResponse, ApiError> {
+pub async fn list(
+    store: &Store,
+    req: GetGroupListRequest,
+) -> Result<GetGroupListResponse, ApiError> {
     store
         .read(move |conn| {
             let total = rows::count(conn)?;
@@ -54,9 +72,14 @@ pub async fn list(store: &Store, req: GetGroupListRequest) -> Result<GetGroupLis
         .await
 }
 
-pub async fn info(store: &Store, req: GetGroupInfoRequest) -> Result<GetGroupInfoResponse, ApiError> {
+pub async fn info(
+    store: &Store,
+    req: GetGroupInfoRequest,
+) -> Result<GetGroupInfoResponse, ApiError> {
     rules::check_group_id(&req.group_id)?;
-    let g = store.read(move |conn| Ok::<_, ApiError>(rows::get(conn, &req.group_id)?)).await?;
+    let g = store
+        .read(move |conn| Ok::<_, ApiError>(rows::get(conn, &req.group_id)?))
+        .await?;
     Ok(GetGroupInfoResponse {
         group_name: g.name,
         group_id: g.group_id,
@@ -67,7 +90,10 @@ pub async fn info(store: &Store, req: GetGroupInfoRequest) -> Result<GetGroupInf
     })
 }
 
-pub async fn modify(store: &Store, req: ModifyGroupRequest) -> Result<ModifyGroupResponse, ApiError> {
+pub async fn modify(
+    store: &Store,
+    req: ModifyGroupRequest,
+) -> Result<ModifyGroupResponse, ApiError> {
     rules::check_group_id(&req.group_id)?;
     if let Some(name) = &req.group_name {
         rules::check_group_name(name)?;
@@ -82,8 +108,16 @@ pub async fn modify(store: &Store, req: ModifyGroupRequest) -> Result<ModifyGrou
     store
         .write(move |tx| {
             let current = rows::get(tx, &req.group_id)?;
-            let ex_descriptions = if renames.is_empty() { None } else { Some(apply_renames(&current, &renames)?) };
-            let change = GroupChange { name: req.group_name, tag: req.tag, ex_descriptions };
+            let ex_descriptions = if renames.is_empty() {
+                None
+            } else {
+                Some(apply_renames(&current, &renames)?)
+            };
+            let change = GroupChange {
+                name: req.group_name,
+                tag: req.tag,
+                ex_descriptions,
+            };
             rows::update(tx, &req.group_id, change, now_ms())?;
             Ok::<_, ApiError>(())
         })
@@ -91,21 +125,34 @@ pub async fn modify(store: &Store, req: ModifyGroupRequest) -> Result<ModifyGrou
     Ok(ModifyGroupResponse {})
 }
 
-pub async fn person_list_num(store: &Store, req: GetPersonListNumRequest) -> Result<GetPersonListNumResponse, ApiError> {
+pub async fn person_list_num(
+    store: &Store,
+    req: GetPersonListNumRequest,
+) -> Result<GetPersonListNumResponse, ApiError> {
     rules::check_group_id(&req.group_id)?;
-    let (persons, faces) = store.read(move |conn| Ok::<_, ApiError>(rows::counts(conn, &req.group_id)?)).await?;
-    Ok(GetPersonListNumResponse { person_num: persons, face_num: faces })
+    let (persons, faces) = store
+        .read(move |conn| Ok::<_, ApiError>(rows::counts(conn, &req.group_id)?))
+        .await?;
+    Ok(GetPersonListNumResponse {
+        person_num: persons,
+        face_num: faces,
+    })
 }
 
 /// Rename custom fields by index; an index one past the end adds a field (up to five in all).
-fn apply_renames(group: &GroupRow, renames: &[GroupExDescriptionInfo]) -> Result<Vec<String>, ApiError> {
+fn apply_renames(
+    group: &GroupRow,
+    renames: &[GroupExDescriptionInfo],
+) -> Result<Vec<String>, ApiError> {
     let mut names = group.ex_descriptions.clone();
     for rename in renames {
         let index = rename.group_ex_description_index as usize;
         if index >= rules::MAX_GROUP_EX_DESCRIPTIONS {
             return Err(ApiError::new(
                 ErrorCode::InvalidParameterValueGroupExDescriptionsExceed,
-                format!("GroupExDescriptionIndex {index} is out of range: a group has at most 5 custom fields."),
+                format!(
+                    "GroupExDescriptionIndex {index} is out of range: a group has at most 5 custom fields."
+                ),
             ));
         }
         match index.cmp(&names.len()) {
@@ -114,7 +161,10 @@ fn apply_renames(group: &GroupRow, renames: &[GroupExDescriptionInfo]) -> Result
             std::cmp::Ordering::Greater => {
                 return Err(ApiError::new(
                     ErrorCode::InvalidParameterValue,
-                    format!("GroupExDescriptionIndex {index} is past the group's {} custom fields.", names.len()),
+                    format!(
+                        "GroupExDescriptionIndex {index} is past the group's {} custom fields.",
+                        names.len()
+                    ),
                 ));
             }
         }
@@ -126,13 +176,18 @@ fn apply_renames(group: &GroupRow, renames: &[GroupExDescriptionInfo]) -> Result
 /// At most five custom field names, each valid, none repeated (`duplicate` names the error for repeats).
 fn check_ex_descriptions(names: &[String], duplicate: ErrorCode) -> Result<(), ApiError> {
     if names.len() > rules::MAX_GROUP_EX_DESCRIPTIONS {
-        return Err(ApiError::code(ErrorCode::InvalidParameterValueGroupExDescriptionsExceed));
+        return Err(ApiError::code(
+            ErrorCode::InvalidParameterValueGroupExDescriptionsExceed,
+        ));
     }
     let mut seen = HashSet::new();
     for name in names {
         rules::check_ex_description_name(name)?;
         if !seen.insert(name.as_str()) {
-            return Err(ApiError::new(duplicate, format!("The custom field name `{name}` is used twice.")));
+            return Err(ApiError::new(
+                duplicate,
+                format!("The custom field name `{name}` is used twice."),
+            ));
         }
     }
     Ok(())

@@ -20,11 +20,19 @@ impl IaiService {
 }
 
 impl Iai for IaiService {
-    async fn create_group(&self, _: &RequestContext, req: CreateGroupRequest) -> Result<CreateGroupResponse, ApiError> {
+    async fn create_group(
+        &self,
+        _: &RequestContext,
+        req: CreateGroupRequest,
+    ) -> Result<CreateGroupResponse, ApiError> {
         groups::create(&self.store, req).await
     }
 
-    async fn delete_group(&self, _: &RequestContext, req: DeleteGroupRequest) -> Result<DeleteGroupResponse, ApiError> {
+    async fn delete_group(
+        &self,
+        _: &RequestContext,
+        req: DeleteGroupRequest,
+    ) -> Result<DeleteGroupResponse, ApiError> {
         groups::delete(&self.store, req).await
     }
 
@@ -44,7 +52,11 @@ impl Iai for IaiService {
         groups::info(&self.store, req).await
     }
 
-    async fn modify_group(&self, _: &RequestContext, req: ModifyGroupRequest) -> Result<ModifyGroupResponse, ApiError> {
+    async fn modify_group(
+        &self,
+        _: &RequestContext,
+        req: ModifyGroupRequest,
+    ) -> Result<ModifyGroupResponse, ApiError> {
         groups::modify(&self.store, req).await
     }
 
@@ -60,10 +72,18 @@ impl Iai for IaiService {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::GroupNotFound => ApiError::code(ErrorCode::InvalidParameterValueGroupIdNotExist),
-            StoreError::GroupIdTaken => ApiError::code(ErrorCode::InvalidParameterValueGroupIdAlreadyExist),
-            StoreError::GroupNameTaken => ApiError::code(ErrorCode::InvalidParameterValueGroupNameAlreadyExist),
-            StoreError::GroupLimit => ApiError::code(ErrorCode::InvalidParameterValueGroupNumExceed),
+            StoreError::GroupNotFound => {
+                ApiError::code(ErrorCode::InvalidParameterValueGroupIdNotExist)
+            }
+            StoreError::GroupIdTaken => {
+                ApiError::code(ErrorCode::InvalidParameterValueGroupIdAlreadyExist)
+            }
+            StoreError::GroupNameTaken => {
+                ApiError::code(ErrorCode::InvalidParameterValueGroupNameAlreadyExist)
+            }
+            StoreError::GroupLimit => {
+                ApiError::code(ErrorCode::InvalidParameterValueGroupNumExceed)
+            }
             StoreError::Db(e) => {
                 tracing::error!(error = %e, "database error");
                 ApiError::internal("Internal database error.")

@@ -11,7 +11,11 @@ pub fn check_id(id: &str, too_long: ErrorCode, illegal: ErrorCode) -> Result<(),
     if id.len() > 64 {
         return Err(ApiError::code(too_long));
     }
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-%@#&_".contains(&b)) {
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-%@#&_".contains(&b))
+    {
         return Err(ApiError::code(illegal));
     }
     Ok(())
@@ -26,7 +30,13 @@ pub fn check_group_id(id: &str) -> Result<(), ApiError> {
 }
 
 /// Free text of `min..=max` characters without control characters.
-pub fn check_text(text: &str, min: usize, max: usize, too_long: ErrorCode, illegal: ErrorCode) -> Result<(), ApiError> {
+pub fn check_text(
+    text: &str,
+    min: usize,
+    max: usize,
+    too_long: ErrorCode,
+    illegal: ErrorCode,
+) -> Result<(), ApiError> {
     let chars = text.chars().count();
     if chars > max {
         return Err(ApiError::code(too_long));
@@ -60,10 +70,18 @@ pub fn check_tag(tag: &str) -> Result<(), ApiError> {
 /// A custom field name: 1-30 characters, letters (CJK included), digits, `-` and `_`.
 pub fn check_ex_description_name(name: &str) -> Result<(), ApiError> {
     if name.chars().count() > 30 {
-        return Err(ApiError::code(ErrorCode::InvalidParameterValueGroupExDescriptionsNameTooLong));
+        return Err(ApiError::code(
+            ErrorCode::InvalidParameterValueGroupExDescriptionsNameTooLong,
+        ));
     }
-    if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_') {
-        return Err(ApiError::code(ErrorCode::InvalidParameterValueGroupExDescriptionsNameIllegal));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ApiError::code(
+            ErrorCode::InvalidParameterValueGroupExDescriptionsNameIllegal,
+        ));
     }
     Ok(())
 }
@@ -87,7 +105,12 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn new(offset: Option<u64>, limit: Option<u64>, max_limit: u64, total: u64) -> Result<Self, ApiError> {
+    pub fn new(
+        offset: Option<u64>,
+        limit: Option<u64>,
+        max_limit: u64,
+        total: u64,
+    ) -> Result<Self, ApiError> {
         let limit = limit.unwrap_or(10);
         if limit == 0 || limit > max_limit {
             return Err(ApiError::new(
@@ -113,11 +136,23 @@ mod tests {
     #[test]
     fn group_ids() {
         assert!(check_group_id("Tencent-SZ_01%@#&").is_ok());
-        assert_eq!(check_group_id("").unwrap_err().code, ErrorCode::InvalidParameterValueGroupIdIllegal);
-        assert_eq!(check_group_id("a b").unwrap_err().code, ErrorCode::InvalidParameterValueGroupIdIllegal);
-        assert_eq!(check_group_id("组").unwrap_err().code, ErrorCode::InvalidParameterValueGroupIdIllegal);
+        assert_eq!(
+            check_group_id("").unwrap_err().code,
+            ErrorCode::InvalidParameterValueGroupIdIllegal
+        );
+        assert_eq!(
+            check_group_id("a b").unwrap_err().code,
+            ErrorCode::InvalidParameterValueGroupIdIllegal
+        );
+        assert_eq!(
+            check_group_id("组").unwrap_err().code,
+            ErrorCode::InvalidParameterValueGroupIdIllegal
+        );
         assert!(check_group_id(&"a".repeat(64)).is_ok());
-        assert_eq!(check_group_id(&"a".repeat(65)).unwrap_err().code, ErrorCode::InvalidParameterValueGroupIdTooLong);
+        assert_eq!(
+            check_group_id(&"a".repeat(65)).unwrap_err().code,
+            ErrorCode::InvalidParameterValueGroupIdTooLong
+        );
     }
 
     #[test]
@@ -127,7 +162,10 @@ mod tests {
             check_group_name(&"员".repeat(61)).unwrap_err().code,
             ErrorCode::InvalidParameterValueGroupNameTooLong
         );
-        assert_eq!(check_group_name("").unwrap_err().code, ErrorCode::InvalidParameterValueGroupNameIllegal);
+        assert_eq!(
+            check_group_name("").unwrap_err().code,
+            ErrorCode::InvalidParameterValueGroupNameIllegal
+        );
         assert!(check_ex_description_name("部门_名-1").is_ok());
         assert!(check_ex_description_name("a b").is_err());
     }
@@ -136,9 +174,18 @@ mod tests {
     fn paging() {
         assert_eq!(Page::new(None, None, 1000, 0).unwrap().limit, 10);
         assert!(Page::new(Some(0), Some(1000), 1000, 0).is_ok());
-        assert_eq!(Page::new(None, Some(1001), 1000, 5).err().unwrap().code, ErrorCode::InvalidParameterValueLimitExceed);
-        assert_eq!(Page::new(None, Some(0), 1000, 5).err().unwrap().code, ErrorCode::InvalidParameterValueLimitExceed);
-        assert_eq!(Page::new(Some(5), None, 1000, 5).err().unwrap().code, ErrorCode::InvalidParameterValueOffsetExceed);
+        assert_eq!(
+            Page::new(None, Some(1001), 1000, 5).err().unwrap().code,
+            ErrorCode::InvalidParameterValueLimitExceed
+        );
+        assert_eq!(
+            Page::new(None, Some(0), 1000, 5).err().unwrap().code,
+            ErrorCode::InvalidParameterValueLimitExceed
+        );
+        assert_eq!(
+            Page::new(Some(5), None, 1000, 5).err().unwrap().code,
+            ErrorCode::InvalidParameterValueOffsetExceed
+        );
         assert!(Page::new(Some(4), None, 1000, 5).is_ok());
     }
 }

@@ -10,7 +10,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     /// An error whose message is the meaning the specification gives for the code.
@@ -50,4 +53,3 @@ impl ApiError {
         )
     }
 }
-

@@ -38,10 +38,12 @@ pub struct RequestContext {
 /// Turn validated parameters into a request type. Validation has already checked every type, so a failure
 /// here is a mismatch between the generated schema and types: report it as a parameter error, not a panic.
 pub fn decode<T: serde::de::DeserializeOwned>(params: serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(params).map_err(|e| ApiError::new(ErrorCode::InvalidParameter, e.to_string()))
+    serde_json::from_value(params)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, e.to_string()))
 }
 
 /// Serialize a response type into the JSON object that goes inside `Response`.
 pub fn encode<T: serde::Serialize>(response: T) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(response).map_err(|e| ApiError::internal(format!("cannot encode response: {e}")))
+    serde_json::to_value(response)
+        .map_err(|e| ApiError::internal(format!("cannot encode response: {e}")))
 }

@@ -55,7 +55,9 @@ pub const VERSION_2020: &str = "2020-03-03";
 impl ActionSpec {
     pub fn offered_in(&self, version: &str) -> bool {
         match self.availability {
-            Availability::Current | Availability::Legacy => version == VERSION_2018 || version == VERSION_2020,
+            Availability::Current | Availability::Legacy => {
+                version == VERSION_2018 || version == VERSION_2020
+            }
             Availability::V20200303Only => version == VERSION_2020,
         }
     }
@@ -63,7 +65,10 @@ impl ActionSpec {
 
 /// The action of that exact name (names are case-sensitive on the wire).
 pub fn find_action(name: &str) -> Option<&'static ActionSpec> {
-    ACTIONS.binary_search_by(|a| a.name.cmp(name)).ok().map(|i| &ACTIONS[i])
+    ACTIONS
+        .binary_search_by(|a| a.name.cmp(name))
+        .ok()
+        .map(|i| &ACTIONS[i])
 }
 
 /// Check a JSON request object against `fields`, in place: nulls count as absent, integral floats such as
@@ -74,7 +79,11 @@ pub fn validate(params: &mut Value, fields: &[Field]) -> Result<(), ApiError> {
 
 fn validate_object(value: &mut Value, fields: &[Field], path: &str) -> Result<(), ApiError> {
     let Value::Object(map) = value else {
-        return Err(ApiError::invalid_type(if path.is_empty() { "Request" } else { path }));
+        return Err(ApiError::invalid_type(if path.is_empty() {
+            "Request"
+        } else {
+            path
+        }));
     };
     map.retain(|_, v| !v.is_null());
     for field in fields {
@@ -111,7 +120,11 @@ fn validate_value(value: &mut Value, kind: &Kind, name: &str) -> Result<(), ApiE
         },
         Kind::Struct(fields) => return validate_object(value, fields, name),
     };
-    if ok { Ok(()) } else { Err(ApiError::invalid_type(name)) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_type(name))
+    }
 }
 
 /// A JSON number as an integer of the wanted signedness; `60.0` is accepted as `60`.
@@ -139,7 +152,10 @@ fn as_integer(value: &Value, signed: bool) -> Option<Number> {
 
 /// Rebuild the JSON request object from flattened form/query pairs (`Urls.0=a`, `Infos.0.Index=1`),
 /// converting each text value to its field's type. Names that are not fields of the action are ignored.
-pub fn from_flat<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>, fields: &[Field]) -> Result<Value, ApiError> {
+pub fn from_flat<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    fields: &[Field],
+) -> Result<Value, ApiError> {
     let mut root = BTreeMap::new();
     for (key, value) in pairs {
         let segments: Vec<&str> = key.split('.').collect();
@@ -156,23 +172,39 @@ enum Node {
     Branch(BTreeMap<String, Node>),
 }
 
-fn insert(children: &mut BTreeMap<String, Node>, segments: &[&str], value: &str, key: &str) -> Result<(), ApiError> {
-    let (first, rest) = segments.split_first().expect("split yields at least one segment");
+fn insert(
+    children: &mut BTreeMap<String, Node>,
+    segments: &[&str],
+    value: &str,
+    key: &str,
+) -> Result<(), ApiError> {
+    let (first, rest) = segments
+        .split_first()
+        .expect("split yields at least one segment");
     if rest.is_empty() {
         children.insert((*first).to_owned(), Node::Leaf(value.to_owned()));
         return Ok(());
     }
-    match children.entry((*first).to_owned()).or_insert_with(|| Node::Branch(BTreeMap::new())) {
+    match children
+        .entry((*first).to_owned())
+        .or_insert_with(|| Node::Branch(BTreeMap::new()))
+    {
         Node::Branch(grandchildren) => insert(grandchildren, rest, value, key),
         Node::Leaf(_) => Err(ApiError::invalid_type(key)),
     }
 }
 
 /// A branch read as a structure with `fields`; children that are not fields are dropped.
-fn object_value(children: BTreeMap<String, Node>, fields: &[Field], name: &str) -> Result<Value, ApiError> {
+fn object_value(
+    children: BTreeMap<String, Node>,
+    fields: &[Field],
+    name: &str,
+) -> Result<Value, ApiError> {
     let mut map = Map::new();
     for (child, node) in children {
-        let Some(field) = fields.iter().find(|f| f.name == child) else { continue };
+        let Some(field) = fields.iter().find(|f| f.name == child) else {
+            continue;
+        };
         let value = node_value(node, &field.kind, &join(name, &child))?;
         map.insert(child, value);
     }
@@ -186,7 +218,9 @@ fn node_value(node: Node, kind: &Kind, name: &str) -> Result<Value, ApiError> {
         (Node::Branch(children), Kind::Array(item)) => {
             let mut indexed = Vec::with_capacity(children.len());
             for (index, node) in children {
-                let i: usize = index.parse().map_err(|_| ApiError::invalid_type(&join(name, &index)))?;
+                let i: usize = index
+                    .parse()
+                    .map_err(|_| ApiError::invalid_type(&join(name, &index)))?;
                 indexed.push((i, node));
             }
             // The map orders "10" before "2"; the wire order is numeric.
@@ -207,7 +241,13 @@ fn coerce_text(text: String, kind: &Kind, name: &str) -> Result<Value, ApiError>
         Kind::String => Value::String(text),
         Kind::Int => integer_text(&text, true).ok_or_else(bad)?,
         Kind::UInt => integer_text(&text, false).ok_or_else(bad)?,
-        Kind::Float => text.trim().parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number).ok_or_else(bad)?,
+        Kind::Float => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .map(Value::Number)
+            .ok_or_else(bad)?,
         Kind::Boolean => match text.trim().to_ascii_lowercase().as_str() {
             "true" | "1" => Value::Bool(true),
             "false" | "0" => Value::Bool(false),
@@ -220,13 +260,26 @@ fn coerce_text(text: String, kind: &Kind, name: &str) -> Result<Value, ApiError>
 /// `"7"`, or `"7.0"` as some clients write integral values.
 fn integer_text(text: &str, signed: bool) -> Option<Value> {
     let text = text.trim();
-    let exact =
-        if signed { text.parse::<i64>().ok().map(Number::from) } else { text.parse::<u64>().ok().map(Number::from) };
-    exact.or_else(|| text.parse::<f64>().ok().and_then(|f| as_integer(&Value::from(f), signed))).map(Value::Number)
+    let exact = if signed {
+        text.parse::<i64>().ok().map(Number::from)
+    } else {
+        text.parse::<u64>().ok().map(Number::from)
+    };
+    exact
+        .or_else(|| {
+            text.parse::<f64>()
+                .ok()
+                .and_then(|f| as_integer(&Value::from(f), signed))
+        })
+        .map(Value::Number)
 }
 
 fn join(path: &str, name: &str) -> String {
-    if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") }
+    if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
 }
 
 #[cfg(test)]
@@ -241,12 +294,27 @@ mod tests {
 
     #[test]
     fn every_action_is_found_by_exact_name() {
-        assert!(ACTIONS.windows(2).all(|w| w[0].name < w[1].name), "ACTIONS must stay sorted");
+        assert!(
+            ACTIONS.windows(2).all(|w| w[0].name < w[1].name),
+            "ACTIONS must stay sorted"
+        );
         assert!(find_action("CreateGroup").is_some());
         assert!(find_action("creategroup").is_none());
-        assert!(!find_action("CompareMaskFace").unwrap().offered_in(VERSION_2018));
-        assert!(find_action("CompareMaskFace").unwrap().offered_in(VERSION_2020));
-        assert!(find_action("DetectLiveFace").unwrap().offered_in(VERSION_2018));
+        assert!(
+            !find_action("CompareMaskFace")
+                .unwrap()
+                .offered_in(VERSION_2018)
+        );
+        assert!(
+            find_action("CompareMaskFace")
+                .unwrap()
+                .offered_in(VERSION_2020)
+        );
+        assert!(
+            find_action("DetectLiveFace")
+                .unwrap()
+                .offered_in(VERSION_2018)
+        );
     }
 
     #[test]
@@ -271,8 +339,11 @@ mod tests {
                        {"PersonExDescriptionIndex": 0, "PersonExDescription": "v0"},
                        {"PersonExDescriptionIndex": 1, "PersonExDescription": "v1"}]})
         );
-        let urls: Vec<(String, String)> = (0..12).map(|i| (format!("Urls.{i}"), format!("u{i}"))).collect();
-        let mut pairs: Vec<(&str, &str)> = urls.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let urls: Vec<(String, String)> = (0..12)
+            .map(|i| (format!("Urls.{i}"), format!("u{i}")))
+            .collect();
+        let mut pairs: Vec<(&str, &str)> =
+            urls.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         pairs.push(("PersonId", "p"));
         pairs.push(("FaceMatchThreshold", "60.0"));
         let value = from_flat(pairs, fields("CreateFace")).unwrap();
@@ -282,20 +353,37 @@ mod tests {
 
     #[test]
     fn wrong_types_and_missing_fields_are_named() {
-        let err = from_flat([("Gender", "male"), ("GroupId", "g")], fields("CreatePerson")).unwrap_err();
-        assert_eq!(err.message, "The value type of parameter `Gender` is not valid.");
+        let err = from_flat(
+            [("Gender", "male"), ("GroupId", "g")],
+            fields("CreatePerson"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.message,
+            "The value type of parameter `Gender` is not valid."
+        );
         let mut body = json!({"GroupName": "n"});
         let err = validate(&mut body, fields("CreateGroup")).unwrap_err();
         assert_eq!(err.code, crate::api::ErrorCode::MissingParameter);
         assert!(err.message.contains("`GroupId`"));
         let mut body = json!({"GroupId": 5, "GroupName": "n"});
-        assert!(validate(&mut body, fields("CreateGroup")).unwrap_err().message.contains("`GroupId`"));
+        assert!(
+            validate(&mut body, fields("CreateGroup"))
+                .unwrap_err()
+                .message
+                .contains("`GroupId`")
+        );
         let mut body = json!({"Offset": -1});
         assert!(validate(&mut body, fields("GetGroupList")).is_err());
         let mut body = json!({"Offset": 2.0, "Limit": null});
         validate(&mut body, fields("GetGroupList")).unwrap();
         assert_eq!(body, json!({"Offset": 2}));
         let mut body = json!({"GroupExDescriptions": ["a", 1], "GroupId": "g", "GroupName": "n"});
-        assert!(validate(&mut body, fields("CreateGroup")).unwrap_err().message.contains("GroupExDescriptions.1"));
+        assert!(
+            validate(&mut body, fields("CreateGroup"))
+                .unwrap_err()
+                .message
+                .contains("GroupExDescriptions.1")
+        );
     }
 }

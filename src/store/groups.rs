@@ -32,7 +32,8 @@ pub struct GroupChange {
     pub ex_descriptions: Option<Vec<String>>,
 }
 
-const COLUMNS: &str = "group_id, name, tag, ex_descriptions, face_model_version, created_ms, updated_ms";
+const COLUMNS: &str =
+    "group_id, name, tag, ex_descriptions, face_model_version, created_ms, updated_ms";
 
 fn from_row(row: &Row) -> rusqlite::Result<GroupRow> {
     let ex: String = row.get(3)?;
@@ -53,7 +54,11 @@ pub fn count(conn: &Connection) -> Result<u64, StoreError> {
 
 fn name_taken(conn: &Connection, name: &str, except_group: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .query_row("SELECT 1 FROM groups WHERE name = ?1 AND group_id <> ?2", params![name, except_group], |_| Ok(()))
+        .query_row(
+            "SELECT 1 FROM groups WHERE name = ?1 AND group_id <> ?2",
+            params![name, except_group],
+            |_| Ok(()),
+        )
         .optional()?
         .is_some())
 }
@@ -76,7 +81,11 @@ pub fn insert(conn: &Connection, group: &NewGroup, now_ms: i64) -> Result<GroupR
 
 pub fn find(conn: &Connection, group_id: &str) -> Result<Option<GroupRow>, StoreError> {
     Ok(conn
-        .query_row(&format!("SELECT {COLUMNS} FROM groups WHERE group_id = ?1"), [group_id], from_row)
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM groups WHERE group_id = ?1"),
+            [group_id],
+            from_row,
+        )
         .optional()?)
 }
 
@@ -86,12 +95,19 @@ pub fn get(conn: &Connection, group_id: &str) -> Result<GroupRow, StoreError> {
 
 /// Groups in creation order.
 pub fn list(conn: &Connection, offset: u64, limit: u64) -> Result<Vec<GroupRow>, StoreError> {
-    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM groups ORDER BY rowid LIMIT ?1 OFFSET ?2"))?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM groups ORDER BY rowid LIMIT ?1 OFFSET ?2"
+    ))?;
     let rows = stmt.query_map(params![limit as i64, offset as i64], from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn update(conn: &Connection, group_id: &str, change: GroupChange, now_ms: i64) -> Result<GroupRow, StoreError> {
+pub fn update(
+    conn: &Connection,
+    group_id: &str,
+    change: GroupChange,
+    now_ms: i64,
+) -> Result<GroupRow, StoreError> {
     let mut group = get(conn, group_id)?;
     if let Some(name) = change.name {
         if name_taken(conn, &name, group_id)? {
@@ -136,8 +152,11 @@ pub fn delete(conn: &Connection, group_id: &str) -> Result<(), StoreError> {
 /// (persons, faces) in a group; a face counts once for each group that holds its person.
 pub fn counts(conn: &Connection, group_id: &str) -> Result<(u64, u64), StoreError> {
     get(conn, group_id)?;
-    let persons: i64 =
-        conn.query_row("SELECT count(*) FROM group_members WHERE group_id = ?1", [group_id], |r| r.get(0))?;
+    let persons: i64 = conn.query_row(
+        "SELECT count(*) FROM group_members WHERE group_id = ?1",
+        [group_id],
+        |r| r.get(0),
+    )?;
     let faces: i64 = conn.query_row(
         "SELECT count(*) FROM faces f JOIN group_members m ON m.person_id = f.person_id WHERE m.group_id = ?1",
         [group_id],
@@ -168,8 +187,14 @@ mod tests {
         let conn = store.conn.lock();
         insert(&conn, &group("g1", "one"), 1).unwrap();
         insert(&conn, &group("g2", "two"), 1).unwrap();
-        assert!(matches!(insert(&conn, &group("g1", "x"), 1), Err(StoreError::GroupIdTaken)));
-        assert!(matches!(insert(&conn, &group("g3", "two"), 1), Err(StoreError::GroupNameTaken)));
+        assert!(matches!(
+            insert(&conn, &group("g1", "x"), 1),
+            Err(StoreError::GroupIdTaken)
+        ));
+        assert!(matches!(
+            insert(&conn, &group("g3", "two"), 1),
+            Err(StoreError::GroupNameTaken)
+        ));
         conn.execute_batch(
             "INSERT INTO persons VALUES ('only', 'A', 0, 1, 1), ('both', 'B', 0, 1, 1);
              INSERT INTO group_members VALUES ('g1', 'only', '[]', 1), ('g1', 'both', '[]', 1), ('g2', 'both', '[]', 1);

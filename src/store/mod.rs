@@ -14,7 +14,6 @@ use parking_lot::Mutex;
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
-
 /// The numbered schema files, in order. Add a file, never edit an applied one.
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
 
@@ -49,8 +48,8 @@ impl Store {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let path = data_dir.join(DB_FILE);
-        let mut conn =
-            Connection::open(&path).with_context(|| format!("cannot open the database {}", path.display()))?;
+        let mut conn = Connection::open(&path)
+            .with_context(|| format!("cannot open the database {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a write is on disk before it is answered, even if the machine loses power.
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -60,7 +59,10 @@ impl Store {
         migrations
             .to_latest(&mut conn)
             .with_context(|| format!("cannot migrate the database {}", path.display()))?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), path })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -121,11 +123,17 @@ mod tests {
         }
         let store = Store::open(dir.path()).unwrap();
         let conn = store.conn.lock();
-        let n: i64 = conn.query_row("SELECT count(*) FROM groups", [], |r| r.get(0)).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM groups", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 1);
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
-        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
     }
 

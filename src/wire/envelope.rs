@@ -21,7 +21,10 @@ pub fn body(request_id: &str, result: Result<Value, ApiError>) -> Value {
         }
         Err(error) => {
             let mut map = serde_json::Map::new();
-            map.insert("Error".into(), json!({"Code": error.code.as_str(), "Message": error.message}));
+            map.insert(
+                "Error".into(),
+                json!({"Code": error.code.as_str(), "Message": error.message}),
+            );
             map
         }
     };
@@ -30,11 +33,19 @@ pub fn body(request_id: &str, result: Result<Value, ApiError>) -> Value {
 }
 
 /// The HTTP response for an answer; `trace_id` echoes the client's `X-TC-TraceId` (the Node SDK reads it).
-pub fn respond(request_id: &str, trace_id: Option<&HeaderValue>, result: Result<Value, ApiError>) -> Response {
-    let bytes = serde_json::to_vec(&body(request_id, result)).expect("a JSON value always serializes");
+pub fn respond(
+    request_id: &str,
+    trace_id: Option<&HeaderValue>,
+    result: Result<Value, ApiError>,
+) -> Response {
+    let bytes =
+        serde_json::to_vec(&body(request_id, result)).expect("a JSON value always serializes");
     let mut response = (StatusCode::OK, bytes).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Ok(id) = HeaderValue::from_str(request_id) {
         headers.insert("x-tc-requestid", id);
     }

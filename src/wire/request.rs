@@ -47,17 +47,27 @@ pub fn parse(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, V
     if req.method != Method::GET && req.method != Method::POST {
         return Err(ApiError::new(
             ErrorCode::UnsupportedProtocol,
-            format!("The HTTP method `{}` is not supported; use GET or POST.", req.method),
+            format!(
+                "The HTTP method `{}` is not supported; use GET or POST.",
+                req.method
+            ),
         ));
     }
     let is_tc3 = req.headers.contains_key("x-tc-action")
-        || header(req.headers, "authorization").is_some_and(|a| a.trim_start().starts_with(tc3::ALGORITHM));
-    if is_tc3 { parse_tc3(req, auth, now) } else { parse_v1(req, auth, now) }
+        || header(req.headers, "authorization")
+            .is_some_and(|a| a.trim_start().starts_with(tc3::ALGORITHM));
+    if is_tc3 {
+        parse_tc3(req, auth, now)
+    } else {
+        parse_v1(req, auth, now)
+    }
 }
 
 fn parse_tc3(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, Value), ApiError> {
     let mut ctx = RequestContext {
-        action: header(req.headers, "x-tc-action").ok_or_else(|| ApiError::missing_parameter("Action"))?.to_owned(),
+        action: header(req.headers, "x-tc-action")
+            .ok_or_else(|| ApiError::missing_parameter("Action"))?
+            .to_owned(),
         version: header(req.headers, "x-tc-version")
             .ok_or_else(|| ApiError::missing_parameter("Version"))?
             .to_owned(),
@@ -76,11 +86,23 @@ fn parse_tc3(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, V
     }
     let spec = find_action(&ctx)?;
 
-    let content_type = header(req.headers, header::CONTENT_TYPE.as_str()).unwrap_or("").to_ascii_lowercase();
+    let content_type = header(req.headers, header::CONTENT_TYPE.as_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let params = if req.method == Method::GET {
-        schema::from_flat(pairs(req.raw_query.as_bytes()).iter().map(|(k, v)| (k.as_str(), v.as_str())), spec.request)?
+        schema::from_flat(
+            pairs(req.raw_query.as_bytes())
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+            spec.request,
+        )?
     } else if content_type.starts_with("application/x-www-form-urlencoded") {
-        schema::from_flat(pairs(req.body).iter().map(|(k, v)| (k.as_str(), v.as_str())), spec.request)?
+        schema::from_flat(
+            pairs(req.body)
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+            spec.request,
+        )?
     } else {
         json_params(req.body, spec.request)?
     };
@@ -88,8 +110,17 @@ fn parse_tc3(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, V
 }
 
 fn parse_v1(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, Value), ApiError> {
-    let params = if req.method == Method::POST { pairs(req.body) } else { pairs(req.raw_query.as_bytes()) };
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let params = if req.method == Method::POST {
+        pairs(req.body)
+    } else {
+        pairs(req.raw_query.as_bytes())
+    };
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let mut ctx = RequestContext {
         action: get("Action").ok_or_else(|| ApiError::missing_parameter("Action"))?,
         version: get("Version").ok_or_else(|| ApiError::missing_parameter("Version"))?,
@@ -102,8 +133,13 @@ fn parse_v1(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, Va
         ctx.secret_id = Some(v1::verify(keys, req.method.as_str(), host, &params, now)?);
     }
     let spec = find_action(&ctx)?;
-    let business = params.iter().filter(|(k, _)| !V1_COMMON.contains(&k.as_str()));
-    let params = schema::from_flat(business.map(|(k, v)| (k.as_str(), v.as_str())), spec.request)?;
+    let business = params
+        .iter()
+        .filter(|(k, _)| !V1_COMMON.contains(&k.as_str()));
+    let params = schema::from_flat(
+        business.map(|(k, v)| (k.as_str(), v.as_str())),
+        spec.request,
+    )?;
     Ok((ctx, params))
 }
 
@@ -111,7 +147,10 @@ fn find_action(ctx: &RequestContext) -> Result<&'static schema::ActionSpec, ApiE
     if ctx.version != VERSION_2018 && ctx.version != VERSION_2020 {
         return Err(ApiError::new(
             ErrorCode::NoSuchVersion,
-            format!("The requested version `{}` of service `iai` does not exist.", ctx.version),
+            format!(
+                "The requested version `{}` of service `iai` does not exist.",
+                ctx.version
+            ),
         ));
     }
     schema::find_action(&ctx.action)
@@ -126,10 +165,16 @@ fn json_params(body: &[u8], fields: &[schema::Field]) -> Result<Value, ApiError>
         return Ok(empty);
     }
     let mut value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(ErrorCode::InvalidParameter, format!("The request body is not valid JSON: {e}."))
+        ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("The request body is not valid JSON: {e}."),
+        )
     })?;
     if !value.is_object() {
-        return Err(ApiError::new(ErrorCode::InvalidParameter, "The request body must be a JSON object."));
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            "The request body must be a JSON object.",
+        ));
     }
     schema::validate(&mut value, fields)?;
     Ok(value)

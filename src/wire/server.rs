@@ -32,7 +32,11 @@ pub fn router<S: Iai>(service: Arc<S>, config: WireConfig) -> Router {
         .fallback(handle::<S>)
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_panic| {
-            envelope::respond(&new_request_id(), None, Err(ApiError::internal("Internal error.")))
+            envelope::respond(
+                &new_request_id(),
+                None,
+                Err(ApiError::internal("Internal error.")),
+            )
         }))
 }
 
@@ -41,12 +45,17 @@ async fn handle<S: Iai>(State(state): State<Arc<AppState<S>>>, request: Request<
     let (parts, body) = request.into_parts();
     let trace_id = parts.headers.get("x-tc-traceid").cloned();
     let result = async {
-        let body = axum::body::to_bytes(body, state.config.max_body_bytes).await.map_err(|_| {
-            ApiError::new(
-                ErrorCode::RequestSizeLimitExceeded,
-                format!("The request body is larger than {} bytes.", state.config.max_body_bytes),
-            )
-        })?;
+        let body = axum::body::to_bytes(body, state.config.max_body_bytes)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::RequestSizeLimitExceeded,
+                    format!(
+                        "The request body is larger than {} bytes.",
+                        state.config.max_body_bytes
+                    ),
+                )
+            })?;
         let incoming = Incoming {
             method: &parts.method,
             headers: &parts.headers,

@@ -30,7 +30,10 @@ pub struct KeyRing {
 
 impl KeyRing {
     pub fn new(keys: impl IntoIterator<Item = ApiKey>, max_skew_secs: i64) -> Self {
-        Self { keys: keys.into_iter().map(|k| (k.secret_id.clone(), k)).collect(), max_skew_secs }
+        Self {
+            keys: keys.into_iter().map(|k| (k.secret_id.clone(), k)).collect(),
+            max_skew_secs,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -63,9 +66,14 @@ impl KeyRing {
 /// Temporary credentials: a key with a token needs the same token on the call.
 fn check_token(key: &ApiKey, sent: Option<&str>) -> Result<(), ApiError> {
     match &key.token {
-        Some(expected) if sent.map(|s| s.as_bytes().ct_eq(expected.as_bytes()).into()) != Some(true) => Err(
-            ApiError::new(ErrorCode::AuthFailureTokenFailure, "The token is invalid for this SecretId."),
-        ),
+        Some(expected)
+            if sent.map(|s| s.as_bytes().ct_eq(expected.as_bytes()).into()) != Some(true) =>
+        {
+            Err(ApiError::new(
+                ErrorCode::AuthFailureTokenFailure,
+                "The token is invalid for this SecretId.",
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -79,7 +87,9 @@ fn signature_failure() -> ApiError {
 
 fn parse_timestamp(text: Option<&str>) -> Result<i64, ApiError> {
     let text = text.ok_or_else(|| ApiError::missing_parameter("Timestamp"))?;
-    text.trim().parse().map_err(|_| ApiError::invalid_type("Timestamp"))
+    text.trim()
+        .parse()
+        .map_err(|_| ApiError::invalid_type("Timestamp"))
 }
 
 fn equal(a: &[u8], b: &[u8]) -> bool {

@@ -37,16 +37,26 @@ impl<'a> Authorization<'a> {
         }
         // The service may contain ':' (Node sends `localhost:8765`) but never '/'.
         let mut scope = credential?.split('/');
-        let (secret_id, date, service, terminator) = (scope.next()?, scope.next()?, scope.next()?, scope.next()?);
+        let (secret_id, date, service, terminator) =
+            (scope.next()?, scope.next()?, scope.next()?, scope.next()?);
         if scope.next().is_some() || terminator != "tc3_request" || secret_id.is_empty() {
             return None;
         }
         let signed_headers: Vec<&str> = signed?.split(';').filter(|h| !h.is_empty()).collect();
         let signature = signature?;
-        if signed_headers.is_empty() || signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if signed_headers.is_empty()
+            || signature.len() != 64
+            || !signature.bytes().all(|b| b.is_ascii_hexdigit())
+        {
             return None;
         }
-        Some(Self { secret_id, date, service, signed_headers, signature })
+        Some(Self {
+            secret_id,
+            date,
+            service,
+            signed_headers,
+            signature,
+        })
     }
 }
 
@@ -85,11 +95,24 @@ pub fn verify(keys: &KeyRing, req: &Tc3Request, now: i64) -> Result<String, ApiE
     let mut matched = false;
     for strip_port in [false, true] {
         let Some(block) = canonical_headers(req.headers, &auth.signed_headers, strip_port) else {
-            return Err(invalid_authorization("A header listed in SignedHeaders is missing."));
+            return Err(invalid_authorization(
+                "A header listed in SignedHeaders is missing.",
+            ));
         };
-        let canonical = [req.method, "/", req.raw_query, &block, &signed, &payload_hash].join("\n");
+        let canonical = [
+            req.method,
+            "/",
+            req.raw_query,
+            &block,
+            &signed,
+            &payload_hash,
+        ]
+        .join("\n");
         let to_sign = string_to_sign(timestamp, auth.date, auth.service, &canonical);
-        if equal(hex::encode(hmac(&signing_key, to_sign.as_bytes())).as_bytes(), auth.signature.as_bytes()) {
+        if equal(
+            hex::encode(hmac(&signing_key, to_sign.as_bytes())).as_bytes(),
+            auth.signature.as_bytes(),
+        ) {
             matched = true;
             break;
         }
@@ -121,12 +144,21 @@ fn canonical_headers(headers: &HeaderMap, names: &[&str], strip_port: bool) -> O
 /// `127.0.0.1:8080` -> `127.0.0.1`; `[::1]:8080` -> `[::1]`; `http://h:1` -> `http://h`.
 fn strip_host_port(host: &str) -> &str {
     match host.rfind(':') {
-        Some(i) if host[i + 1..].bytes().all(|b| b.is_ascii_digit()) && !host[..i].ends_with(':') => &host[..i],
+        Some(i)
+            if host[i + 1..].bytes().all(|b| b.is_ascii_digit()) && !host[..i].ends_with(':') =>
+        {
+            &host[..i]
+        }
         _ => host,
     }
 }
 
-pub fn string_to_sign(timestamp: i64, date: &str, service: &str, canonical_request: &str) -> String {
+pub fn string_to_sign(
+    timestamp: i64,
+    date: &str,
+    service: &str,
+    canonical_request: &str,
+) -> String {
     format!(
         "{ALGORITHM}\n{timestamp}\n{date}/{service}/tc3_request\n{}",
         sha256_hex(canonical_request.as_bytes())

@@ -11,16 +11,31 @@ use super::{KeyRing, check_token, equal, parse_timestamp, signature_failure};
 use crate::api::ApiError;
 
 /// Verify a v1-signed call; `params` are the decoded form or query pairs, in any order.
-pub fn verify(keys: &KeyRing, method: &str, host: &str, params: &[(String, String)], now: i64) -> Result<String, ApiError> {
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+pub fn verify(
+    keys: &KeyRing,
+    method: &str,
+    host: &str,
+    params: &[(String, String)],
+    now: i64,
+) -> Result<String, ApiError> {
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let secret_id = get("SecretId").ok_or_else(|| ApiError::missing_parameter("SecretId"))?;
     let signature = get("Signature").ok_or_else(|| ApiError::missing_parameter("Signature"))?;
     let key = keys.key(secret_id)?;
     let timestamp = parse_timestamp(get("Timestamp"))?;
     keys.check_skew(timestamp, now)?;
     let method_name = get("SignatureMethod").unwrap_or("HmacSHA1");
-    let expected = sign(method_name, &key.secret_key, &string_to_sign(method, host, params))
-        .ok_or_else(|| ApiError::invalid_type("SignatureMethod"))?;
+    let expected = sign(
+        method_name,
+        &key.secret_key,
+        &string_to_sign(method, host, params),
+    )
+    .ok_or_else(|| ApiError::invalid_type("SignatureMethod"))?;
     if !equal(expected.as_bytes(), signature.as_bytes()) {
         return Err(signature_failure());
     }
@@ -50,7 +65,8 @@ pub fn sign(signature_method: &str, secret_key: &str, string_to_sign: &str) -> O
 }
 
 fn mac<M: Mac + KeyInit>(key: &str, data: &str) -> Vec<u8> {
-    let mut mac = <M as KeyInit>::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
+    let mut mac =
+        <M as KeyInit>::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(data.as_bytes());
     mac.finalize().into_bytes().to_vec()
 }
