@@ -76,10 +76,10 @@ async fn handle<S: Iai>(State(state): State<Arc<AppState<S>>>, request: Request<
         answer
     }
     .await;
-    if let Err(e) = &result {
-        if e.code == ErrorCode::InternalError {
-            tracing::error!(request_id, message = %e.message, "internal error");
-        }
+    if let Err(e) = &result
+        && e.code == ErrorCode::InternalError
+    {
+        tracing::error!(request_id, message = %e.message, "internal error");
     }
     envelope::respond(&request_id, trace_id.as_ref(), result)
 }
