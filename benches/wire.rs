@@ -14,7 +14,14 @@ const SECRET_KEY: &str = "bench-secret";
 const NOW: i64 = 1_795_531_695;
 
 fn keys() -> KeyRing {
-    KeyRing::new([ApiKey { secret_id: SECRET_ID.into(), secret_key: SECRET_KEY.into(), token: None }], 300)
+    KeyRing::new(
+        [ApiKey {
+            secret_id: SECRET_ID.into(),
+            secret_key: SECRET_KEY.into(),
+            token: None,
+        }],
+        300,
+    )
 }
 
 /// A signed TC3 POST of CreateGroup, the way the Python SDK builds it.
@@ -57,7 +64,12 @@ fn bench_wire(c: &mut Criterion) {
     let body = br#"{"GroupId": "TencentShenZhenEmployee", "GroupName": "\u817e\u8baf\u6df1\u5733\u5458\u5de5\u5e93", "GroupExDescriptions": ["a", "b", "c"], "Tag": "t", "FaceModelVersion": "3.0"}"#;
     let headers = tc3_request(body);
     let method = Method::POST;
-    let incoming = Incoming { method: &method, headers: &headers, raw_query: "", body };
+    let incoming = Incoming {
+        method: &method,
+        headers: &headers,
+        raw_query: "",
+        body,
+    };
     assert!(parse(&incoming, &Auth::Verify(&keys), NOW).is_ok());
 
     let mut group = c.benchmark_group("wire");
@@ -87,9 +99,14 @@ fn bench_wire(c: &mut Criterion) {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let to_sign = v1::string_to_sign("POST", "127.0.0.1:8080", &params);
-    params.push(("Signature".into(), v1::sign("HmacSHA256", SECRET_KEY, &to_sign).unwrap()));
+    params.push((
+        "Signature".into(),
+        v1::sign("HmacSHA256", SECRET_KEY, &to_sign).unwrap(),
+    ));
     group.bench_function("v1 HmacSHA256: verify", |b| {
-        b.iter(|| black_box(v1::verify(&keys, "POST", "127.0.0.1:8080", black_box(&params), NOW).unwrap()))
+        b.iter(|| {
+            black_box(v1::verify(&keys, "POST", "127.0.0.1:8080", black_box(&params), NOW).unwrap())
+        })
     });
     group.finish();
 }
