@@ -41,6 +41,12 @@ pub struct Config {
     pub max_clock_skew_secs: i64,
     /// Largest request body (TC3 POST carries up to a 5 MB base64 image; Tencent allows 10 MB).
     pub max_body_bytes: usize,
+    /// Folder of `manifest.json`, the model files and `lib/libonnxruntime.so` (tools/fetch_models.py).
+    pub models_dir: PathBuf,
+    /// Threads ONNX Runtime uses inside one model call.
+    pub inference_threads: usize,
+    /// Model calls running at once.
+    pub max_concurrent_inference: usize,
 }
 
 impl Default for Config {
@@ -55,6 +61,9 @@ impl Default for Config {
             disable_signature_check: false,
             max_clock_skew_secs: 300,
             max_body_bytes: 10 * 1024 * 1024,
+            models_dir: "./models".into(),
+            inference_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_concurrent_inference: 1,
         }
     }
 }
@@ -77,6 +86,9 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models_dir: Option<PathBuf>,
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_id: Option<String>,

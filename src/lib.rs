@@ -4,13 +4,15 @@
 //! - `wire`: HTTP, signatures, parameter parsing, the response envelope;
 //! - `api`: the API model generated from the specification and the `Iai` trait (one method per action);
 //! - `actions`: the `Iai` implementation, with the service's rules and error codes;
-//! - `store`: SQLite persistence.
+//! - `store`: SQLite persistence;
+//! - `face`: images, detection, alignment, embeddings and scores with ONNX models.
 //!
-//! The face pipeline and the search index will be their own layers beside `store`.
+//! The search index will be its own layer beside `store` and `face`.
 
 pub mod actions;
 pub mod api;
 pub mod config;
+pub mod face;
 pub mod store;
 pub mod wire;
 
@@ -26,7 +28,16 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     }
     let store = store::Store::open(&config.data_dir)?;
     tracing::info!(database = %store.path().display(), "store ready");
-    let service = Arc::new(actions::IaiService::new(store));
+    let pipeline_config = face::PipelineConfig {
+        intra_threads: config.inference_threads,
+        max_concurrent: config.max_concurrent_inference,
+    };
+    let faces = Arc::new(face::FacePipeline::load(
+        &config.models_dir,
+        &pipeline_config,
+    )?);
+    tracing::info!(models = %config.models_dir.display(), "face models loaded");
+    let service = Arc::new(actions::IaiService::new(store, faces));
     let app = wire::server::router(
         service,
         wire::server::WireConfig {

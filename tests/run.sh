@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tests/setup_clients.sh
+python3 tools/fetch_models.py
 if [ -d "${IAI_SHARED_DIR:-../shared}/spec" ]; then
   python3 tools/gen_api.py --check --spec "${IAI_SHARED_DIR:-../shared}/spec"
 fi

@@ -2,24 +2,53 @@
 //! delegating to the module of its concern. Actions not listed here answer `UnsupportedOperation` through
 //! the trait's defaults until their issue lands.
 
+mod faces;
 mod groups;
 mod rules;
 
+use std::sync::Arc;
+
 use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode, Iai, RequestContext};
+use crate::face::FacePipeline;
 use crate::store::{Store, StoreError};
 
 pub struct IaiService {
     store: Store,
+    faces: Arc<FacePipeline>,
 }
 
 impl IaiService {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, faces: Arc<FacePipeline>) -> Self {
+        Self { store, faces }
     }
 }
 
 impl Iai for IaiService {
+    async fn detect_face(
+        &self,
+        _: &RequestContext,
+        req: DetectFaceRequest,
+    ) -> Result<DetectFaceResponse, ApiError> {
+        faces::detect_face(&self.faces, req).await
+    }
+
+    async fn compare_face(
+        &self,
+        _: &RequestContext,
+        req: CompareFaceRequest,
+    ) -> Result<CompareFaceResponse, ApiError> {
+        faces::compare_face(&self.faces, req).await
+    }
+
+    async fn compare_mask_face(
+        &self,
+        _: &RequestContext,
+        req: CompareMaskFaceRequest,
+    ) -> Result<CompareMaskFaceResponse, ApiError> {
+        faces::compare_mask_face(&self.faces, req).await
+    }
+
     async fn create_group(
         &self,
         _: &RequestContext,

@@ -63,12 +63,13 @@ class Server:
             IAI_SECRET_ID=SECRET_ID,
             IAI_SECRET_KEY=SECRET_KEY,
             IAI_CONFIG=str(self.config_file),
+            IAI_MODELS_DIR=str(ROOT / "models"),
             IAI_LOG="info",
         )
         env.update(self.extra_env)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([binary], env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
+        deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"iai-server exited: {self.log_path.read_text()}")

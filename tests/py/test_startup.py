@@ -33,6 +33,18 @@ def test_refuses_a_missing_config_file(tmp_path):
     assert "nope.toml" in done.stderr
 
 
+def test_missing_models_name_the_fix(tmp_path):
+    env = clean_env(IAI_DATA_DIR=str(tmp_path / "data"), IAI_SECRET_ID="a", IAI_SECRET_KEY="b",
+                    IAI_MODELS_DIR=str(tmp_path), IAI_LISTEN=f"127.0.0.1:{free_port()}")
+    done = subprocess.run([binary()], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0
+    assert "manifest.json" in done.stderr
+    (tmp_path / "manifest.json").write_text((ROOT / "models" / "manifest.json").read_text())
+    done = subprocess.run([binary()], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0
+    assert "tools/fetch_models.py" in done.stderr
+
+
 def test_signature_check_can_be_turned_off_explicitly(tmp_path):
     config = tmp_path / "iai.toml"
     config.write_text("disable_signature_check = true\nmax_body_bytes = 1000\n")

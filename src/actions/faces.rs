@@ -1,0 +1,175 @@
+//! Image actions: DetectFace and CompareFace (with CompareMaskFace and DetectFaceSimilarity of 2020-03-03).
+
+use std::sync::Arc;
+
+use super::rules;
+use crate::api::model::*;
+use crate::api::{ApiError, ErrorCode};
+use crate::face::detect::Detection;
+use crate::face::image_input::{self, Decoded};
+use crate::face::score::Calibration;
+use crate::face::{FacePipeline, ModelVersion, embed::cosine};
+
+pub const DEFAULT_MIN_FACE_SIZE: u64 = 34;
+pub const MAX_DETECT_FACES: u64 = 120;
+
+/// The image of an `Image`/`Url` pair: Url wins when both are given (SPEC.md §7.2).
+fn image_input(image: Option<String>, url: Option<String>) -> Result<Decoded, ApiError> {
+    match (
+        url.filter(|u| !u.is_empty()),
+        image.filter(|i| !i.is_empty()),
+    ) {
+        (Some(url), _) => Err(ApiError::new(
+            ErrorCode::FailedOperationImageDownloadError,
+            format!(
+                "Downloading images by Url is not supported by this server yet ({url}); send the image in Image."
+            ),
+        )),
+        (None, Some(image)) => image_input::decode_base64(&image),
+        (None, None) => Err(ApiError::code(ErrorCode::InvalidParameterValueImageEmpty)),
+    }
+}
+
+fn model_version(requested: Option<&str>) -> Result<ModelVersion, ApiError> {
+    let text = rules::face_model_version(requested)?;
+    Ok(ModelVersion::parse(&text).expect("rules only admit 2.0 and 3.0"))
+}
+
+fn check_quality_control(value: Option<u64>) -> Result<(), ApiError> {
+    match value {
+        None | Some(0..=4) => Ok(()),
+        Some(_) => Err(ApiError::code(
+            ErrorCode::InvalidParameterValueQualityControlIllegal,
+        )),
+    }
+}
+
+/// Faces at least `min_size` px on their short side, largest first. No face at all is `NoFaceInPhoto`;
+/// faces that are all too small are `FaceSizeTooSmall`.
+fn faces_of_size(faces: Vec<Detection>, min_size: u64) -> Result<Vec<Detection>, ApiError> {
+    if faces.is_empty() {
+        return Err(ApiError::code(
+            ErrorCode::InvalidParameterValueNoFaceInPhoto,
+        ));
+    }
+    let kept: Vec<Detection> = faces
+        .into_iter()
+        .filter(|f| f.width.min(f.height) >= min_size as f32)
+        .collect();
+    if kept.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::FailedOperationFaceSizeTooSmall,
+            format!("Every face in the image is smaller than MinFaceSize ({min_size} px)."),
+        ));
+    }
+    Ok(kept)
+}
+
+fn face_info(face: &Detection) -> FaceInfo {
+    FaceInfo {
+        x: face.x.round() as i64,
+        y: face.y.round() as i64,
+        width: face.width.round() as i64,
+        height: face.height.round() as i64,
+        // Attributes and quality are not modelled yet: the documented neutral values (README).
+        face_attributes_info: FaceAttributesInfo::default(),
+        face_quality_info: None,
+    }
+}
+
+pub async fn detect_face(
+    pipeline: &Arc<FacePipeline>,
+    req: DetectFaceRequest,
+) -> Result<DetectFaceResponse, ApiError> {
+    let max_faces = req.max_face_num.unwrap_or(1);
+    if max_faces == 0 || max_faces > MAX_DETECT_FACES {
+        return Err(ApiError::new(
+            ErrorCode::LimitExceededErrorFaceNumExceed,
+            format!("MaxFaceNum must be between 1 and {MAX_DETECT_FACES}."),
+        ));
+    }
+    let min_size = req.min_face_size.unwrap_or(DEFAULT_MIN_FACE_SIZE);
+    let version = model_version(req.face_model_version.as_deref())?;
+    let decoded = image_input(req.image, req.url)?;
+    let (width, height) = decoded.image.dimensions();
+    let faces = pipeline
+        .run(move |p| p.detect_blocking(&decoded.image, max_faces > 1))
+        .await?;
+    let faces = faces_of_size(faces, min_size)?;
+    Ok(DetectFaceResponse {
+        image_width: width as i64,
+        image_height: height as i64,
+        face_infos: faces
+            .iter()
+            .take(max_faces as usize)
+            .map(face_info)
+            .collect(),
+        face_model_version: version.as_str().to_owned(),
+    })
+}
+
+/// Cosine similarity of the largest faces of two images.
+async fn compare_images(
+    pipeline: &Arc<FacePipeline>,
+    a: (Option<String>, Option<String>),
+    b: (Option<String>, Option<String>),
+    version: ModelVersion,
+) -> Result<f32, ApiError> {
+    let image_a = image_input(a.0, a.1)?;
+    let image_b = image_input(b.0, b.1)?;
+    pipeline
+        .run(move |p| {
+            let mut embeddings = Vec::with_capacity(2);
+            for decoded in [&image_a, &image_b] {
+                let faces = faces_of_size(
+                    p.detect_blocking(&decoded.image, false)?,
+                    DEFAULT_MIN_FACE_SIZE,
+                )?;
+                embeddings.push(p.embed_blocking(&decoded.image, &faces[0], version)?);
+            }
+            Ok(cosine(&embeddings[0], &embeddings[1]))
+        })
+        .await
+}
+
+fn rounded_score(version: ModelVersion, cosine: f32) -> f64 {
+    (Calibration::for_version(version).score(cosine) as f64 * 100.0).round() / 100.0
+}
+
+pub async fn compare_face(
+    pipeline: &Arc<FacePipeline>,
+    req: CompareFaceRequest,
+) -> Result<CompareFaceResponse, ApiError> {
+    check_quality_control(req.quality_control)?;
+    let version = model_version(req.face_model_version.as_deref())?;
+    let cos = compare_images(
+        pipeline,
+        (req.image_a, req.url_a),
+        (req.image_b, req.url_b),
+        version,
+    )
+    .await?;
+    Ok(CompareFaceResponse {
+        score: rounded_score(version, cos),
+        face_model_version: version.as_str().to_owned(),
+    })
+}
+
+pub async fn compare_mask_face(
+    pipeline: &Arc<FacePipeline>,
+    req: CompareMaskFaceRequest,
+) -> Result<CompareMaskFaceResponse, ApiError> {
+    check_quality_control(req.quality_control)?;
+    let version = model_version(req.face_model_version.as_deref())?;
+    let cos = compare_images(
+        pipeline,
+        (req.image_a, req.url_a),
+        (req.image_b, req.url_b),
+        version,
+    )
+    .await?;
+    Ok(CompareMaskFaceResponse {
+        score: rounded_score(version, cos),
+        face_model_version: version.as_str().to_owned(),
+    })
+}

@@ -1,0 +1,170 @@
+//! The face pipeline: image decoding, detection, alignment and embedding with ONNX models run by `ort`.
+//! Nothing here knows about the wire or the store; actions call `FacePipeline` and map its results.
+//!
+//! Inference runs on tokio's blocking threads, at most `max_concurrent` calls at a time, so the async
+//! runtime never stalls and a burst of requests queues instead of oversubscribing the cores.
+
+pub mod align;
+pub mod detect;
+pub mod embed;
+pub mod image_input;
+pub mod runtime;
+pub mod score;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use image::RgbImage;
+use tokio::sync::Semaphore;
+
+use crate::api::{ApiError, ErrorCode};
+use detect::{Detection, Detector};
+use embed::Embedder;
+use runtime::{Manifest, Model};
+
+/// Which recognition model (Tencent's `FaceModelVersion`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelVersion {
+    V2,
+    V3,
+}
+
+impl ModelVersion {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "2.0" => Some(Self::V2),
+            "3.0" => Some(Self::V3),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V2 => "2.0",
+            Self::V3 => "3.0",
+        }
+    }
+}
+
+/// Images up to this long side are searched again with a border when no face is found.
+const SMALL_IMAGE: u32 = 512;
+
+pub struct PipelineConfig {
+    /// Threads ONNX Runtime uses inside one model call.
+    pub intra_threads: usize,
+    /// Model calls running at once.
+    pub max_concurrent: usize,
+}
+
+pub struct FacePipeline {
+    detector: Detector,
+    v3: Embedder,
+    v2: Embedder,
+    permits: Semaphore,
+}
+
+impl FacePipeline {
+    /// Load ONNX Runtime and every model from `models_dir`, each checked against `manifest.json`.
+    pub fn load(models_dir: &Path, config: &PipelineConfig) -> anyhow::Result<Self> {
+        let manifest = Manifest::load(models_dir)?;
+        let env = manifest.init_runtime()?;
+        let load = |file: &str| Model::load(&env, &manifest, file, config.intra_threads);
+        Ok(Self {
+            detector: Detector::new(load("yunet_n_dynamic.onnx")?),
+            v3: Embedder::new(
+                load("faceapi_recognition_128.onnx")?,
+                150,
+                embed::DLIB_150_TEMPLATE,
+            ),
+            v2: Embedder::new(
+                load("mobileface_recognition.onnx")?,
+                112,
+                embed::ARCFACE_112_TEMPLATE,
+            ),
+            permits: Semaphore::new(config.max_concurrent.max(1)),
+        })
+    }
+
+    pub fn embedder(&self, version: ModelVersion) -> &Embedder {
+        match version {
+            ModelVersion::V2 => &self.v2,
+            ModelVersion::V3 => &self.v3,
+        }
+    }
+
+    /// Faces in the image, largest first. `crowd` looks at the image at 1280 px instead of 640 px, which finds
+    /// faces down to about 10 px instead of 20 px in large photos.
+    pub fn detect_blocking(
+        &self,
+        image: &RgbImage,
+        crowd: bool,
+    ) -> Result<Vec<Detection>, ApiError> {
+        let long_side = image.width().max(image.height());
+        let input = if crowd {
+            long_side.clamp(640, 1280)
+        } else {
+            640
+        };
+        let faces = self
+            .detector
+            .detect(image, input)
+            .map_err(inference_error)?;
+        if !faces.is_empty() || long_side > SMALL_IMAGE {
+            return Ok(faces);
+        }
+        // A face that fills a small image (an ID crop, an aligned chip) has no context around it for the
+        // detector; look again with a black border and move the results back.
+        let pad = long_side * 3 / 10;
+        let mut padded = RgbImage::new(image.width() + 2 * pad, image.height() + 2 * pad);
+        image::imageops::replace(&mut padded, image, i64::from(pad), i64::from(pad));
+        let mut faces = self
+            .detector
+            .detect(&padded, input)
+            .map_err(inference_error)?;
+        for face in &mut faces {
+            face.x -= pad as f32;
+            face.y -= pad as f32;
+            for point in &mut face.landmarks {
+                point[0] -= pad as f32;
+                point[1] -= pad as f32;
+            }
+        }
+        Ok(faces)
+    }
+
+    pub fn embed_blocking(
+        &self,
+        image: &RgbImage,
+        face: &Detection,
+        version: ModelVersion,
+    ) -> Result<Vec<f32>, ApiError> {
+        self.embedder(version)
+            .embed(image, &face.landmarks)
+            .map_err(inference_error)
+    }
+
+    /// Run `work` on a blocking thread once a permit is free.
+    pub async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&FacePipeline) -> Result<T, ApiError> + Send + 'static,
+    {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ApiError::internal("The face pipeline is closed."))?;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || work(&this))
+            .await
+            .map_err(|e| ApiError::internal(format!("Face pipeline task failed: {e}")))?
+    }
+}
+
+fn inference_error(e: anyhow::Error) -> ApiError {
+    tracing::error!(error = %e, "inference failed");
+    ApiError::new(
+        ErrorCode::FailedOperationServerError,
+        "Face model inference failed.",
+    )
+}

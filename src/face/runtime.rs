@@ -1,0 +1,129 @@
+//! ONNX Runtime, loaded at start from `models/lib/libonnxruntime.so` (the PyPI wheel onnxruntime==1.31.1),
+//! and the model files of `models/manifest.json`, each checked against its pinned sha256 before use.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+const FIX: &str = "run `python3 tools/fetch_models.py` to fetch the pinned files";
+
+/// The pinned files, read from `models/manifest.json`.
+pub struct Manifest {
+    dir: PathBuf,
+    entries: Vec<(String, String)>,
+    runtime: (String, String),
+}
+
+impl Manifest {
+    pub fn load(models_dir: &Path) -> anyhow::Result<Self> {
+        let path = models_dir.join("manifest.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}: is --models-dir right?", path.display()))?;
+        let doc: serde_json::Value =
+            serde_json::from_str(&text).context("models/manifest.json is not valid JSON")?;
+        let pair = |v: &serde_json::Value| -> Option<(String, String)> {
+            Some((
+                v["file"].as_str()?.to_owned(),
+                v["sha256"].as_str()?.to_owned(),
+            ))
+        };
+        let runtime = pair(&doc["onnxruntime"]).context("manifest: onnxruntime entry")?;
+        let entries = doc["models"]
+            .as_array()
+            .context("manifest: models list")?
+            .iter()
+            .map(|m| pair(m).context("manifest: model entry without file/sha256"))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self {
+            dir: models_dir.to_owned(),
+            entries,
+            runtime,
+        })
+    }
+
+    /// The verified path of a pinned file.
+    pub fn verified(&self, file: &str) -> anyhow::Result<PathBuf> {
+        let (name, sha) = std::iter::once(&self.runtime)
+            .chain(&self.entries)
+            .find(|(name, _)| name == file)
+            .with_context(|| format!("{file} is not in models/manifest.json"))?;
+        let path = self.dir.join(name);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("{} is missing: {FIX}", path.display()))?;
+        let got = hex::encode(Sha256::digest(&bytes));
+        if &got != sha {
+            bail!(
+                "{} has sha256 {got}, but the manifest pins {sha}: {FIX}",
+                path.display()
+            );
+        }
+        Ok(path)
+    }
+
+    /// Load ONNX Runtime itself; must happen once, before any session is made.
+    pub fn init_runtime(&self) -> anyhow::Result<Environment> {
+        let path = self.verified(&self.runtime.0)?;
+        let env = ort::init_from(&path)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot load ONNX Runtime from {}: {e}: {FIX}",
+                    path.display()
+                )
+            })?
+            .with_name("iai-server")
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot start ONNX Runtime: {e}"))?;
+        Ok(env)
+    }
+}
+
+/// One loaded model. ONNX Runtime sessions run with `&mut self`, so calls on one model take turns; each
+/// call uses `intra_threads` threads.
+pub struct Model {
+    session: Mutex<Session>,
+    pub name: String,
+}
+
+impl Model {
+    pub fn load(
+        env: &Environment,
+        manifest: &Manifest,
+        file: &str,
+        intra_threads: usize,
+    ) -> anyhow::Result<Self> {
+        let path = manifest.verified(file)?;
+        let session = Session::builder(env)
+            .and_then(|b| {
+                b.with_optimization_level(GraphOptimizationLevel::Level3)
+                    .map_err(Into::into)
+            })
+            .and_then(|b| b.with_intra_threads(intra_threads).map_err(Into::into))
+            .and_then(|mut b| b.commit_from_file(&path))
+            .map_err(|e| anyhow::anyhow!("cannot load the model {}: {e}", path.display()))?;
+        Ok(Self {
+            session: Mutex::new(session),
+            name: file.to_owned(),
+        })
+    }
+
+    /// Run with one float input; returns every output as (shape, data), in the model's output order.
+    pub fn run(
+        &self,
+        input: (Vec<usize>, Vec<f32>),
+    ) -> anyhow::Result<Vec<(Vec<usize>, Vec<f32>)>> {
+        let tensor = ort::value::Tensor::from_array(input)?;
+        let mut session = self.session.lock();
+        let outputs = session.run(ort::inputs![tensor])?;
+        let mut out = Vec::with_capacity(outputs.len());
+        for (_, value) in outputs.iter() {
+            let (shape, data) = value.try_extract_tensor::<f32>()?;
+            out.push((shape.iter().map(|&d| d as usize).collect(), data.to_vec()));
+        }
+        Ok(out)
+    }
+}
