@@ -47,6 +47,12 @@ pub struct Config {
     pub inference_threads: usize,
     /// Model calls running at once.
     pub max_concurrent_inference: usize,
+    /// `Url` images: fetch from private, loopback and link-local addresses too (off: public hosts only).
+    pub url_allow_private: bool,
+    /// `Url` images: when not empty, the only host names that may be fetched.
+    pub url_allowed_hosts: Vec<String>,
+    /// `Url` images: whole-download time limit (Tencent's backend gives up after 5 s).
+    pub url_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -64,6 +70,9 @@ impl Default for Config {
             models_dir: "./models".into(),
             inference_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_concurrent_inference: 1,
+            url_allow_private: false,
+            url_allowed_hosts: Vec::new(),
+            url_timeout_secs: 5,
         }
     }
 }
@@ -111,10 +120,19 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         let config: Config = figment
-            .merge(Env::prefixed("IAI_").ignore(&["CONFIG", "KEYS"]))
+            .merge(Env::prefixed("IAI_").ignore(&["CONFIG", "KEYS", "URL_ALLOWED_HOSTS"]))
             .merge(Serialized::defaults(cli))
             .extract()?;
         Ok(config)
+    }
+
+    pub fn url_policy(&self) -> crate::face::download::UrlPolicy {
+        crate::face::download::UrlPolicy {
+            allow_private: self.url_allow_private,
+            allowed_hosts: self.url_allowed_hosts.clone(),
+            timeout: std::time::Duration::from_secs(self.url_timeout_secs),
+            max_bytes: crate::face::image_input::MAX_BASE64_BYTES / 4 * 3,
+        }
     }
 
     /// The keys that sign calls, or `None` when signature checking is off.

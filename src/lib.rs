@@ -37,7 +37,8 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
         &pipeline_config,
     )?);
     tracing::info!(models = %config.models_dir.display(), "face models loaded");
-    let service = Arc::new(actions::IaiService::new(store, faces));
+    let downloader = face::download::Downloader::new(config.url_policy());
+    let service = Arc::new(actions::IaiService::new(store, faces, downloader));
     let app = wire::server::router(
         service,
         wire::server::WireConfig {

@@ -6,6 +6,7 @@ use super::rules;
 use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode};
 use crate::face::detect::Detection;
+use crate::face::download::Downloader;
 use crate::face::image_input::{self, Decoded};
 use crate::face::score::Calibration;
 use crate::face::{FacePipeline, ModelVersion, embed::cosine};
@@ -14,17 +15,16 @@ pub const DEFAULT_MIN_FACE_SIZE: u64 = 34;
 pub const MAX_DETECT_FACES: u64 = 120;
 
 /// The image of an `Image`/`Url` pair: Url wins when both are given (SPEC.md §7.2).
-fn image_input(image: Option<String>, url: Option<String>) -> Result<Decoded, ApiError> {
+async fn image_input(
+    downloader: &Downloader,
+    image: Option<String>,
+    url: Option<String>,
+) -> Result<Decoded, ApiError> {
     match (
         url.filter(|u| !u.is_empty()),
         image.filter(|i| !i.is_empty()),
     ) {
-        (Some(url), _) => Err(ApiError::new(
-            ErrorCode::FailedOperationImageDownloadError,
-            format!(
-                "Downloading images by Url is not supported by this server yet ({url}); send the image in Image."
-            ),
-        )),
+        (Some(url), _) => image_input::decode_bytes(&downloader.fetch(&url).await?),
         (None, Some(image)) => image_input::decode_base64(&image),
         (None, None) => Err(ApiError::code(ErrorCode::InvalidParameterValueImageEmpty)),
     }
@@ -79,6 +79,7 @@ fn face_info(face: &Detection) -> FaceInfo {
 
 pub async fn detect_face(
     pipeline: &Arc<FacePipeline>,
+    downloader: &Downloader,
     req: DetectFaceRequest,
 ) -> Result<DetectFaceResponse, ApiError> {
     let max_faces = req.max_face_num.unwrap_or(1);
@@ -90,7 +91,7 @@ pub async fn detect_face(
     }
     let min_size = req.min_face_size.unwrap_or(DEFAULT_MIN_FACE_SIZE);
     let version = model_version(req.face_model_version.as_deref())?;
-    let decoded = image_input(req.image, req.url)?;
+    let decoded = image_input(downloader, req.image, req.url).await?;
     let (width, height) = decoded.image.dimensions();
     let faces = pipeline
         .run(move |p| p.detect_blocking(&decoded.image, max_faces > 1))
@@ -111,12 +112,13 @@ pub async fn detect_face(
 /// Cosine similarity of the largest faces of two images.
 async fn compare_images(
     pipeline: &Arc<FacePipeline>,
+    downloader: &Downloader,
     a: (Option<String>, Option<String>),
     b: (Option<String>, Option<String>),
     version: ModelVersion,
 ) -> Result<f32, ApiError> {
-    let image_a = image_input(a.0, a.1)?;
-    let image_b = image_input(b.0, b.1)?;
+    let image_a = image_input(downloader, a.0, a.1).await?;
+    let image_b = image_input(downloader, b.0, b.1).await?;
     pipeline
         .run(move |p| {
             let mut embeddings = Vec::with_capacity(2);
@@ -138,12 +140,14 @@ fn rounded_score(version: ModelVersion, cosine: f32) -> f64 {
 
 pub async fn compare_face(
     pipeline: &Arc<FacePipeline>,
+    downloader: &Downloader,
     req: CompareFaceRequest,
 ) -> Result<CompareFaceResponse, ApiError> {
     check_quality_control(req.quality_control)?;
     let version = model_version(req.face_model_version.as_deref())?;
     let cos = compare_images(
         pipeline,
+        downloader,
         (req.image_a, req.url_a),
         (req.image_b, req.url_b),
         version,
@@ -157,12 +161,14 @@ pub async fn compare_face(
 
 pub async fn compare_mask_face(
     pipeline: &Arc<FacePipeline>,
+    downloader: &Downloader,
     req: CompareMaskFaceRequest,
 ) -> Result<CompareMaskFaceResponse, ApiError> {
     check_quality_control(req.quality_control)?;
     let version = model_version(req.face_model_version.as_deref())?;
     let cos = compare_images(
         pipeline,
+        downloader,
         (req.image_a, req.url_a),
         (req.image_b, req.url_b),
         version,

@@ -11,16 +11,22 @@ use std::sync::Arc;
 use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode, Iai, RequestContext};
 use crate::face::FacePipeline;
+use crate::face::download::Downloader;
 use crate::store::{Store, StoreError};
 
 pub struct IaiService {
     store: Store,
     faces: Arc<FacePipeline>,
+    downloader: Downloader,
 }
 
 impl IaiService {
-    pub fn new(store: Store, faces: Arc<FacePipeline>) -> Self {
-        Self { store, faces }
+    pub fn new(store: Store, faces: Arc<FacePipeline>, downloader: Downloader) -> Self {
+        Self {
+            store,
+            faces,
+            downloader,
+        }
     }
 }
 
@@ -30,7 +36,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: DetectFaceRequest,
     ) -> Result<DetectFaceResponse, ApiError> {
-        faces::detect_face(&self.faces, req).await
+        faces::detect_face(&self.faces, &self.downloader, req).await
     }
 
     async fn compare_face(
@@ -38,7 +44,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: CompareFaceRequest,
     ) -> Result<CompareFaceResponse, ApiError> {
-        faces::compare_face(&self.faces, req).await
+        faces::compare_face(&self.faces, &self.downloader, req).await
     }
 
     async fn compare_mask_face(
@@ -46,7 +52,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: CompareMaskFaceRequest,
     ) -> Result<CompareMaskFaceResponse, ApiError> {
-        faces::compare_mask_face(&self.faces, req).await
+        faces::compare_mask_face(&self.faces, &self.downloader, req).await
     }
 
     async fn create_group(

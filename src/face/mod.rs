@@ -6,6 +6,7 @@
 
 pub mod align;
 pub mod detect;
+pub mod download;
 pub mod embed;
 pub mod image_input;
 pub mod runtime;
