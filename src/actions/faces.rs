@@ -116,6 +116,7 @@ async fn compare_images(
     a: (Option<String>, Option<String>),
     b: (Option<String>, Option<String>),
     version: ModelVersion,
+    rotate: bool,
 ) -> Result<f32, ApiError> {
     let image_a = image_input(downloader, a.0, a.1).await?;
     let image_b = image_input(downloader, b.0, b.1).await?;
@@ -123,10 +124,12 @@ async fn compare_images(
         .run(move |p| {
             let mut embeddings = Vec::with_capacity(2);
             for decoded in [&image_a, &image_b] {
-                let faces = faces_of_size(
-                    p.detect_blocking(&decoded.image, false)?,
-                    DEFAULT_MIN_FACE_SIZE,
-                )?;
+                let found = if rotate {
+                    p.detect_any_orientation_blocking(&decoded.image, false)?
+                } else {
+                    p.detect_blocking(&decoded.image, false)?
+                };
+                let faces = faces_of_size(found, DEFAULT_MIN_FACE_SIZE)?;
                 embeddings.push(p.embed_blocking(&decoded.image, &faces[0], version)?);
             }
             Ok(cosine(&embeddings[0], &embeddings[1]))
@@ -151,6 +154,7 @@ pub async fn compare_face(
         (req.image_a, req.url_a),
         (req.image_b, req.url_b),
         version,
+        req.need_rotate_detection == Some(1),
     )
     .await?;
     Ok(CompareFaceResponse {
@@ -172,6 +176,7 @@ pub async fn compare_mask_face(
         (req.image_a, req.url_a),
         (req.image_b, req.url_b),
         version,
+        false,
     )
     .await?;
     Ok(CompareMaskFaceResponse {

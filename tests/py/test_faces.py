@@ -194,3 +194,17 @@ def test_compare_face_scores_and_errors(server, client):
     got = common_client(server, version="2020-03-03").call_json("CompareMaskFace", {"ImageA": b64(a), "ImageB": b64(a)})
     assert got["Response"]["Score"] > 90
     assert same.is_dir()
+
+
+@pytest.mark.parametrize("turn", ["r90", "r180", "r270"])
+def test_need_rotate_detection_finds_turned_faces(client, turn):
+    rotated = EDGE / "rotated"
+    upright = rotated / "cpp-package__inspireface__test_res__data__bulk__r0.jpg"
+    turned = rotated / f"cpp-package__inspireface__test_res__data__bulk__{turn}.jpg"
+    got = detect(client, turned, NeedRotateDetection=1)
+    assert len(got.FaceInfos) == 1
+    face = got.FaceInfos[0]
+    assert -face.Width / 2 < face.X < got.ImageWidth and -face.Height / 2 < face.Y < got.ImageHeight
+    req = models.CompareFaceRequest()
+    req.ImageA, req.ImageB, req.NeedRotateDetection = b64(upright), b64(turned), 1
+    assert client.CompareFace(req).Score > 80
