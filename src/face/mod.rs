@@ -47,6 +47,9 @@ impl ModelVersion {
     }
 }
 
+/// Where a point of a turned image lies in the original image of width and height `(w, h)`.
+type PointBack = fn([f32; 2], f32, f32) -> [f32; 2];
+
 /// Images up to this long side are searched again with a border when no face is found.
 const SMALL_IMAGE: u32 = 512;
 
@@ -137,15 +140,21 @@ impl FacePipeline {
     /// and 270 degrees, and the turn whose best face the detector is surest of wins (the detector also
     /// "finds" sideways faces, but with less confidence and landmarks unfit for alignment). Faces come back
     /// in the original image's coordinates.
-    pub fn detect_any_orientation_blocking(&self, image: &RgbImage, crowd: bool) -> Result<Vec<Detection>, ApiError> {
+    pub fn detect_any_orientation_blocking(
+        &self,
+        image: &RgbImage,
+        crowd: bool,
+    ) -> Result<Vec<Detection>, ApiError> {
         let (w, h) = (image.width() as f32, image.height() as f32);
         let upright = self.detect_blocking(image, crowd)?;
         let mut best_score = upright.iter().map(|f| f.score).fold(f32::MIN, f32::max);
         let mut best = upright;
         // For each turn: the turned image, and where a point of it lies in the original.
-        let turns: [(RgbImage, fn([f32; 2], f32, f32) -> [f32; 2]); 3] = [
+        let turns: [(RgbImage, PointBack); 3] = [
             (image::imageops::rotate90(image), |[x, y], _, h| [y, h - x]),
-            (image::imageops::rotate180(image), |[x, y], w, h| [w - x, h - y]),
+            (image::imageops::rotate180(image), |[x, y], w, h| {
+                [w - x, h - y]
+            }),
             (image::imageops::rotate270(image), |[x, y], w, _| [w - y, x]),
         ];
         for (turned, back) in turns {
@@ -158,9 +167,18 @@ impl FacePipeline {
             best = faces
                 .into_iter()
                 .map(|f| {
-                    let corners = [back([f.x, f.y], w, h), back([f.x + f.width, f.y + f.height], w, h)];
-                    let (x0, x1) = (corners[0][0].min(corners[1][0]), corners[0][0].max(corners[1][0]));
-                    let (y0, y1) = (corners[0][1].min(corners[1][1]), corners[0][1].max(corners[1][1]));
+                    let corners = [
+                        back([f.x, f.y], w, h),
+                        back([f.x + f.width, f.y + f.height], w, h),
+                    ];
+                    let (x0, x1) = (
+                        corners[0][0].min(corners[1][0]),
+                        corners[0][0].max(corners[1][0]),
+                    );
+                    let (y0, y1) = (
+                        corners[0][1].min(corners[1][1]),
+                        corners[0][1].max(corners[1][1]),
+                    );
                     Detection {
                         x: x0,
                         y: y0,
