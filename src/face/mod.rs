@@ -61,6 +61,8 @@ pub struct PipelineConfig {
 }
 
 pub struct FacePipeline {
+    /// ONNX Runtime allows one environment per process; sessions made elsewhere (benches) borrow this one.
+    environment: ort::environment::Environment,
     detector: Detector,
     v3: Embedder,
     v2: Embedder,
@@ -75,6 +77,7 @@ impl FacePipeline {
         let load = |file: &str| Model::load(&env, &manifest, file, config.intra_threads);
         Ok(Self {
             detector: Detector::new(load("yunet_n_dynamic.onnx")?),
+            environment: env.clone(),
             v3: Embedder::new(
                 load("faceapi_recognition_128.onnx")?,
                 150,
@@ -87,6 +90,10 @@ impl FacePipeline {
             ),
             permits: Semaphore::new(config.max_concurrent.max(1)),
         })
+    }
+
+    pub fn environment(&self) -> &ort::environment::Environment {
+        &self.environment
     }
 
     pub fn embedder(&self, version: ModelVersion) -> &Embedder {

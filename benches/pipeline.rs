@@ -1,0 +1,62 @@
+//! The face pipeline in process, next to a baseline measured in the same run: the bare YuNet model call on an
+//! already prepared 640x640 input. Ratios to read: decode + detect, and detect + align + embed (CompareFace's
+//! work for one image), over that baseline. Needs `models/` (tools/fetch_models.py) and ../shared/faces.
+//! `cargo bench --bench pipeline`.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use iai_server::face::image_input::decode_bytes;
+use iai_server::face::runtime::{Manifest, Model};
+use iai_server::face::{FacePipeline, ModelVersion, PipelineConfig};
+
+fn bench_pipeline(c: &mut Criterion) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pipeline = FacePipeline::load(
+        Path::new("models"),
+        &PipelineConfig {
+            intra_threads: threads,
+            max_concurrent: 1,
+        },
+    )
+    .expect("models/ must be filled: python3 tools/fetch_models.py");
+    let manifest = Manifest::load(Path::new("models")).unwrap();
+    let yunet = Model::load(
+        pipeline.environment(),
+        &manifest,
+        "yunet_n_dynamic.onnx",
+        threads,
+    )
+    .unwrap();
+    let bytes = std::fs::read("../shared/faces/edge_cases/formats/syn_face.png")
+        .expect("../shared/faces is needed");
+
+    let mut group = c.benchmark_group("pipeline");
+    group.sample_size(30);
+    let input = (vec![1, 3, 640, 640], vec![100f32; 3 * 640 * 640]);
+    group.bench_function("baseline: YuNet model call, 640x640", |b| {
+        b.iter(|| black_box(yunet.run(input.clone()).unwrap()))
+    });
+    group.bench_function("decode + detect (348x522 PNG)", |b| {
+        b.iter(|| {
+            let decoded = decode_bytes(black_box(&bytes)).unwrap();
+            black_box(pipeline.detect_blocking(&decoded.image, false).unwrap())
+        })
+    });
+    let decoded = decode_bytes(&bytes).unwrap();
+    group.bench_function("detect + align + embed 3.0", |b| {
+        b.iter(|| {
+            let faces = pipeline.detect_blocking(&decoded.image, false).unwrap();
+            black_box(
+                pipeline
+                    .embed_blocking(&decoded.image, &faces[0], ModelVersion::V3)
+                    .unwrap(),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_pipeline);
+criterion_main!(benches);
