@@ -36,10 +36,6 @@ impl KeyRing {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
     fn key(&self, secret_id: &str) -> Result<&ApiKey, ApiError> {
         self.keys.get(secret_id).ok_or_else(|| {
             ApiError::new(
