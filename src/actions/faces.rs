@@ -184,3 +184,52 @@ pub async fn compare_mask_face(
         face_model_version: version.as_str().to_owned(),
     })
 }
+
+/// Live-face probability (0-1) of the largest face of the image.
+async fn live_probability(
+    pipeline: &Arc<FacePipeline>,
+    downloader: &Downloader,
+    image: Option<String>,
+    url: Option<String>,
+) -> Result<f32, ApiError> {
+    let decoded = image_input(downloader, image, url).await?;
+    pipeline
+        .run(move |p| {
+            let faces = faces_of_size(
+                p.detect_blocking(&decoded.image, false)?,
+                DEFAULT_MIN_FACE_SIZE,
+            )?;
+            p.live_probability_blocking(&decoded.image, &faces[0])
+        })
+        .await
+}
+
+/// A probability at or above this is a live face (README, "Liveness").
+pub const LIVE_THRESHOLD: f32 = 0.5;
+
+pub async fn detect_live_face_accurate(
+    pipeline: &Arc<FacePipeline>,
+    downloader: &Downloader,
+    req: DetectLiveFaceAccurateRequest,
+) -> Result<DetectLiveFaceAccurateResponse, ApiError> {
+    let version = model_version(req.face_model_version.as_deref())?;
+    let live = live_probability(pipeline, downloader, req.image, req.url).await?;
+    Ok(DetectLiveFaceAccurateResponse {
+        score: (live as f64 * 10000.0).round() / 100.0,
+        face_model_version: version.as_str().to_owned(),
+    })
+}
+
+pub async fn detect_live_face(
+    pipeline: &Arc<FacePipeline>,
+    downloader: &Downloader,
+    req: DetectLiveFaceRequest,
+) -> Result<DetectLiveFaceResponse, ApiError> {
+    let version = model_version(req.face_model_version.as_deref())?;
+    let live = live_probability(pipeline, downloader, req.image, req.url).await?;
+    Ok(DetectLiveFaceResponse {
+        score: (live as f64 * 10000.0).round() / 100.0,
+        face_model_version: version.as_str().to_owned(),
+        is_liveness: live >= LIVE_THRESHOLD,
+    })
+}

@@ -47,6 +47,22 @@ impl Iai for IaiService {
         faces::compare_face(&self.faces, &self.downloader, req).await
     }
 
+    async fn detect_live_face(
+        &self,
+        _: &RequestContext,
+        req: DetectLiveFaceRequest,
+    ) -> Result<DetectLiveFaceResponse, ApiError> {
+        faces::detect_live_face(&self.faces, &self.downloader, req).await
+    }
+
+    async fn detect_live_face_accurate(
+        &self,
+        _: &RequestContext,
+        req: DetectLiveFaceAccurateRequest,
+    ) -> Result<DetectLiveFaceAccurateResponse, ApiError> {
+        faces::detect_live_face_accurate(&self.faces, &self.downloader, req).await
+    }
+
     async fn compare_mask_face(
         &self,
         _: &RequestContext,

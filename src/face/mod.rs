@@ -9,6 +9,7 @@ pub mod detect;
 pub mod download;
 pub mod embed;
 pub mod image_input;
+pub mod liveness;
 pub mod runtime;
 pub mod score;
 
@@ -66,6 +67,7 @@ pub struct FacePipeline {
     detector: Detector,
     v3: Embedder,
     v2: Embedder,
+    liveness: liveness::Liveness,
     permits: Semaphore,
 }
 
@@ -87,6 +89,10 @@ impl FacePipeline {
                 load("mobileface_recognition.onnx")?,
                 112,
                 embed::ARCFACE_112_TEMPLATE,
+            ),
+            liveness: liveness::Liveness::new(
+                load("minifasnet_2.7_80x80_MiniFASNetV2.onnx")?,
+                load("minifasnet_4_0_0_80x80_MiniFASNetV1SE.onnx")?,
             ),
             permits: Semaphore::new(config.max_concurrent.max(1)),
         })
@@ -208,6 +214,17 @@ impl FacePipeline {
     ) -> Result<Vec<f32>, ApiError> {
         self.embedder(version)
             .embed(image, &face.landmarks)
+            .map_err(inference_error)
+    }
+
+    /// Probability (0-1) that the face is live rather than a photo of a photo or of a screen.
+    pub fn live_probability_blocking(
+        &self,
+        image: &RgbImage,
+        face: &Detection,
+    ) -> Result<f32, ApiError> {
+        self.liveness
+            .live_probability(image, face)
             .map_err(inference_error)
     }
 
