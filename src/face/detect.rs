@@ -107,7 +107,11 @@ impl Detector {
 }
 
 /// Bilinear resize with SIMD (the image crate's resize costs more than the detector on a 2-core machine).
-fn resize_bilinear(image: &RgbImage, width: u32, height: u32) -> anyhow::Result<RgbImage> {
+pub(crate) fn resize_bilinear(
+    image: &RgbImage,
+    width: u32,
+    height: u32,
+) -> anyhow::Result<RgbImage> {
     let source = ImageRef::new(
         image.width(),
         image.height(),

@@ -2,11 +2,9 @@
 //! with different context, a crop of 2.7x and of 4x the detector box (shifted back inside the image), each
 //! resized to 80x80, BGR 0-255 NCHW. Their softmax outputs are averaged; class 1 is a live face.
 
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 
-use super::detect::Detection;
+use super::detect::{Detection, resize_bilinear};
 use super::runtime::Model;
 
 pub struct Liveness {
@@ -74,17 +72,7 @@ fn context_crop(image: &RgbImage, face: &Detection, scale: f32) -> anyhow::Resul
         (bottom as u32 + 1 - top).max(1),
     );
     let cropped = image::imageops::crop_imm(image, left, top, width, height).to_image();
-    let source = ImageRef::new(
-        cropped.width(),
-        cropped.height(),
-        cropped.as_raw(),
-        PixelType::U8x3,
-    )?;
-    let mut target = Image::new(SIZE, SIZE, PixelType::U8x3);
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-    Resizer::new().resize(&source, &mut target, &options)?;
-    RgbImage::from_raw(SIZE, SIZE, target.into_vec())
-        .ok_or_else(|| anyhow::anyhow!("resize produced a short buffer"))
+    resize_bilinear(&cropped, SIZE, SIZE)
 }
 
 fn softmax(logits: &[f32]) -> Vec<f32> {
