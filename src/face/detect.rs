@@ -23,6 +23,16 @@ impl Detection {
     pub fn area(&self) -> f32 {
         self.width * self.height
     }
+
+    pub fn centre(&self) -> [f32; 2] {
+        [self.x + self.width / 2.0, self.y + self.height / 2.0]
+    }
+
+    /// Angle (radians) of the line from the eye on the image's left to the other eye.
+    pub fn eye_angle(&self) -> f32 {
+        let [left, right] = [self.landmarks[0], self.landmarks[1]];
+        (right[1] - left[1]).atan2(right[0] - left[0])
+    }
 }
 
 pub struct Detector {

@@ -5,11 +5,14 @@
 //! runtime never stalls and a burst of requests queues instead of oversubscribing the cores.
 
 pub mod align;
+pub mod attributes;
 pub mod detect;
 pub mod download;
 pub mod embed;
 pub mod image_input;
 pub mod liveness;
+pub mod mesh;
+pub mod quality;
 pub mod runtime;
 pub mod score;
 
@@ -20,8 +23,11 @@ use image::RgbImage;
 use tokio::sync::Semaphore;
 
 use crate::api::{ApiError, ErrorCode};
+use attributes::{AttributeModels, HeadPose, MaskProbability, ModelAttributes};
 use detect::{Detection, Detector};
 use embed::Embedder;
+use mesh::{FaceMesh, Mesh};
+use quality::Quality;
 use runtime::{Manifest, Model};
 
 /// Which recognition model (Tencent's `FaceModelVersion`).
@@ -68,6 +74,8 @@ pub struct FacePipeline {
     v3: Embedder,
     v2: Embedder,
     liveness: liveness::Liveness,
+    mesh: FaceMesh,
+    attributes: AttributeModels,
     permits: Semaphore,
 }
 
@@ -93,6 +101,12 @@ impl FacePipeline {
             liveness: liveness::Liveness::new(
                 load("minifasnet_2.7_80x80_MiniFASNetV2.onnx")?,
                 load("minifasnet_4_0_0_80x80_MiniFASNetV1SE.onnx")?,
+            ),
+            mesh: FaceMesh::new(load("mp_face_landmark.onnx")?),
+            attributes: AttributeModels::new(
+                load("human_gender.onnx")?,
+                load("human_emotion.onnx")?,
+                load("ulfd_RFB-640-masked_face-v2.onnx")?,
             ),
             permits: Semaphore::new(config.max_concurrent.max(1)),
         })
@@ -226,6 +240,43 @@ impl FacePipeline {
         self.liveness
             .live_probability(image, face)
             .map_err(inference_error)
+    }
+
+    /// The 468-point face mesh of a detected face.
+    pub fn mesh_blocking(&self, image: &RgbImage, face: &Detection) -> Result<Mesh, ApiError> {
+        self.mesh.run(image, face).map_err(inference_error)
+    }
+
+    /// Gender and emotion of a detected face.
+    pub fn classify_blocking(
+        &self,
+        image: &RgbImage,
+        face: &Detection,
+    ) -> Result<ModelAttributes, ApiError> {
+        self.attributes
+            .classify(image, face)
+            .map_err(inference_error)
+    }
+
+    /// Mask probability of each face (one pass over the whole image).
+    pub fn masks_blocking(
+        &self,
+        image: &RgbImage,
+        faces: &[Detection],
+    ) -> Result<Vec<MaskProbability>, ApiError> {
+        self.attributes.masks(image, faces).map_err(inference_error)
+    }
+
+    /// Quality of a face from its pixels, mesh, pose and mask probability.
+    pub fn quality_blocking(
+        &self,
+        image: &RgbImage,
+        face: &Detection,
+        mesh: &Mesh,
+        pose: &HeadPose,
+        mask: MaskProbability,
+    ) -> Result<Quality, ApiError> {
+        quality::measure(image, face, mesh, pose, mask).map_err(inference_error)
     }
 
     /// Run `work` on a blocking thread once a permit is free.
