@@ -126,7 +126,80 @@ EDGE_EXPECT = {
     "rotated/syn_face_rot30ccw.jpg": "ok",
     "occlusion_partial/cpp-package__inspireface__test_res__data__bulk__mask2.jpg": "ok",
     "quality_blur/cpp-package__inspireface__test_res__data__bulk__blur.jpg": "ok",
+    "formats/embedding-calculator__src__services__imgtools__test__files__einstein.bmp": "ok",
+    "formats/embedding-calculator__src__services__imgtools__test__files__einstein.gif":
+        "FailedOperation.ImageDecodeFailed",
+    "formats/embedding-calculator__src__services__imgtools__test__files__einstein.ico":
+        "FailedOperation.ImageDecodeFailed",
+    "formats/embedding-calculator__src__services__imgtools__test__files__einstein.jpeg": "ok",
+    "formats/embedding-calculator__src__services__imgtools__test__files__einstein.png": "ok",
+    "formats/embedding-calculator__src__services__imgtools__test__files__einstein.tiff":
+        "FailedOperation.ImageDecodeFailed",
+    "formats/embedding-calculator__src__services__imgtools__test__files__einstein.webp":
+        "FailedOperation.ImageDecodeFailed",
+    "formats/tests__test_images__32bit.png": "ok",
+    "formats_mismatched_ext/cpp-package__inspireface__test_res__data__bulk__jntm.jpg": "ok",
+    "large/embedding-calculator__sample_images__002_A.jpg": "ok",
+    "large/embedding-calculator__sample_images__003_A.jpg": "ok",
+    "large/syn_face_2000px.png": "ok",
+    "large/syn_face_4000px.jpg": "ok",
+    "large/syn_face_2001px.png": "ok",
+    "no_face/cpp-package__inspireface__test_res__data__bulk__view.jpg": "InvalidParameterValue.NoFaceInPhoto",
+    "no_face/cpp-package__inspireface__test_res__data__crop__no_face.png": "InvalidParameterValue.NoFaceInPhoto",
+    # YuNet scores the dogs' faces up to 0.82; the face mesh's face flag turns them down.
+    "no_face/examples__faces__dogs.jpg": "InvalidParameterValue.NoFaceInPhoto",
+    # Truncated JPEGs: the decoder pads the missing rows (as lenient decoders do) and the face is there.
+    "non_image_or_corrupt/embedding-calculator__src__services__imgtools__test__files__truncated.jpg": "ok",
+    "non_image_or_corrupt/syn_truncated_half.jpg": "ok",
+    # 200 inverted bytes smear the picture below them; what is left shows no face.
+    "non_image_or_corrupt/syn_bitflipped.jpg": "InvalidParameterValue.NoFaceInPhoto",
+    # A drawn face is a face to the detector, as for Tencent's.
+    "non_photo_face/cpp-package__inspireface__test_res__data__bulk__kun_cartoon_crop.jpg": "ok",
+    "occlusion_partial/tests__test_images__obama_partial_face.jpg": "ok",
+    "occlusion_partial/tests__test_images__obama_partial_face2.jpg": "ok",
+    "occlusion_partial/tests__unit__dataset__img11_reflection.jpg": "ok",
+    "pose/cpp-package__inspireface__test_res__data__pose__left_face.jpeg": "ok",
+    "pose/cpp-package__inspireface__test_res__data__pose__left_wryneck.png": "ok",
+    "pose/cpp-package__inspireface__test_res__data__pose__lower_face.jpeg": "ok",
+    "pose/cpp-package__inspireface__test_res__data__pose__right_face.png": "ok",
+    "pose/cpp-package__inspireface__test_res__data__pose__right_wryneck.png": "ok",
+    "pose/cpp-package__inspireface__test_res__data__pose__rise_face.jpeg": "ok",
+    # Detection does not depend on liveness (DetectLiveFace tells this photo of a screen apart).
+    "spoof/cpp-package__inspireface__test_res__data__bulk__rgb_fake.jpg": "ok",
+    "tiny/Brian_Thomas_Smith__b036a881b3a3a16203d4fbe2102a7b160c1780a3.jpg": "FailedOperation.ImageResolutionTooSmall",
+    "tiny/Lydia_Shum__f9444029424626fefcc041cbaf02420bd5e82d59.jpg": "FailedOperation.ImageResolutionTooSmall",
+    "tiny/syn_face_20px.jpg": "FailedOperation.ImageResolutionTooSmall",
+    "tiny/syn_face_64px.jpg": "FailedOperation.ImageResolutionTooSmall",
+    # A 25 px face is found but is below the default MinFaceSize of 34 px.
+    "tiny/syn_tiny_face_in_1920x1080.jpg": "FailedOperation.FaceSizeTooSmall",
+    "tiny/yaleB01_P00A+000E+00.pgm": "FailedOperation.ImageDecodeFailed",
+    "tiny/yaleB05_P00A+000E+00.pgm": "FailedOperation.ImageDecodeFailed",
 }
+# Turned pixels without EXIF: found with NeedRotateDetection (test_need_rotate_detection_finds_turned_faces).
+ROTATED = sorted(p.name for p in (EDGE / "rotated").iterdir() if p.name != "syn_face_rot30ccw.jpg")
+# Several faces: counts in test_detect_face_finds_the_annotated_faces_largest_first and
+# test_every_multi_face_photo_shows_several_faces.
+MULTI_FACE = sorted(p.name for p in (EDGE / "multi_face").iterdir())
+
+
+def test_every_edge_case_file_has_an_expectation():
+    files = {str(p.relative_to(EDGE)) for p in EDGE.rglob("*") if p.is_file() and p.name != "MANIFEST.tsv"}
+    covered = set(EDGE_EXPECT) | {f"rotated/{n}" for n in ROTATED} | {f"multi_face/{n}" for n in MULTI_FACE}
+    assert files - covered == set()
+
+
+@pytest.mark.parametrize("name", ROTATED)
+def test_turned_photos_are_found_with_need_rotate_detection(client, name):
+    assert len(detect(client, EDGE / "rotated" / name, NeedRotateDetection=1).FaceInfos) == 1
+
+
+@pytest.mark.parametrize("name", MULTI_FACE)
+def test_every_multi_face_photo_shows_several_faces(client, name):
+    got = detect(client, EDGE / "multi_face" / name, MaxFaceNum=120, MinFaceSize=20)
+    assert len(got.FaceInfos) >= 2
+    sizes = [f.Width * f.Height for f in got.FaceInfos]
+    # Largest first (sorted by the unrounded box, so integer areas may tie or swap by a pixel's worth).
+    assert all(b <= a * 1.02 for a, b in zip(sizes, sizes[1:]))
 
 
 @pytest.mark.parametrize("relative,expected", sorted(EDGE_EXPECT.items()))
