@@ -15,8 +15,9 @@ const FIX: &str = "run `python3 tools/fetch_models.py` to fetch the pinned files
 /// The pinned files, read from `models/manifest.json`.
 pub struct Manifest {
     dir: PathBuf,
-    entries: Vec<(String, String)>,
-    runtime: (String, String),
+    /// (file, accepted sha256s): the pinned hash, and for some files the hash of our own rebuild.
+    entries: Vec<(String, Vec<String>)>,
+    runtime: (String, Vec<String>),
 }
 
 impl Manifest {
@@ -26,11 +27,10 @@ impl Manifest {
             .with_context(|| format!("cannot read {}: is --models-dir right?", path.display()))?;
         let doc: serde_json::Value =
             serde_json::from_str(&text).context("models/manifest.json is not valid JSON")?;
-        let pair = |v: &serde_json::Value| -> Option<(String, String)> {
-            Some((
-                v["file"].as_str()?.to_owned(),
-                v["sha256"].as_str()?.to_owned(),
-            ))
+        let pair = |v: &serde_json::Value| -> Option<(String, Vec<String>)> {
+            let mut hashes = vec![v["sha256"].as_str()?.to_owned()];
+            hashes.extend(v["rebuilt_sha256"].as_str().map(str::to_owned));
+            Some((v["file"].as_str()?.to_owned(), hashes))
         };
         let runtime = pair(&doc["onnxruntime"]).context("manifest: onnxruntime entry")?;
         let entries = doc["models"]
@@ -48,7 +48,7 @@ impl Manifest {
 
     /// The verified path of a pinned file.
     pub fn verified(&self, file: &str) -> anyhow::Result<PathBuf> {
-        let (name, sha) = std::iter::once(&self.runtime)
+        let (name, hashes) = std::iter::once(&self.runtime)
             .chain(&self.entries)
             .find(|(name, _)| name == file)
             .with_context(|| format!("{file} is not in models/manifest.json"))?;
@@ -56,10 +56,11 @@ impl Manifest {
         let bytes = std::fs::read(&path)
             .with_context(|| format!("{} is missing: {FIX}", path.display()))?;
         let got = hex::encode(Sha256::digest(&bytes));
-        if &got != sha {
+        if !hashes.contains(&got) {
             bail!(
-                "{} has sha256 {got}, but the manifest pins {sha}: {FIX}",
-                path.display()
+                "{} has sha256 {got}, but the manifest pins {}: {FIX}",
+                path.display(),
+                hashes.join(" or ")
             );
         }
         Ok(path)
