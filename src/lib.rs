@@ -5,14 +5,14 @@
 //! - `api`: the API model generated from the specification and the `Iai` trait (one method per action);
 //! - `actions`: the `Iai` implementation, with the service's rules and error codes;
 //! - `store`: SQLite persistence;
+//! - `index`: the in-memory search index, rebuilt from the store at start and following every write;
 //! - `face`: images, detection, alignment, embeddings and scores with ONNX models.
-//!
-//! The search index will be its own layer beside `store` and `face`.
 
 pub mod actions;
 pub mod api;
 pub mod config;
 pub mod face;
+pub mod index;
 pub mod store;
 pub mod wire;
 
@@ -28,6 +28,12 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     }
     let store = store::Store::open(&config.data_dir)?;
     tracing::info!(database = %store.path().display(), "store ready");
+    let started = std::time::Instant::now();
+    let indexes = Arc::new(store.load_indexes()?);
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "search index rebuilt from the store"
+    );
     let pipeline_config = face::PipelineConfig {
         intra_threads: config.inference_threads,
         max_concurrent: config.max_concurrent_inference,
@@ -38,7 +44,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     )?);
     tracing::info!(models = %config.models_dir.display(), "face models loaded");
     let downloader = face::download::Downloader::new(config.url_policy());
-    let service = Arc::new(actions::IaiService::new(store, faces, downloader));
+    let service = Arc::new(actions::IaiService::new(store, indexes, faces, downloader));
     let app = wire::server::router(
         service,
         wire::server::WireConfig {

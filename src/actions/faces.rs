@@ -111,7 +111,7 @@ async fn compare_images(
         .await
 }
 
-fn rounded_score(version: ModelVersion, cosine: f32) -> f64 {
+pub(super) fn rounded_score(version: ModelVersion, cosine: f32) -> f64 {
     (Calibration::for_version(version).score(cosine) as f64 * 100.0).round() / 100.0
 }
 

@@ -1,15 +1,19 @@
 //! Group actions: CreateGroup, DeleteGroup, GetGroupList, GetGroupInfo, ModifyGroup, GetPersonListNum.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::rules::{self, Page};
 use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode};
+use crate::face::ModelVersion;
+use crate::index::{Change, Indexes};
 use crate::store::groups::{self as rows, GroupChange, GroupRow, NewGroup};
 use crate::store::{Store, now_ms};
 
 pub async fn create(
     store: &Store,
+    indexes: &Arc<Indexes>,
     req: CreateGroupRequest,
 ) -> Result<CreateGroupResponse, ApiError> {
     rules::check_group_id(&req.group_id)?;
@@ -29,15 +33,25 @@ pub async fn create(
         ex_descriptions,
         face_model_version: version,
     };
+    let indexes = indexes.clone();
     let row = store
-        .write(move |tx| {
-            if rows::count(tx)? >= rules::MAX_GROUPS {
-                return Err(ApiError::code(
-                    ErrorCode::InvalidParameterValueGroupNumExceed,
-                ));
-            }
-            Ok(rows::insert(tx, &group, now_ms())?)
-        })
+        .write_then(
+            move |tx| {
+                if rows::count(tx)? >= rules::MAX_GROUPS {
+                    return Err(ApiError::code(
+                        ErrorCode::InvalidParameterValueGroupNumExceed,
+                    ));
+                }
+                Ok(rows::insert(tx, &group, now_ms())?)
+            },
+            move |row: &GroupRow| {
+                indexes.apply(Change::CreateGroup {
+                    group_id: row.group_id.clone(),
+                    version: ModelVersion::parse(&row.face_model_version)
+                        .unwrap_or(ModelVersion::V3),
+                })
+            },
+        )
         .await?;
     Ok(CreateGroupResponse {
         face_model_version: row.face_model_version,
@@ -46,11 +60,17 @@ pub async fn create(
 
 pub async fn delete(
     store: &Store,
+    indexes: &Arc<Indexes>,
     req: DeleteGroupRequest,
 ) -> Result<DeleteGroupResponse, ApiError> {
     rules::check_group_id(&req.group_id)?;
+    let indexes = indexes.clone();
+    let group_id = req.group_id.clone();
     store
-        .write(move |tx| Ok::<_, ApiError>(rows::delete(tx, &req.group_id)?))
+        .write_then(
+            move |tx| Ok::<_, ApiError>(rows::delete(tx, &req.group_id)?),
+            move |_| indexes.apply(Change::DeleteGroup { group_id }),
+        )
         .await?;
     Ok(DeleteGroupResponse {})
 }

@@ -5,7 +5,9 @@
 mod analysis;
 mod faces;
 mod groups;
+mod persons;
 mod rules;
+mod search;
 
 use std::sync::Arc;
 
@@ -13,25 +15,186 @@ use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode, Iai, RequestContext};
 use crate::face::FacePipeline;
 use crate::face::download::Downloader;
+use crate::index::Indexes;
 use crate::store::{Store, StoreError};
 
 pub struct IaiService {
     store: Store,
+    indexes: Arc<Indexes>,
     faces: Arc<FacePipeline>,
     downloader: Downloader,
 }
 
 impl IaiService {
-    pub fn new(store: Store, faces: Arc<FacePipeline>, downloader: Downloader) -> Self {
+    pub fn new(
+        store: Store,
+        indexes: Arc<Indexes>,
+        faces: Arc<FacePipeline>,
+        downloader: Downloader,
+    ) -> Self {
         Self {
             store,
+            indexes,
             faces,
             downloader,
+        }
+    }
+
+    fn persons(&self) -> persons::Persons<'_> {
+        persons::Persons {
+            store: &self.store,
+            indexes: &self.indexes,
+            faces: &self.faces,
+            downloader: &self.downloader,
+        }
+    }
+
+    fn search(&self) -> search::Search<'_> {
+        search::Search {
+            store: &self.store,
+            indexes: &self.indexes,
+            faces: &self.faces,
+            downloader: &self.downloader,
         }
     }
 }
 
 impl Iai for IaiService {
+    async fn create_person(
+        &self,
+        _: &RequestContext,
+        req: CreatePersonRequest,
+    ) -> Result<CreatePersonResponse, ApiError> {
+        self.persons().create_person(req).await
+    }
+
+    async fn create_face(
+        &self,
+        _: &RequestContext,
+        req: CreateFaceRequest,
+    ) -> Result<CreateFaceResponse, ApiError> {
+        self.persons().create_face(req).await
+    }
+
+    async fn delete_face(
+        &self,
+        _: &RequestContext,
+        req: DeleteFaceRequest,
+    ) -> Result<DeleteFaceResponse, ApiError> {
+        self.persons().delete_face(req).await
+    }
+
+    async fn delete_person(
+        &self,
+        _: &RequestContext,
+        req: DeletePersonRequest,
+    ) -> Result<DeletePersonResponse, ApiError> {
+        self.persons().delete_person(req).await
+    }
+
+    async fn delete_person_from_group(
+        &self,
+        _: &RequestContext,
+        req: DeletePersonFromGroupRequest,
+    ) -> Result<DeletePersonFromGroupResponse, ApiError> {
+        self.persons().delete_person_from_group(req).await
+    }
+
+    async fn copy_person(
+        &self,
+        _: &RequestContext,
+        req: CopyPersonRequest,
+    ) -> Result<CopyPersonResponse, ApiError> {
+        self.persons().copy_person(req).await
+    }
+
+    async fn get_person_list(
+        &self,
+        _: &RequestContext,
+        req: GetPersonListRequest,
+    ) -> Result<GetPersonListResponse, ApiError> {
+        self.persons().get_person_list(req).await
+    }
+
+    async fn get_person_base_info(
+        &self,
+        _: &RequestContext,
+        req: GetPersonBaseInfoRequest,
+    ) -> Result<GetPersonBaseInfoResponse, ApiError> {
+        self.persons().get_person_base_info(req).await
+    }
+
+    async fn get_person_group_info(
+        &self,
+        _: &RequestContext,
+        req: GetPersonGroupInfoRequest,
+    ) -> Result<GetPersonGroupInfoResponse, ApiError> {
+        self.persons().get_person_group_info(req).await
+    }
+
+    async fn modify_person_base_info(
+        &self,
+        _: &RequestContext,
+        req: ModifyPersonBaseInfoRequest,
+    ) -> Result<ModifyPersonBaseInfoResponse, ApiError> {
+        self.persons().modify_person_base_info(req).await
+    }
+
+    async fn modify_person_group_info(
+        &self,
+        _: &RequestContext,
+        req: ModifyPersonGroupInfoRequest,
+    ) -> Result<ModifyPersonGroupInfoResponse, ApiError> {
+        self.persons().modify_person_group_info(req).await
+    }
+
+    async fn search_faces(
+        &self,
+        _: &RequestContext,
+        req: SearchFacesRequest,
+    ) -> Result<SearchFacesResponse, ApiError> {
+        self.search().search_faces(req).await
+    }
+
+    async fn search_faces_returns_by_group(
+        &self,
+        _: &RequestContext,
+        req: SearchFacesReturnsByGroupRequest,
+    ) -> Result<SearchFacesReturnsByGroupResponse, ApiError> {
+        self.search().search_faces_returns_by_group(req).await
+    }
+
+    async fn search_persons(
+        &self,
+        _: &RequestContext,
+        req: SearchPersonsRequest,
+    ) -> Result<SearchPersonsResponse, ApiError> {
+        self.search().search_persons(req).await
+    }
+
+    async fn search_persons_returns_by_group(
+        &self,
+        _: &RequestContext,
+        req: SearchPersonsReturnsByGroupRequest,
+    ) -> Result<SearchPersonsReturnsByGroupResponse, ApiError> {
+        self.search().search_persons_returns_by_group(req).await
+    }
+
+    async fn verify_face(
+        &self,
+        _: &RequestContext,
+        req: VerifyFaceRequest,
+    ) -> Result<VerifyFaceResponse, ApiError> {
+        self.search().verify_face(req).await
+    }
+
+    async fn verify_person(
+        &self,
+        _: &RequestContext,
+        req: VerifyPersonRequest,
+    ) -> Result<VerifyPersonResponse, ApiError> {
+        self.search().verify_person(req).await
+    }
     async fn detect_face(
         &self,
         _: &RequestContext,
@@ -109,7 +272,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: CreateGroupRequest,
     ) -> Result<CreateGroupResponse, ApiError> {
-        groups::create(&self.store, req).await
+        groups::create(&self.store, &self.indexes, req).await
     }
 
     async fn delete_group(
@@ -117,7 +280,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: DeleteGroupRequest,
     ) -> Result<DeleteGroupResponse, ApiError> {
-        groups::delete(&self.store, req).await
+        groups::delete(&self.store, &self.indexes, req).await
     }
 
     async fn get_group_list(
@@ -167,6 +330,12 @@ impl From<StoreError> for ApiError {
             }
             StoreError::GroupLimit => {
                 ApiError::code(ErrorCode::InvalidParameterValueGroupNumExceed)
+            }
+            StoreError::PersonNotFound => {
+                ApiError::code(ErrorCode::InvalidParameterValuePersonIdNotExist)
+            }
+            StoreError::PersonIdTaken => {
+                ApiError::code(ErrorCode::InvalidParameterValuePersonIdAlreadyExist)
             }
             StoreError::Db(e) => {
                 tracing::error!(error = %e, "database error");

@@ -213,6 +213,13 @@ mod tests {
         points[mesh::FACE_RIGHT] = [100.0, 50.0, 0.0];
         points[mesh::FOREHEAD_TOP] = [50.0, 0.0, 0.0];
         points[mesh::CHIN_BOTTOM] = [50.0, 120.0, 0.0];
+        // Level eyes: no roll.
+        for &i in &mesh::dense::LEFT_EYE {
+            points[i] = [30.0, 40.0, 0.0];
+        }
+        for &i in &mesh::dense::RIGHT_EYE {
+            points[i] = [70.0, 40.0, 0.0];
+        }
         Mesh {
             points,
             presence: 1.0,

@@ -304,6 +304,28 @@ impl FacePipeline {
         quality::measure(image, face, mesh, pose, mask).map_err(inference_error)
     }
 
+    /// What the store keeps of an enrolled face so that it can be embedded again for another model
+    /// version: a loose square around it (twice the box, at most 256 px, PNG) and the 5 landmarks in that
+    /// crop's pixels (JSON).
+    pub fn keepsake_blocking(
+        &self,
+        image: &RgbImage,
+        face: &Detection,
+    ) -> Result<(Vec<u8>, String), ApiError> {
+        let side = face.width.max(face.height) * 2.0;
+        let size = (side.round() as u32).clamp(16, 256);
+        let (crop, to_crop) = align::upright_square(image, face.centre(), side, 0.0, size)
+            .map_err(inference_error)?;
+        let mut png = Vec::new();
+        crop.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .map_err(|e| inference_error(e.into()))?;
+        let points: Vec<[f32; 2]> = face.landmarks.iter().map(|&p| to_crop.apply(p)).collect();
+        Ok((
+            png,
+            serde_json::to_string(&points).expect("numbers serialize"),
+        ))
+    }
+
     /// Run `work` on a blocking thread once a permit is free.
     pub async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, ApiError>
     where

@@ -5,6 +5,7 @@
 //! Every call runs on the blocking pool and inside one transaction, committed before the caller answers.
 
 pub mod groups;
+pub mod persons;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +31,10 @@ pub enum StoreError {
     GroupNameTaken,
     #[error("too many groups")]
     GroupLimit,
+    #[error("person not found")]
+    PersonNotFound,
+    #[error("person id already exists")]
+    PersonIdTaken,
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("store task failed: {0}")]
@@ -88,6 +93,27 @@ impl Store {
         task.await.map_err(|e| StoreError::Task(e.to_string()))?
     }
 
+    /// Like `write`, then run `after` on the result while the write lock is still held, so that what
+    /// `after` updates (the search index) changes in the same order as the database.
+    pub async fn write_then<T, E, F, A>(&self, f: F, after: A) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&rusqlite::Transaction) -> Result<T, E> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock();
+            let tx = conn.transaction().map_err(StoreError::from)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(StoreError::from)?;
+            after(&out);
+            Ok(out)
+        });
+        task.await.map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
     /// Run a read-only `f` on the blocking pool.
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
@@ -98,6 +124,36 @@ impl Store {
         let conn = self.conn.clone();
         let task = tokio::task::spawn_blocking(move || f(&conn.lock()));
         task.await.map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+impl Store {
+    /// Build every group's search index from the database (at start).
+    pub fn load_indexes(&self) -> anyhow::Result<crate::index::Indexes> {
+        use crate::face::ModelVersion;
+        use crate::index::{GroupIndex, Indexes};
+        use std::collections::HashMap;
+        let conn = self.conn.lock();
+        let mut built: HashMap<String, GroupIndex> = HashMap::new();
+        for group in groups::list(&conn, 0, i64::MAX as u64)? {
+            let version =
+                ModelVersion::parse(&group.face_model_version).unwrap_or(ModelVersion::V3);
+            let (_, faces) = groups::counts(&conn, &group.group_id)?;
+            let mut index = GroupIndex::new(version);
+            index.reserve(faces as usize);
+            built.insert(group.group_id, index);
+        }
+        persons::for_each_indexed_face(&conn, |group, person, face, embedding| {
+            if let (Some(index), Ok(key)) = (built.get_mut(group), face.parse::<u64>()) {
+                index.add_faces_unfused(person, &[(key, embedding)]);
+            }
+        })?;
+        let indexes = Indexes::default();
+        for (group_id, mut index) in built {
+            index.refresh_all();
+            indexes.insert_group(group_id, index);
+        }
+        Ok(indexes)
     }
 }
 

@@ -1,0 +1,640 @@
+//! 1:N search and 1:1 verification against stored persons (SPEC.md §7.4-7.5, §7.8): SearchFaces,
+//! SearchFacesReturnsByGroup, SearchPersons, SearchPersonsReturnsByGroup, VerifyFace, VerifyPerson.
+//! Scores use the CompareFace calibration of the groups' model version.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::analysis::check_quality_blocking;
+use super::faces::{
+    DEFAULT_MIN_FACE_SIZE, check_quality_control, detect, faces_of_size, image_input, rounded_score,
+};
+use super::persons::{check_person_id, face_rect};
+use super::rules;
+use crate::api::model::*;
+use crate::api::{ApiError, ErrorCode};
+use crate::face::download::Downloader;
+use crate::face::embed::{cosine, normalise};
+use crate::face::{FacePipeline, ModelVersion};
+use crate::index::{GroupIndex, Indexes};
+use crate::store::persons as person_rows;
+use crate::store::{Store, groups};
+
+const MAX_GROUPS: usize = 100;
+const MAX_GROUPS_BY_GROUP: usize = 60;
+const MAX_QUERY_FACES: u64 = 10;
+const MAX_PERSONS: u64 = 100;
+const MAX_PERSONS_PER_GROUP: u64 = 10;
+/// VerifyFace / VerifyPerson: `IsMatch` at this score (SPEC.md §7.5).
+const MATCH_SCORE: f64 = 60.0;
+
+pub struct Search<'a> {
+    pub store: &'a Store,
+    pub indexes: &'a Arc<Indexes>,
+    pub faces: &'a Arc<FacePipeline>,
+    pub downloader: &'a Downloader,
+}
+
+/// The request fields every search shares.
+struct Query {
+    group_ids: Vec<String>,
+    image: Option<String>,
+    url: Option<String>,
+    max_face_num: Option<u64>,
+    min_face_size: Option<u64>,
+    quality_control: Option<u64>,
+    face_match_threshold: Option<f64>,
+    need_person_info: Option<i64>,
+    need_rotate_detection: Option<u64>,
+}
+
+/// Whether candidates are faces (each stored face on its own) or persons (fused features).
+#[derive(Clone, Copy, PartialEq)]
+enum Over {
+    Faces,
+    Persons,
+}
+
+/// One query face: its box, and per searched group the candidates (person, face key, score), best first.
+struct FaceResult {
+    rect: FaceRect,
+    ret_code: i64,
+    per_group: Vec<Picked>,
+}
+
+struct Searched {
+    version: ModelVersion,
+    group_ids: Vec<String>,
+    results: Vec<FaceResult>,
+    faces_in_groups: u64,
+    persons_in_groups: u64,
+}
+
+type Groups = Vec<(String, Arc<RwLock<GroupIndex>>)>;
+/// Candidates of one list: (person, face key for face searches, score), best first.
+type Picked = Vec<(Arc<str>, Option<u64>, f64)>;
+
+impl Search<'_> {
+    /// Check the groups: count, existence, one model version (3.0 for person searches), not all empty.
+    async fn groups(
+        &self,
+        ids: &[String],
+        max: usize,
+        over: Over,
+    ) -> Result<(Groups, ModelVersion), ApiError> {
+        if ids.is_empty() || ids.len() > max {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameterValueGroupIdsExceed,
+                format!("GroupIds must list 1 to {max} groups."),
+            ));
+        }
+        let mut unique: Vec<String> = Vec::new();
+        for id in ids {
+            rules::check_group_id(id)?;
+            if !unique.contains(id) {
+                unique.push(id.clone());
+            }
+        }
+        let wanted = unique.clone();
+        let rows = self
+            .store
+            .read(move |conn| {
+                wanted
+                    .iter()
+                    .map(|g| groups::get(conn, g))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(ApiError::from)
+            })
+            .await?;
+        let version = rows[0].face_model_version.clone();
+        if rows.iter().any(|g| g.face_model_version != version) {
+            return Err(ApiError::code(
+                ErrorCode::FailedOperationAcrossVersionsError,
+            ));
+        }
+        let version = ModelVersion::parse(&version).unwrap_or(ModelVersion::V3);
+        if over == Over::Persons && version != ModelVersion::V3 {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameterValueUnsupportedGroupFaceModelVersion,
+                "Person searches need groups of FaceModelVersion 3.0.",
+            ));
+        }
+        let mut out = Vec::new();
+        for id in unique {
+            let index = self
+                .indexes
+                .group(&id)
+                .ok_or_else(|| ApiError::code(ErrorCode::InvalidParameterValueGroupIdNotExist))?;
+            out.push((id, index));
+        }
+        if out.iter().all(|(_, index)| index.read().face_count() == 0) {
+            return Err(ApiError::code(
+                ErrorCode::InvalidParameterValueNoFaceInGroups,
+            ));
+        }
+        Ok((out, version))
+    }
+
+    async fn run(
+        &self,
+        q: Query,
+        max_groups: usize,
+        over: Over,
+        per_group_k: usize,
+    ) -> Result<Searched, ApiError> {
+        let max_faces = q.max_face_num.unwrap_or(1);
+        if max_faces == 0 || max_faces > MAX_QUERY_FACES {
+            return Err(ApiError::new(
+                ErrorCode::LimitExceededErrorFaceNumExceed,
+                format!("MaxFaceNum must be between 1 and {MAX_QUERY_FACES}."),
+            ));
+        }
+        let threshold = q.face_match_threshold.unwrap_or(0.0);
+        if !(0.0..100.0).contains(&threshold) {
+            return Err(ApiError::code(
+                ErrorCode::InvalidParameterValueFaceMatchThresholdIllegal,
+            ));
+        }
+        let quality_control = check_quality_control(q.quality_control)?;
+        let min_size = q.min_face_size.unwrap_or(DEFAULT_MIN_FACE_SIZE);
+        let (groups, version) = self.groups(&q.group_ids, max_groups, over).await?;
+        let decoded = image_input(self.downloader, q.image, q.url).await?;
+        let rotate = q.need_rotate_detection == Some(1);
+        // (box, embedding or None when the face failed QualityControl)
+        let queries = self
+            .faces
+            .run(move |p| {
+                let found = detect(p, &decoded.image, max_faces > 1, rotate)?;
+                let mut faces = faces_of_size(found, min_size)?;
+                faces.truncate(max_faces as usize);
+                faces
+                    .into_iter()
+                    .map(|face| {
+                        let passed =
+                            check_quality_blocking(p, &decoded.image, &face, quality_control);
+                        let embedding = match passed {
+                            Ok(()) => Some(p.embed_blocking(&decoded.image, &face, version)?),
+                            Err(e)
+                                if e.code == ErrorCode::FailedOperationFaceQualityNotQualified =>
+                            {
+                                None
+                            }
+                            Err(e) => return Err(e),
+                        };
+                        Ok((face_rect(&face), embedding))
+                    })
+                    .collect::<Result<Vec<_>, ApiError>>()
+            })
+            .await?;
+        let (mut faces_in_groups, mut persons_in_groups) = (0, 0);
+        for (_, index) in &groups {
+            let index = index.read();
+            faces_in_groups += index.face_count() as u64;
+            persons_in_groups += index.person_count() as u64;
+        }
+        let mut results = Vec::new();
+        for (rect, embedding) in queries {
+            let Some(query) = embedding else {
+                results.push(FaceResult {
+                    rect,
+                    ret_code: -1601,
+                    per_group: vec![Vec::new(); groups.len()],
+                });
+                continue;
+            };
+            let per_group = groups
+                .iter()
+                .map(|(_, index)| {
+                    let index = index.read();
+                    let hits: Vec<(Arc<str>, Option<u64>, f32)> = match over {
+                        Over::Faces => index
+                            .search_faces(&query, per_group_k)
+                            .into_iter()
+                            .map(|h| (h.person_id, Some(h.face), h.cosine))
+                            .collect(),
+                        Over::Persons => index
+                            .search_persons(&query, per_group_k)
+                            .into_iter()
+                            .map(|(person, cos)| (person, None, cos))
+                            .collect(),
+                    };
+                    best_per_person(hits, version, threshold)
+                })
+                .collect();
+            results.push(FaceResult {
+                rect,
+                ret_code: 0,
+                per_group,
+            });
+        }
+        if results.iter().all(|r| r.ret_code != 0) {
+            persons_in_groups = 0;
+        }
+        Ok(Searched {
+            version,
+            group_ids: groups.into_iter().map(|(id, _)| id).collect(),
+            results,
+            faces_in_groups,
+            persons_in_groups,
+        })
+    }
+
+    /// Candidates for the answer, with person details when asked for (`NeedPersonInfo` = 1).
+    async fn candidates(
+        &self,
+        picked: Vec<Picked>,
+        need_info: bool,
+        group_ids: &[String],
+    ) -> Result<Vec<Vec<Candidate>>, ApiError> {
+        let mut info: HashMap<String, (String, i64, Vec<PersonGroupInfo>)> = HashMap::new();
+        if need_info {
+            let ids: Vec<String> = picked
+                .iter()
+                .flatten()
+                .map(|(p, _, _)| p.to_string())
+                .collect();
+            let searched = group_ids.to_vec();
+            info = self
+                .store
+                .read(move |conn| {
+                    let mut out = HashMap::new();
+                    for id in ids {
+                        if out.contains_key(&id) {
+                            continue;
+                        }
+                        let Some(person) = person_rows::find(conn, &id)? else {
+                            continue;
+                        };
+                        let mut infos = Vec::new();
+                        for (group_id, values) in person_rows::groups_of(conn, &id)? {
+                            if !searched.contains(&group_id) {
+                                continue;
+                            }
+                            let fields = groups::get(conn, &group_id)?.ex_descriptions.len();
+                            infos.push(PersonGroupInfo {
+                                group_id,
+                                person_ex_descriptions: (0..fields)
+                                    .map(|i| values.get(i).cloned().flatten().unwrap_or_default())
+                                    .collect(),
+                            });
+                        }
+                        out.insert(id, (person.name, person.gender, infos));
+                    }
+                    Ok::<_, ApiError>(out)
+                })
+                .await?;
+        }
+        Ok(picked
+            .into_iter()
+            .map(|list| {
+                list.into_iter()
+                    .map(|(person, face, score)| {
+                        let details = info.get(&*person);
+                        Candidate {
+                            person_id: person.to_string(),
+                            face_id: face.map(|f| f.to_string()).unwrap_or_default(),
+                            score,
+                            person_name: details.map(|d| d.0.clone()),
+                            gender: details.map(|d| d.1),
+                            person_group_infos: details.map(|d| d.2.clone()),
+                        }
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// SearchFaces / SearchPersons: candidates merged over the groups, best per person.
+    async fn merged(
+        &self,
+        q: Query,
+        over: Over,
+        max_persons: Option<u64>,
+    ) -> Result<(Vec<SearchResult>, Searched), ApiError> {
+        let k = max_persons.unwrap_or(5);
+        if k == 0 || k > MAX_PERSONS {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameterValueSearchPersonsExceed,
+                format!("MaxPersonNum must be between 1 and {MAX_PERSONS}."),
+            ));
+        }
+        let need_info = q.need_person_info == Some(1);
+        let mut searched = self.run(q, MAX_GROUPS, over, k as usize).await?;
+        let picked: Vec<Vec<_>> = searched
+            .results
+            .iter_mut()
+            .map(|r| {
+                let all: Vec<_> = std::mem::take(&mut r.per_group)
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                let mut best = dedupe(all);
+                best.truncate(k as usize);
+                best
+            })
+            .collect();
+        let candidates = self
+            .candidates(picked, need_info, &searched.group_ids)
+            .await?;
+        let results = searched
+            .results
+            .iter()
+            .zip(candidates)
+            .map(|(r, candidates)| SearchResult {
+                candidates,
+                face_rect: r.rect.clone(),
+                ret_code: r.ret_code,
+            })
+            .collect();
+        Ok((results, searched))
+    }
+
+    /// *ReturnsByGroup: candidates per group.
+    async fn by_group(
+        &self,
+        q: Query,
+        over: Over,
+        per_group: Option<u64>,
+    ) -> Result<(Vec<ResultsReturnsByGroup>, Searched), ApiError> {
+        let k = per_group.unwrap_or(5);
+        if k == 0 || k > MAX_PERSONS_PER_GROUP {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameterValueSearchPersonsExceed,
+                format!("MaxPersonNumPerGroup must be between 1 and {MAX_PERSONS_PER_GROUP}."),
+            ));
+        }
+        let need_info = q.need_person_info == Some(1);
+        let mut searched = self.run(q, MAX_GROUPS_BY_GROUP, over, k as usize).await?;
+        let mut out = Vec::new();
+        let group_ids = searched.group_ids.clone();
+        for r in searched.results.iter_mut() {
+            let picked: Vec<Vec<_>> = std::mem::take(&mut r.per_group)
+                .into_iter()
+                .map(|mut list| {
+                    list.truncate(k as usize);
+                    list
+                })
+                .collect();
+            let lists = self.candidates(picked, need_info, &group_ids).await?;
+            out.push(ResultsReturnsByGroup {
+                face_rect: r.rect.clone(),
+                group_candidates: if r.ret_code == 0 {
+                    group_ids
+                        .iter()
+                        .zip(lists)
+                        .map(|(group_id, candidates)| GroupCandidate {
+                            group_id: group_id.clone(),
+                            candidates,
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+                ret_code: r.ret_code,
+            });
+        }
+        Ok((out, searched))
+    }
+
+    pub async fn search_faces(
+        &self,
+        req: SearchFacesRequest,
+    ) -> Result<SearchFacesResponse, ApiError> {
+        let q = Query {
+            group_ids: req.group_ids,
+            image: req.image,
+            url: req.url,
+            max_face_num: req.max_face_num,
+            min_face_size: req.min_face_size,
+            quality_control: req.quality_control,
+            face_match_threshold: req.face_match_threshold,
+            need_person_info: req.need_person_info,
+            need_rotate_detection: req.need_rotate_detection,
+        };
+        let (results, searched) = self.merged(q, Over::Faces, req.max_person_num).await?;
+        Ok(SearchFacesResponse {
+            results,
+            face_num: searched.faces_in_groups,
+            face_model_version: searched.version.as_str().to_owned(),
+        })
+    }
+
+    pub async fn search_faces_returns_by_group(
+        &self,
+        req: SearchFacesReturnsByGroupRequest,
+    ) -> Result<SearchFacesReturnsByGroupResponse, ApiError> {
+        let q = Query {
+            group_ids: req.group_ids,
+            image: req.image,
+            url: req.url,
+            max_face_num: req.max_face_num,
+            min_face_size: req.min_face_size,
+            quality_control: req.quality_control,
+            face_match_threshold: req.face_match_threshold,
+            need_person_info: req.need_person_info,
+            need_rotate_detection: req.need_rotate_detection,
+        };
+        let (results, searched) = self
+            .by_group(q, Over::Faces, req.max_person_num_per_group)
+            .await?;
+        Ok(SearchFacesReturnsByGroupResponse {
+            face_num: searched.faces_in_groups,
+            results_returns_by_group: results,
+            face_model_version: searched.version.as_str().to_owned(),
+        })
+    }
+
+    pub async fn search_persons(
+        &self,
+        req: SearchPersonsRequest,
+    ) -> Result<SearchPersonsResponse, ApiError> {
+        let q = Query {
+            group_ids: req.group_ids,
+            image: req.image,
+            url: req.url,
+            max_face_num: req.max_face_num,
+            min_face_size: req.min_face_size,
+            quality_control: req.quality_control,
+            face_match_threshold: req.face_match_threshold,
+            need_person_info: req.need_person_info,
+            need_rotate_detection: req.need_rotate_detection,
+        };
+        let (results, searched) = self.merged(q, Over::Persons, req.max_person_num).await?;
+        Ok(SearchPersonsResponse {
+            results,
+            person_num: searched.persons_in_groups,
+            face_model_version: Some(searched.version.as_str().to_owned()),
+        })
+    }
+
+    pub async fn search_persons_returns_by_group(
+        &self,
+        req: SearchPersonsReturnsByGroupRequest,
+    ) -> Result<SearchPersonsReturnsByGroupResponse, ApiError> {
+        let q = Query {
+            group_ids: req.group_ids,
+            image: req.image,
+            url: req.url,
+            max_face_num: req.max_face_num,
+            min_face_size: req.min_face_size,
+            quality_control: req.quality_control,
+            face_match_threshold: req.face_match_threshold,
+            need_person_info: req.need_person_info,
+            need_rotate_detection: req.need_rotate_detection,
+        };
+        let (results, searched) = self
+            .by_group(q, Over::Persons, req.max_person_num_per_group)
+            .await?;
+        Ok(SearchPersonsReturnsByGroupResponse {
+            person_num: searched.persons_in_groups,
+            results_returns_by_group: results,
+            face_model_version: searched.version.as_str().to_owned(),
+        })
+    }
+
+    /// The cosine of the image's largest face with the person: best stored face, or the fused feature.
+    async fn verify(
+        &self,
+        person_id: String,
+        image: Option<String>,
+        url: Option<String>,
+        quality_control: Option<u64>,
+        rotate: bool,
+        fused: bool,
+    ) -> Result<(f64, ModelVersion), ApiError> {
+        check_person_id(&person_id)?;
+        let quality_control = check_quality_control(quality_control)?;
+        let (version, stored) = self
+            .store
+            .read(move |conn| {
+                person_rows::get(conn, &person_id)?;
+                let version = match person_rows::groups_of(conn, &person_id)?.first() {
+                    Some((g, _)) => groups::get(conn, g)?.face_model_version,
+                    None => "3.0".to_owned(),
+                };
+                let stored = person_rows::embeddings(conn, &person_id, &version)?;
+                Ok::<_, ApiError>((
+                    ModelVersion::parse(&version).unwrap_or(ModelVersion::V3),
+                    stored,
+                ))
+            })
+            .await?;
+        if fused && version != ModelVersion::V3 {
+            return Err(ApiError::code(
+                ErrorCode::InvalidParameterValueUnsupportedGroupFaceModelVersion,
+            ));
+        }
+        if stored.is_empty() {
+            return Err(ApiError::code(
+                ErrorCode::InvalidParameterValueNoFaceInGroups,
+            ));
+        }
+        let decoded = image_input(self.downloader, image, url).await?;
+        let query = self
+            .faces
+            .run(move |p| {
+                let found = detect(p, &decoded.image, false, rotate)?;
+                let face = faces_of_size(found, DEFAULT_MIN_FACE_SIZE)?.remove(0);
+                check_quality_blocking(p, &decoded.image, &face, quality_control)?;
+                p.embed_blocking(&decoded.image, &face, version)
+            })
+            .await?;
+        let best = if fused {
+            let mut mean = vec![0f32; query.len()];
+            for (_, v) in &stored {
+                mean.iter_mut().zip(v).for_each(|(m, x)| *m += x);
+            }
+            normalise(&mut mean);
+            cosine(&mean, &query)
+        } else {
+            stored
+                .iter()
+                .map(|(_, v)| cosine(v, &query))
+                .fold(f32::MIN, f32::max)
+        };
+        Ok((rounded_score(version, best), version))
+    }
+
+    pub async fn verify_face(
+        &self,
+        req: VerifyFaceRequest,
+    ) -> Result<VerifyFaceResponse, ApiError> {
+        let (score, version) = self
+            .verify(
+                req.person_id,
+                req.image,
+                req.url,
+                req.quality_control,
+                req.need_rotate_detection == Some(1),
+                false,
+            )
+            .await?;
+        Ok(VerifyFaceResponse {
+            score,
+            is_match: score >= MATCH_SCORE,
+            face_model_version: version.as_str().to_owned(),
+        })
+    }
+
+    pub async fn verify_person(
+        &self,
+        req: VerifyPersonRequest,
+    ) -> Result<VerifyPersonResponse, ApiError> {
+        let (score, version) = self
+            .verify(
+                req.person_id,
+                req.image,
+                req.url,
+                req.quality_control,
+                req.need_rotate_detection == Some(1),
+                true,
+            )
+            .await?;
+        Ok(VerifyPersonResponse {
+            score,
+            is_match: score >= MATCH_SCORE,
+            face_model_version: version.as_str().to_owned(),
+        })
+    }
+}
+
+/// Scores from cosines, those under the threshold dropped, best per person, sorted by score.
+fn best_per_person(
+    hits: Vec<(Arc<str>, Option<u64>, f32)>,
+    version: ModelVersion,
+    threshold: f64,
+) -> Picked {
+    let scored = hits
+        .into_iter()
+        .map(|(person, face, cos)| (person, face, rounded_score(version, cos)))
+        .filter(|(_, _, score)| *score >= threshold)
+        .collect();
+    dedupe(scored)
+}
+
+/// Keep each person's best candidate, best first.
+fn dedupe(mut all: Picked) -> Picked {
+    all.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|(person, _, _)| seen.insert(person.clone()));
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedupe_keeps_the_best_candidate_of_each_person() {
+        let p: Arc<str> = Arc::from("p");
+        let q: Arc<str> = Arc::from("q");
+        let out = dedupe(vec![
+            (p.clone(), Some(1), 50.0),
+            (q.clone(), Some(2), 70.0),
+            (p.clone(), Some(3), 90.0),
+        ]);
+        assert_eq!(out, vec![(p, Some(3), 90.0), (q, Some(2), 70.0)]);
+    }
+}

@@ -1,0 +1,301 @@
+//! The search index: in memory, one flat (exact) index per group (a group has one model version), with
+//! every face embedding of the group's persons and one fused feature per person (the normalised mean of its
+//! face embeddings). Rebuilt from SQLite at start; changed only after the database committed, in commit
+//! order (the store applies `Change`s while it still holds its write lock), so it always follows the
+//! database. Each group sits behind its own lock: a search holds a read lock for its scan, a change holds the
+//! write lock for the few microseconds of an insert or removal.
+
+pub mod flat;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::face::ModelVersion;
+use crate::face::embed::normalise;
+use flat::{FlatIndex, Hit};
+
+/// What a committed write did, for the index to follow.
+#[derive(Debug, Clone)]
+pub enum Change {
+    CreateGroup {
+        group_id: String,
+        version: ModelVersion,
+    },
+    DeleteGroup {
+        group_id: String,
+    },
+    /// Faces added to a person: in every group listed (the person's groups).
+    AddFaces {
+        group_ids: Vec<String>,
+        person_id: String,
+        faces: Vec<(u64, Vec<f32>)>,
+    },
+    RemoveFaces {
+        group_ids: Vec<String>,
+        faces: Vec<u64>,
+    },
+    /// A person joins a group with all its faces (CreatePerson, CopyPerson).
+    AddPerson {
+        group_id: String,
+        person_id: String,
+        faces: Vec<(u64, Vec<f32>)>,
+    },
+    RemovePerson {
+        group_ids: Vec<String>,
+        person_id: String,
+    },
+}
+
+pub struct GroupIndex {
+    pub version: ModelVersion,
+    faces: FlatIndex,
+    face_owner: HashMap<u64, u32>,
+    persons: FlatIndex,
+    person_faces: HashMap<u32, Vec<u64>>,
+    person_ids: Vec<Arc<str>>,
+    slots: HashMap<Arc<str>, u32>,
+}
+
+/// A face search hit: the person, the face and its cosine.
+#[derive(Debug, Clone)]
+pub struct FaceHit {
+    pub person_id: Arc<str>,
+    pub face: u64,
+    pub cosine: f32,
+}
+
+pub fn dim(version: ModelVersion) -> usize {
+    match version {
+        ModelVersion::V3 => 128,
+        ModelVersion::V2 => 256,
+    }
+}
+
+impl GroupIndex {
+    pub fn new(version: ModelVersion) -> Self {
+        Self {
+            version,
+            faces: FlatIndex::new(dim(version)),
+            face_owner: HashMap::new(),
+            persons: FlatIndex::new(dim(version)),
+            person_faces: HashMap::new(),
+            person_ids: Vec::new(),
+            slots: HashMap::new(),
+        }
+    }
+
+    pub fn face_count(&self) -> usize {
+        self.faces.len()
+    }
+
+    pub fn person_count(&self) -> usize {
+        self.persons.len()
+    }
+
+    pub fn reserve(&mut self, faces: usize) {
+        self.faces.reserve(faces);
+    }
+
+    fn slot(&mut self, person_id: &str) -> u32 {
+        if let Some(&slot) = self.slots.get(person_id) {
+            return slot;
+        }
+        let id: Arc<str> = Arc::from(person_id);
+        let slot = self.person_ids.len() as u32;
+        self.person_ids.push(id.clone());
+        self.slots.insert(id, slot);
+        slot
+    }
+
+    /// Add faces without refreshing the fused features (bulk loading); call `refresh_all` after.
+    pub fn add_faces_unfused(&mut self, person_id: &str, faces: &[(u64, Vec<f32>)]) -> u32 {
+        let slot = self.slot(person_id);
+        for (face, vector) in faces {
+            if vector.len() != self.faces.dim() {
+                continue;
+            }
+            self.faces.upsert(*face, vector);
+            self.face_owner.insert(*face, slot);
+            let list = self.person_faces.entry(slot).or_default();
+            if !list.contains(face) {
+                list.push(*face);
+            }
+        }
+        slot
+    }
+
+    pub fn add_faces(&mut self, person_id: &str, faces: &[(u64, Vec<f32>)]) {
+        let slot = self.add_faces_unfused(person_id, faces);
+        self.refresh(slot);
+    }
+
+    pub fn remove_faces(&mut self, faces: &[u64]) {
+        let mut touched = Vec::new();
+        for face in faces {
+            self.faces.remove(*face);
+            if let Some(slot) = self.face_owner.remove(face) {
+                if let Some(list) = self.person_faces.get_mut(&slot) {
+                    list.retain(|f| f != face);
+                }
+                touched.push(slot);
+            }
+        }
+        touched.dedup();
+        for slot in touched {
+            self.refresh(slot);
+        }
+    }
+
+    pub fn remove_person(&mut self, person_id: &str) {
+        let Some(&slot) = self.slots.get(person_id) else {
+            return;
+        };
+        for face in self.person_faces.remove(&slot).unwrap_or_default() {
+            self.faces.remove(face);
+            self.face_owner.remove(&face);
+        }
+        self.persons.remove(u64::from(slot));
+    }
+
+    /// Recompute a person's fused feature: the normalised mean of its (unit) face embeddings.
+    fn refresh(&mut self, slot: u32) {
+        let faces = self.person_faces.get(&slot).cloned().unwrap_or_default();
+        if faces.is_empty() {
+            self.persons.remove(u64::from(slot));
+            self.person_faces.remove(&slot);
+            return;
+        }
+        let mut mean = vec![0f32; self.faces.dim()];
+        for face in &faces {
+            if let Some(v) = self.faces.get(*face) {
+                mean.iter_mut().zip(v).for_each(|(m, x)| *m += x);
+            }
+        }
+        normalise(&mut mean);
+        self.persons.upsert(u64::from(slot), &mean);
+    }
+
+    pub fn refresh_all(&mut self) {
+        let slots: Vec<u32> = self.person_faces.keys().copied().collect();
+        for slot in slots {
+            self.refresh(slot);
+        }
+    }
+
+    /// The best faces; enough of them (`persons` x 5, a person has at most 5 faces) that `persons`
+    /// distinct persons are among them when the group has that many.
+    pub fn search_faces(&self, query: &[f32], persons: usize) -> Vec<FaceHit> {
+        self.faces
+            .search(query, persons * 5)
+            .into_iter()
+            .filter_map(|Hit { key, score }| {
+                let slot = *self.face_owner.get(&key)?;
+                Some(FaceHit {
+                    person_id: self.person_ids[slot as usize].clone(),
+                    face: key,
+                    cosine: score,
+                })
+            })
+            .collect()
+    }
+
+    /// The best persons by fused feature.
+    pub fn search_persons(&self, query: &[f32], k: usize) -> Vec<(Arc<str>, f32)> {
+        self.persons
+            .search(query, k)
+            .into_iter()
+            .map(|hit| (self.person_ids[hit.key as usize].clone(), hit.score))
+            .collect()
+    }
+}
+
+/// Every group's index.
+#[derive(Default)]
+pub struct Indexes {
+    groups: RwLock<HashMap<String, Arc<RwLock<GroupIndex>>>>,
+}
+
+impl Indexes {
+    pub fn group(&self, group_id: &str) -> Option<Arc<RwLock<GroupIndex>>> {
+        self.groups.read().get(group_id).cloned()
+    }
+
+    pub fn insert_group(&self, group_id: String, index: GroupIndex) {
+        self.groups
+            .write()
+            .insert(group_id, Arc::new(RwLock::new(index)));
+    }
+
+    pub fn apply(&self, change: Change) {
+        match change {
+            Change::CreateGroup { group_id, version } => {
+                self.insert_group(group_id, GroupIndex::new(version))
+            }
+            Change::DeleteGroup { group_id } => {
+                self.groups.write().remove(&group_id);
+            }
+            Change::AddFaces {
+                group_ids,
+                person_id,
+                faces,
+            } => {
+                for group in group_ids.iter().filter_map(|g| self.group(g)) {
+                    group.write().add_faces(&person_id, &faces);
+                }
+            }
+            Change::RemoveFaces { group_ids, faces } => {
+                for group in group_ids.iter().filter_map(|g| self.group(g)) {
+                    group.write().remove_faces(&faces);
+                }
+            }
+            Change::AddPerson {
+                group_id,
+                person_id,
+                faces,
+            } => {
+                if let Some(group) = self.group(&group_id) {
+                    group.write().add_faces(&person_id, &faces);
+                }
+            }
+            Change::RemovePerson {
+                group_ids,
+                person_id,
+            } => {
+                for group in group_ids.iter().filter_map(|g| self.group(g)) {
+                    group.write().remove_person(&person_id);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(values: &[f32]) -> Vec<f32> {
+        let mut out = vec![0f32; 128];
+        out[..values.len()].copy_from_slice(values);
+        normalise(&mut out);
+        out
+    }
+
+    #[test]
+    fn fused_features_follow_face_changes() {
+        let mut index = GroupIndex::new(ModelVersion::V3);
+        index.add_faces("p", &[(1, v(&[1.0, 0.0])), (2, v(&[0.0, 1.0]))]);
+        index.add_faces("q", &[(3, v(&[-1.0, 0.0]))]);
+        let (best, cosine) = index.search_persons(&v(&[1.0, 1.0]), 1).remove(0);
+        assert_eq!(&*best, "p");
+        assert!((cosine - 1.0).abs() < 1e-5);
+        index.remove_faces(&[2]);
+        let (_, cosine) = index.search_persons(&v(&[1.0, 1.0]), 1).remove(0);
+        assert!((cosine - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-5);
+        let hits = index.search_faces(&v(&[-1.0, 0.0]), 1);
+        assert_eq!((&*hits[0].person_id, hits[0].face), ("q", 3));
+        index.remove_person("q");
+        assert_eq!((index.face_count(), index.person_count()), (1, 1));
+    }
+}
