@@ -41,11 +41,17 @@ pub enum StoreError {
     Task(String),
 }
 
+/// One writer connection (writes take turns, in commit order) and a pool of read-only connections: with WAL,
+/// readers see the last commit and never wait for a writer.
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
 }
+
+/// Idle read connections kept open.
+const IDLE_READERS: usize = 8;
 
 impl Store {
     /// Open (creating if needed) the database in `data_dir` and bring its schema up to date.
@@ -66,6 +72,7 @@ impl Store {
             .with_context(|| format!("cannot migrate the database {}", path.display()))?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(Mutex::new(Vec::new())),
             path,
         })
     }
@@ -114,15 +121,28 @@ impl Store {
         task.await.map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Run a read-only `f` on the blocking pool.
+    /// Run a read-only `f` on the blocking pool, on a read connection (it sees every committed write).
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        let task = tokio::task::spawn_blocking(move || f(&conn.lock()));
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_reader(&path)?,
+            };
+            let out = f(&conn);
+            let mut idle = readers.lock();
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+            out
+        });
         task.await.map_err(|e| StoreError::Task(e.to_string()))?
     }
 }
@@ -155,6 +175,16 @@ impl Store {
         }
         Ok(indexes)
     }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    use rusqlite::OpenFlags;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
 }
 
 pub fn now_ms() -> i64 {
