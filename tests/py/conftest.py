@@ -130,10 +130,9 @@ def unique():
     return lambda prefix="t": f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def raw_tc3(server, action, body: bytes, version="2018-03-01", timestamp=None, content_type="application/json",
-            secret_key=SECRET_KEY, method="POST", query=""):
-    """A TC3 request built by hand but signed with the SDK's own signing function, for bodies no SDK would
-    send (malformed JSON, oversized payloads)."""
+def tc3_headers(server, action, body: bytes, version="2018-03-01", timestamp=None,
+                content_type="application/json", secret_key=SECRET_KEY, method="POST", query=""):
+    """TC3 headers for a request built by hand, signed with the SDK's own signing function."""
     timestamp = int(time.time()) if timestamp is None else timestamp
     date = time.strftime("%Y-%m-%d", time.gmtime(timestamp))
     host = server.endpoint
@@ -142,7 +141,7 @@ def raw_tc3(server, action, body: bytes, version="2018-03-01", timestamp=None, c
     to_sign = "\n".join(["TC3-HMAC-SHA256", str(timestamp), f"{date}/iai/tc3_request",
                          hashlib.sha256(canonical.encode()).hexdigest()])
     signature = Sign.sign_tc3(secret_key, date, "iai", to_sign)
-    headers = {
+    return {
         "Content-Type": content_type,
         "Host": host,
         "X-TC-Action": action,
@@ -151,6 +150,12 @@ def raw_tc3(server, action, body: bytes, version="2018-03-01", timestamp=None, c
         "Authorization": f"TC3-HMAC-SHA256 Credential={SECRET_ID}/{date}/iai/tc3_request, "
                          f"SignedHeaders=content-type;host, Signature={signature}",
     }
+
+
+def raw_tc3(server, action, body: bytes, version="2018-03-01", timestamp=None, content_type="application/json",
+            secret_key=SECRET_KEY, method="POST", query=""):
+    """A TC3 request for bodies no SDK would send (malformed JSON, oversized payloads)."""
+    headers = tc3_headers(server, action, body, version, timestamp, content_type, secret_key, method, query)
     url = server.url + (f"?{query}" if query else "")
     return requests.request(method, url, data=body, headers=headers, timeout=30)
 

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""SearchFaces through the live server on a large group, driven by the HTTP load tool `oha`.
+
+The group holds `--faces` synthetic faces (random unit vectors enrolled through the store by
+`examples/scale.rs`) plus one real person enrolled through the SDK; the query is another photo of that
+person, so every answer must name them (checked once through the SDK before the load). Each concurrency
+level sends the same TC3-signed request (signed once per level; the server allows 300 s of clock skew) for
+`--duration` seconds. Errors: non-200 answers counted by oha plus Tencent error envelopes, which the server
+logs as "action failed" (counted in its log). Figures: latency p50/p99 and throughput per level.
+
+    cargo install oha --locked --version 1.12.1                       # once
+    cargo build --release --example scale && cargo build --release
+    .venv-tests/bin/python benches/search_load.py [--faces 100000] [--duration 20]
+"""
+
+import argparse
+import base64
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "py"))
+import conftest  # noqa: E402
+from tencentcloud.iai.v20180301 import models  # noqa: E402
+
+PHOTOS = sorted((conftest.SHARED / "faces" / "tests" / "fr_obama").iterdir())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--faces", type=int, default=100_000)
+    ap.add_argument("--duration", type=int, default=20)
+    ap.add_argument("--levels", default="1,8,32")
+    args = ap.parse_args()
+    oha = shutil.which("oha") or str(pathlib.Path.home() / ".cargo" / "bin" / "oha")
+    base = pathlib.Path(tempfile.mkdtemp(prefix="iai-load-"))
+    data = base / "data"
+    print(subprocess.run([ROOT / "target" / "release" / "examples" / "scale", data, str(args.faces)],
+                         check=True, capture_output=True, text=True).stdout.strip())
+    os.environ["IAI_BIN"] = str(ROOT / "target" / "release" / "iai-server")
+    config = base / "iai.toml"
+    config.write_text("")
+    server = conftest.Server(data, config, {"IAI_LOG": "info,iai_server::wire::server=debug"})
+    server.start()
+    try:
+        client = conftest.make_client(server)
+        req = models.CreatePersonRequest()
+        req.GroupId, req.PersonId, req.PersonName = "scale", "real-person", "real"
+        req.Image = base64.b64encode(PHOTOS[0].read_bytes()).decode()
+        client.CreatePerson(req)
+        body = json.dumps({"GroupIds": ["scale"], "MaxPersonNum": 5,
+                           "Image": base64.b64encode(PHOTOS[1].read_bytes()).decode()}).encode()
+        check = models.SearchFacesRequest()
+        check.from_json_string(body.decode())
+        top = client.SearchFaces(check).Results[0].Candidates[0]
+        assert top.PersonId == "real-person", top
+        body_file = base / "body.json"
+        body_file.write_bytes(body)
+        print(f"SearchFaces on a group of {args.faces + 1} faces, top candidate {top.PersonId} ({top.Score}); "
+              f"{os.cpu_count()} cores shared by server and load tool")
+        print(f"{'concurrency':>11} {'requests':>9} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
+        for level in [int(x) for x in args.levels.split(",")]:
+            failed_before = server.log_path.read_text(errors="replace").count("action failed")
+            headers = conftest.tc3_headers(server, "SearchFaces", body)
+            cmd = [oha, "-z", f"{args.duration}s", "-c", str(level), "--no-tui", "--output-format", "json",
+                   "-m", "POST", "-D", str(body_file)]
+            for k, v in headers.items():
+                if k != "Host":
+                    cmd += ["-H", f"{k}: {v}"]
+            out = json.loads(subprocess.run(cmd + [server.url], check=True, capture_output=True, text=True).stdout)
+            codes = out.get("statusCodeDistribution", {})
+            ok = codes.get("200", 0)
+            # Requests still in flight when the duration ends are cancelled by oha ("aborted due to deadline"),
+            # not errors of the server.
+            transport = {k: v for k, v in out.get("errorDistribution", {}).items() if "deadline" not in k}
+            errors = sum(codes.values()) - ok + sum(transport.values())
+            errors += server.log_path.read_text(errors="replace").count("action failed") - failed_before
+            p = out["latencyPercentiles"]
+            print(f"{level:>11} {ok:>9} {out['summary']['requestsPerSec']:>7.1f} {p['p50'] * 1e3:>7.1f} "
+                  f"{p['p99'] * 1e3:>7.1f} {errors:>6}")
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
