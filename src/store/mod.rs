@@ -89,15 +89,7 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&rusqlite::Transaction) -> Result<T, E> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock();
-            let tx = conn.transaction().map_err(StoreError::from)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(StoreError::from)?;
-            Ok(out)
-        });
-        task.await.map_err(|e| StoreError::Task(e.to_string()))?
+        self.write_then(f, |_| {}).await
     }
 
     /// Like `write`, then run `after` on the result while the write lock is still held, so that what
