@@ -137,3 +137,42 @@ impl Model {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fingerprinted_file_may_have_the_hash_of_a_local_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = b"rebuilt model bytes";
+        let local = hex::encode(Sha256::digest(bytes));
+        std::fs::write(dir.path().join("m.onnx"), bytes).unwrap();
+        let manifest = serde_json::json!({
+            "onnxruntime": {"file": "lib.so", "sha256": "00"},
+            "models": [
+                {"file": "m.onnx", "sha256": "11", "fingerprint": "ff"},
+                {"file": "plain.onnx", "sha256": "22"}
+            ]
+        });
+        std::fs::write(dir.path().join("manifest.json"), manifest.to_string()).unwrap();
+        let refused = Manifest::load(dir.path()).unwrap().verified("m.onnx");
+        assert!(refused.unwrap_err().to_string().contains("pins 11"));
+        let rebuilt = serde_json::json!({"m.onnx": local, "plain.onnx": local});
+        std::fs::write(dir.path().join("rebuilt.json"), rebuilt.to_string()).unwrap();
+        assert!(
+            Manifest::load(dir.path())
+                .unwrap()
+                .verified("m.onnx")
+                .is_ok()
+        );
+        // Only fingerprinted entries accept a local rebuild.
+        std::fs::write(dir.path().join("plain.onnx"), bytes).unwrap();
+        assert!(
+            Manifest::load(dir.path())
+                .unwrap()
+                .verified("plain.onnx")
+                .is_err()
+        );
+    }
+}
