@@ -11,6 +11,7 @@
 use std::time::Instant;
 
 use iai_server::face::ModelVersion;
+use iai_server::index::Indexes;
 use iai_server::store::groups::{self, NewGroup};
 use iai_server::store::persons::{self, NewFace};
 use iai_server::store::{Store, now_ms};
@@ -116,7 +117,9 @@ async fn main() -> anyhow::Result<()> {
 
     let before = rss_bytes();
     let started = Instant::now();
-    let indexes = store.load_indexes()?;
+    let indexes = store
+        .read(|conn| Indexes::load(conn).map_err(anyhow::Error::from))
+        .await?;
     let rebuilt = started.elapsed().as_secs_f64();
     let grown = rss_bytes().saturating_sub(before);
     let index = indexes.group(GROUP).expect("the group exists");

@@ -29,7 +29,11 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     let store = store::Store::open(&config.data_dir)?;
     tracing::info!(database = %store.path().display(), "store ready");
     let started = std::time::Instant::now();
-    let indexes = Arc::new(store.load_indexes()?);
+    let indexes = Arc::new(
+        store
+            .read(|conn| index::Indexes::load(conn).map_err(anyhow::Error::from))
+            .await?,
+    );
     tracing::info!(
         seconds = started.elapsed().as_secs_f64(),
         "search index rebuilt from the store"

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use image::{ImageFormat, RgbImage};
 
-use super::faces::{detect, faces_of_size, image_input, model_version};
+use super::faces::{
+    DEFAULT_MIN_FACE_SIZE, check_max_faces, detect, face_rect, faces_of_size, image_input,
+    model_version,
+};
 use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode};
 use crate::face::attributes::{self, HeadPose, MaskProbability, ModelAttributes};
@@ -163,26 +166,13 @@ fn face_info(face: &Detection, a: Option<&Analysis>) -> FaceInfo {
 
 pub const MAX_DETECT_FACES: u64 = 120;
 
-fn check_max_faces(max_faces: Option<u64>) -> Result<u64, ApiError> {
-    let max_faces = max_faces.unwrap_or(1);
-    if max_faces == 0 || max_faces > MAX_DETECT_FACES {
-        return Err(ApiError::new(
-            ErrorCode::LimitExceededErrorFaceNumExceed,
-            format!("MaxFaceNum must be between 1 and {MAX_DETECT_FACES}."),
-        ));
-    }
-    Ok(max_faces)
-}
-
 pub async fn detect_face(
     pipeline: &Arc<FacePipeline>,
     downloader: &Downloader,
     req: DetectFaceRequest,
 ) -> Result<DetectFaceResponse, ApiError> {
-    let max_faces = check_max_faces(req.max_face_num)?;
-    let min_size = req
-        .min_face_size
-        .unwrap_or(super::faces::DEFAULT_MIN_FACE_SIZE);
+    let max_faces = check_max_faces(req.max_face_num, MAX_DETECT_FACES)?;
+    let min_size = req.min_face_size.unwrap_or(DEFAULT_MIN_FACE_SIZE);
     let version = model_version(req.face_model_version.as_deref())?;
     let with_attributes = req.need_face_attributes == Some(1);
     let with_quality = req.need_quality_detection == Some(1);
@@ -283,17 +273,29 @@ fn faces_for_mode(mode: Option<u64>, max: usize) -> Result<usize, ApiError> {
     }
 }
 
-/// Meshes of the largest `count` faces that pass the detector's default minimum size.
-async fn meshes(
+/// The landmark actions' common part: the image (its long side checked when `limit_long_side`), and the
+/// largest faces allowed by `Mode` (at most `max`) with their meshes. Returns (width, height, faces).
+#[allow(clippy::too_many_arguments)]
+async fn landmarks(
     pipeline: &Arc<FacePipeline>,
-    decoded: Decoded,
-    count: usize,
+    downloader: &Downloader,
+    image: Option<String>,
+    url: Option<String>,
+    mode: Option<u64>,
+    max: usize,
     rotate: bool,
-) -> Result<Vec<(Detection, Mesh)>, ApiError> {
-    pipeline
+    limit_long_side: bool,
+) -> Result<(u32, u32, Vec<(Detection, Mesh)>), ApiError> {
+    let count = faces_for_mode(mode, max)?;
+    let decoded = image_input(downloader, image, url).await?;
+    if limit_long_side {
+        check_long_side(&decoded)?;
+    }
+    let (width, height) = decoded.image.dimensions();
+    let found = pipeline
         .run(move |p| {
             let found = detect(p, &decoded.image, count > 1, rotate)?;
-            let mut faces = faces_of_size(found, super::faces::DEFAULT_MIN_FACE_SIZE)?;
+            let mut faces = faces_of_size(found, DEFAULT_MIN_FACE_SIZE)?;
             faces.truncate(count);
             faces
                 .into_iter()
@@ -303,7 +305,8 @@ async fn meshes(
                 })
                 .collect()
         })
-        .await
+        .await?;
+    Ok((width, height, found))
 }
 
 pub async fn analyze_face(
@@ -311,15 +314,17 @@ pub async fn analyze_face(
     downloader: &Downloader,
     req: AnalyzeFaceRequest,
 ) -> Result<AnalyzeFaceResponse, ApiError> {
-    let count = faces_for_mode(req.mode, ANALYZE_FACE_MAX)?;
     let version = model_version(req.face_model_version.as_deref())?;
-    let decoded = image_input(downloader, req.image, req.url).await?;
-    let (width, height) = decoded.image.dimensions();
-    let found = meshes(
+    let rotate = req.need_rotate_detection == Some(1);
+    let (width, height, found) = landmarks(
         pipeline,
-        decoded,
-        count,
-        req.need_rotate_detection == Some(1),
+        downloader,
+        req.image,
+        req.url,
+        req.mode,
+        ANALYZE_FACE_MAX,
+        rotate,
+        false,
     )
     .await?;
     Ok(AnalyzeFaceResponse {
@@ -366,16 +371,17 @@ pub async fn analyze_dense_landmarks(
     downloader: &Downloader,
     req: AnalyzeDenseLandmarksRequest,
 ) -> Result<AnalyzeDenseLandmarksResponse, ApiError> {
-    let count = faces_for_mode(req.mode, DENSE_FACE_MAX)?;
     let version = only_v3(req.face_model_version.as_deref())?;
-    let decoded = image_input(downloader, req.image, req.url).await?;
-    check_long_side(&decoded)?;
-    let (width, height) = decoded.image.dimensions();
-    let found = meshes(
+    let rotate = req.need_rotate_detection == Some(1);
+    let (width, height, found) = landmarks(
         pipeline,
-        decoded,
-        count,
-        req.need_rotate_detection == Some(1),
+        downloader,
+        req.image,
+        req.url,
+        req.mode,
+        DENSE_FACE_MAX,
+        rotate,
+        true,
     )
     .await?;
     Ok(AnalyzeDenseLandmarksResponse {
@@ -506,7 +512,7 @@ pub async fn detect_face_attributes(
     downloader: &Downloader,
     req: DetectFaceAttributesRequest,
 ) -> Result<DetectFaceAttributesResponse, ApiError> {
-    let max_faces = check_max_faces(req.max_face_num)?;
+    let max_faces = check_max_faces(req.max_face_num, MAX_DETECT_FACES)?;
     let wanted = Wanted::parse(req.face_attributes_type.as_deref())?;
     let version = only_v3(req.face_model_version.as_deref())?;
     let rotate = req.need_rotate_detection == Some(1);
@@ -516,7 +522,7 @@ pub async fn detect_face_attributes(
     let infos = pipeline
         .run(move |p| {
             let found = detect(p, &decoded.image, max_faces > 1, rotate)?;
-            let mut faces = faces_of_size(found, super::faces::DEFAULT_MIN_FACE_SIZE)?;
+            let mut faces = faces_of_size(found, DEFAULT_MIN_FACE_SIZE)?;
             faces.truncate(max_faces as usize);
             let analysed = if wanted.any() {
                 let count = ATTRIBUTE_FACES.min(faces.len());
@@ -528,12 +534,7 @@ pub async fn detect_face_attributes(
                 .iter()
                 .enumerate()
                 .map(|(i, face)| FaceDetailInfo {
-                    face_rect: FaceRect {
-                        x: face.x.round() as i64,
-                        y: face.y.round() as i64,
-                        width: face.width.round().max(0.0) as u64,
-                        height: face.height.round().max(0.0) as u64,
-                    },
+                    face_rect: face_rect(face),
                     face_detail_attributes_info: detail_attributes(analysed.get(i), wanted),
                 })
                 .collect::<Vec<_>>())

@@ -71,6 +71,27 @@ pub(super) fn faces_of_size(
     Ok(kept)
 }
 
+/// `MaxFaceNum` 1..=max, default 1.
+pub(super) fn check_max_faces(value: Option<u64>, max: u64) -> Result<u64, ApiError> {
+    let max_faces = value.unwrap_or(1);
+    if max_faces == 0 || max_faces > max {
+        return Err(ApiError::new(
+            ErrorCode::LimitExceededErrorFaceNumExceed,
+            format!("MaxFaceNum must be between 1 and {max}."),
+        ));
+    }
+    Ok(max_faces)
+}
+
+pub(super) fn face_rect(face: &Detection) -> FaceRect {
+    FaceRect {
+        x: face.x.round() as i64,
+        y: face.y.round() as i64,
+        width: face.width.round().max(0.0) as u64,
+        height: face.height.round().max(0.0) as u64,
+    }
+}
+
 /// Faces in the image, largest first; with `rotate`, in whichever of the four turns shows them best.
 pub(super) fn detect(
     p: &FacePipeline,
@@ -205,6 +226,11 @@ async fn live_probability(
 /// A probability at or above this is a live face (README, "Liveness").
 pub const LIVE_THRESHOLD: f32 = 0.5;
 
+/// `Score`: 100 x the live probability, two decimals.
+fn live_score(live: f32) -> f64 {
+    (live as f64 * 10000.0).round() / 100.0
+}
+
 pub async fn detect_live_face_accurate(
     pipeline: &Arc<FacePipeline>,
     downloader: &Downloader,
@@ -213,7 +239,7 @@ pub async fn detect_live_face_accurate(
     let version = model_version(req.face_model_version.as_deref())?;
     let live = live_probability(pipeline, downloader, req.image, req.url).await?;
     Ok(DetectLiveFaceAccurateResponse {
-        score: (live as f64 * 10000.0).round() / 100.0,
+        score: live_score(live),
         face_model_version: version.as_str().to_owned(),
     })
 }
@@ -226,7 +252,7 @@ pub async fn detect_live_face(
     let version = model_version(req.face_model_version.as_deref())?;
     let live = live_probability(pipeline, downloader, req.image, req.url).await?;
     Ok(DetectLiveFaceResponse {
-        score: (live as f64 * 10000.0).round() / 100.0,
+        score: live_score(live),
         face_model_version: version.as_str().to_owned(),
         is_liveness: live >= LIVE_THRESHOLD,
     })

@@ -45,7 +45,7 @@ pub async fn create(
                 Ok(rows::insert(tx, &group, now_ms())?)
             },
             move |row: &GroupRow| {
-                indexes.apply(Change::CreateGroup {
+                indexes.apply(&Change::CreateGroup {
                     group_id: row.group_id.clone(),
                     version: ModelVersion::parse(&row.face_model_version)
                         .unwrap_or(ModelVersion::V3),
@@ -69,7 +69,7 @@ pub async fn delete(
     store
         .write_then(
             move |tx| Ok::<_, ApiError>(rows::delete(tx, &req.group_id)?),
-            move |_| indexes.apply(Change::DeleteGroup { group_id }),
+            move |_| indexes.apply(&Change::DeleteGroup { group_id }),
         )
         .await?;
     Ok(DeleteGroupResponse {})

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::analysis::check_quality_blocking;
 use super::faces::{
-    DEFAULT_MIN_FACE_SIZE, check_quality_control, detect, faces_of_size, image_input,
+    DEFAULT_MIN_FACE_SIZE, check_quality_control, detect, face_rect, faces_of_size, image_input,
 };
 use super::rules::{self, Page};
 use crate::api::model::*;
@@ -105,19 +105,10 @@ fn apply_ex_values(
 }
 
 /// The values as Tencent lists them: one string per custom field of the group, "" when unset.
-fn listed_values(values: &[Option<String>], field_count: usize) -> Vec<String> {
+pub(super) fn listed_values(values: &[Option<String>], field_count: usize) -> Vec<String> {
     (0..field_count)
         .map(|i| values.get(i).cloned().flatten().unwrap_or_default())
         .collect()
-}
-
-pub fn face_rect(face: &Detection) -> FaceRect {
-    FaceRect {
-        x: face.x.round() as i64,
-        y: face.y.round() as i64,
-        width: face.width.round().max(0.0) as u64,
-        height: face.height.round().max(0.0) as u64,
-    }
 }
 
 /// A new random FaceId: a decimal string of 19 digits, as Tencent's look.
@@ -248,16 +239,18 @@ impl Persons<'_> {
         let (group_id, person_id, name) =
             (req.group_id.clone(), req.person_id.clone(), req.person_name);
         let indexes = self.indexes.clone();
-        let change = Change::AddPerson {
-            group_id: req.group_id.clone(),
+        let change = Change::AddFaces {
+            group_ids: vec![req.group_id.clone()],
             person_id: req.person_id.clone(),
             faces: vec![(key, row.embedding.clone())],
         };
+        let index_of_group = index.clone();
         self.store
             .write_then(
                 move |tx| {
                     let group = groups::get(tx, &group_id)?;
-                    let (_, faces) = groups::counts(tx, &group_id)?;
+                    // Under the write lock the index holds exactly the committed faces: no count query.
+                    let faces = index_of_group.map_or(0, |i| i.read().face_count()) as u64;
                     if faces >= max_group_faces(version_of(&group.face_model_version)) {
                         return Err(ApiError::code(
                             ErrorCode::InvalidParameterValueGroupFaceNumExceed,
@@ -269,7 +262,7 @@ impl Persons<'_> {
                     rows::insert_face(tx, &person_id, &row, now)?;
                     Ok(())
                 },
-                move |_| indexes.apply(change),
+                move |_| indexes.apply(&change),
             )
             .await?;
         Ok(CreatePersonResponse {
@@ -289,12 +282,11 @@ impl Persons<'_> {
         self.store
             .read(move |conn| {
                 rows::get(conn, &person_id)?;
-                let groups_of = rows::groups_of(conn, &person_id)?;
-                let mut version = ModelVersion::V3;
-                if let Some((first, _)) = groups_of.first() {
-                    version = version_of(&groups::get(conn, first)?.face_model_version);
-                }
-                Ok::<_, ApiError>((groups_of.into_iter().map(|(g, _)| g).collect(), version))
+                let version = rows::model_version(conn, &person_id)?;
+                Ok::<_, ApiError>((
+                    rows::group_ids(conn, &person_id)?,
+                    version.as_deref().map_or(ModelVersion::V3, version_of),
+                ))
             })
             .await
     }
@@ -380,39 +372,7 @@ impl Persons<'_> {
             };
             ret_codes.push(code);
         }
-        let person_id = req.person_id.clone();
-        let rows_to_add: Vec<NewFace> = enrolled.iter().map(|(_, e)| clone_face(&e.row)).collect();
-        let change = Change::AddFaces {
-            group_ids,
-            person_id: req.person_id.clone(),
-            faces: enrolled
-                .iter()
-                .map(|(_, e)| (e.key, e.row.embedding.clone()))
-                .collect(),
-        };
-        let indexes = self.indexes.clone();
-        if !rows_to_add.is_empty() {
-            self.store
-                .write_then(
-                    move |tx| {
-                        rows::get(tx, &person_id)?;
-                        let have = rows::face_ids(tx, &person_id)?.len();
-                        if have + rows_to_add.len() > MAX_FACES_PER_PERSON {
-                            return Err(ApiError::code(
-                                ErrorCode::InvalidParameterValuePersonFaceNumExceed,
-                            ));
-                        }
-                        let now = now_ms();
-                        for row in &rows_to_add {
-                            rows::insert_face(tx, &person_id, row, now)?;
-                        }
-                        Ok(())
-                    },
-                    move |_| indexes.apply(change),
-                )
-                .await?;
-        }
-        Ok(CreateFaceResponse {
+        let response = CreateFaceResponse {
             suc_face_num: enrolled.len() as u64,
             suc_face_ids: enrolled
                 .iter()
@@ -422,7 +382,40 @@ impl Persons<'_> {
             suc_indexes: enrolled.iter().map(|(i, _)| *i).collect(),
             suc_face_rects: enrolled.iter().map(|(_, e)| face_rect(&e.face)).collect(),
             face_model_version: version.as_str().to_owned(),
-        })
+        };
+        if enrolled.is_empty() {
+            return Ok(response);
+        }
+        let change = Change::AddFaces {
+            group_ids,
+            person_id: req.person_id.clone(),
+            faces: enrolled
+                .iter()
+                .map(|(_, e)| (e.key, e.row.embedding.clone()))
+                .collect(),
+        };
+        let rows_to_add: Vec<NewFace> = enrolled.into_iter().map(|(_, e)| e.row).collect();
+        let (person_id, indexes) = (req.person_id, self.indexes.clone());
+        self.store
+            .write_then(
+                move |tx| {
+                    rows::get(tx, &person_id)?;
+                    let have = rows::face_ids(tx, &person_id)?.len();
+                    if have + rows_to_add.len() > MAX_FACES_PER_PERSON {
+                        return Err(ApiError::code(
+                            ErrorCode::InvalidParameterValuePersonFaceNumExceed,
+                        ));
+                    }
+                    let now = now_ms();
+                    for row in &rows_to_add {
+                        rows::insert_face(tx, &person_id, row, now)?;
+                    }
+                    Ok(())
+                },
+                move |_| indexes.apply(&change),
+            )
+            .await?;
+        Ok(response)
     }
 
     pub async fn delete_face(
@@ -458,18 +451,13 @@ impl Persons<'_> {
                     for face in &gone {
                         rows::delete_face(tx, &person_id, face)?;
                     }
-                    let group_ids = rows::groups_of(tx, &person_id)?
-                        .into_iter()
-                        .map(|(g, _)| g)
-                        .collect();
-                    Ok((gone, group_ids))
-                },
-                move |(gone, group_ids): &(Vec<String>, Vec<String>)| {
-                    indexes.apply(Change::RemoveFaces {
-                        group_ids: group_ids.clone(),
+                    let change = Change::RemoveFaces {
+                        group_ids: rows::group_ids(tx, &person_id)?,
                         faces: gone.iter().filter_map(|f| f.parse().ok()).collect(),
-                    })
+                    };
+                    Ok((gone, change))
                 },
+                move |(_, change)| indexes.apply(change),
             )
             .await?
             .0;
@@ -490,19 +478,14 @@ impl Persons<'_> {
             .write_then(
                 move |tx| {
                     rows::get(tx, &person_id)?;
-                    let group_ids: Vec<String> = rows::groups_of(tx, &person_id)?
-                        .into_iter()
-                        .map(|(g, _)| g)
-                        .collect();
+                    let group_ids = rows::group_ids(tx, &person_id)?;
                     rows::delete(tx, &person_id)?;
-                    Ok::<_, ApiError>((person_id, group_ids))
-                },
-                move |(person_id, group_ids): &(String, Vec<String>)| {
-                    indexes.apply(Change::RemovePerson {
-                        group_ids: group_ids.clone(),
-                        person_id: person_id.clone(),
+                    Ok::<_, ApiError>(Change::RemovePerson {
+                        group_ids,
+                        person_id,
                     })
                 },
+                move |change| indexes.apply(change),
             )
             .await?;
         Ok(DeletePersonResponse {})
@@ -527,17 +510,15 @@ impl Persons<'_> {
                         ));
                     }
                     // A person without groups does not exist.
-                    if rows::groups_of(tx, &person_id)?.is_empty() {
+                    if rows::model_version(tx, &person_id)?.is_none() {
                         rows::delete(tx, &person_id)?;
                     }
-                    Ok((person_id, group_id))
-                },
-                move |(person_id, group_id): &(String, String)| {
-                    indexes.apply(Change::RemovePerson {
-                        group_ids: vec![group_id.clone()],
-                        person_id: person_id.clone(),
+                    Ok(Change::RemovePerson {
+                        group_ids: vec![group_id],
+                        person_id,
                     })
                 },
+                move |change| indexes.apply(change),
             )
             .await?;
         Ok(DeletePersonFromGroupResponse {})
@@ -563,12 +544,9 @@ impl Persons<'_> {
             .write_then(
                 move |tx| {
                     rows::get(tx, &person_id)?;
-                    let current: Vec<String> =
-                        rows::groups_of(tx, &person_id)?.into_iter().map(|(g, _)| g).collect();
-                    let version = match current.first() {
-                        Some(g) => groups::get(tx, g)?.face_model_version,
-                        None => "3.0".to_owned(),
-                    };
+                    let current = rows::group_ids(tx, &person_id)?;
+                    let version = rows::model_version(tx, &person_id)?
+                        .unwrap_or_else(|| rules::DEFAULT_FACE_MODEL_VERSION.to_owned());
                     let mut added = Vec::new();
                     let now = now_ms();
                     for group_id in &targets {
@@ -596,21 +574,18 @@ impl Persons<'_> {
                     let faces = rows::embeddings(tx, &person_id, &version)?
                         .into_iter()
                         .filter_map(|(id, v)| Some((id.parse().ok()?, v)))
-                        .collect::<Vec<(u64, Vec<f32>)>>();
-                    Ok::<_, ApiError>((person_id, added, faces))
+                        .collect();
+                    let change = Change::AddFaces {
+                        group_ids: added.clone(),
+                        person_id,
+                        faces,
+                    };
+                    Ok::<_, ApiError>((added, change))
                 },
-                move |(person_id, added, faces): &Copied| {
-                    for group_id in added {
-                        indexes.apply(Change::AddPerson {
-                            group_id: group_id.clone(),
-                            person_id: person_id.clone(),
-                            faces: faces.clone(),
-                        });
-                    }
-                },
+                move |(_, change)| indexes.apply(change),
             )
             .await?
-            .1;
+            .0;
         Ok(CopyPersonResponse {
             suc_group_num: added.len() as u64,
             suc_group_ids: added,
@@ -755,21 +730,6 @@ impl Persons<'_> {
             })
             .await?;
         Ok(ModifyPersonGroupInfoResponse {})
-    }
-}
-
-/// What CopyPerson did: the person, the groups it joined, and its faces for their index.
-type Copied = (String, Vec<String>, Vec<(u64, Vec<f32>)>);
-
-fn clone_face(row: &NewFace) -> NewFace {
-    NewFace {
-        face_id: row.face_id.clone(),
-        rect: row.rect,
-        crop_png: row.crop_png.clone(),
-        landmarks: row.landmarks.clone(),
-        quality: row.quality,
-        version: row.version.clone(),
-        embedding: row.embedding.clone(),
     }
 }
 

@@ -9,16 +9,17 @@ use parking_lot::RwLock;
 
 use super::analysis::check_quality_blocking;
 use super::faces::{
-    DEFAULT_MIN_FACE_SIZE, check_quality_control, detect, faces_of_size, image_input, rounded_score,
+    DEFAULT_MIN_FACE_SIZE, check_max_faces, check_quality_control, detect, face_rect,
+    faces_of_size, image_input, rounded_score,
 };
-use super::persons::{check_person_id, face_rect};
+use super::persons::{check_person_id, listed_values};
 use super::rules;
 use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode};
 use crate::face::download::Downloader;
-use crate::face::embed::{cosine, normalise};
+use crate::face::embed::cosine;
 use crate::face::{FacePipeline, ModelVersion};
-use crate::index::{GroupIndex, Indexes};
+use crate::index::{GroupIndex, Indexes, fused};
 use crate::store::persons as person_rows;
 use crate::store::{Store, groups};
 
@@ -106,7 +107,7 @@ type Picked = Vec<(Arc<str>, Option<u64>, f64)>;
 
 impl Search<'_> {
     /// Check the groups: count, existence, one model version (3.0 for person searches), not all empty.
-    async fn groups(
+    fn groups(
         &self,
         ids: &[String],
         max: usize,
@@ -125,30 +126,7 @@ impl Search<'_> {
                 unique.push(id.clone());
             }
         }
-        let wanted = unique.clone();
-        let rows = self
-            .store
-            .read(move |conn| {
-                wanted
-                    .iter()
-                    .map(|g| groups::get(conn, g))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(ApiError::from)
-            })
-            .await?;
-        let version = rows[0].face_model_version.clone();
-        if rows.iter().any(|g| g.face_model_version != version) {
-            return Err(ApiError::code(
-                ErrorCode::FailedOperationAcrossVersionsError,
-            ));
-        }
-        let version = ModelVersion::parse(&version).unwrap_or(ModelVersion::V3);
-        if over == Over::Persons && version != ModelVersion::V3 {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameterValueUnsupportedGroupFaceModelVersion,
-                "Person searches need groups of FaceModelVersion 3.0.",
-            ));
-        }
+        // The index follows every committed group change, so it alone answers existence and version.
         let mut out = Vec::new();
         for id in unique {
             let index = self
@@ -156,6 +134,18 @@ impl Search<'_> {
                 .group(&id)
                 .ok_or_else(|| ApiError::code(ErrorCode::InvalidParameterValueGroupIdNotExist))?;
             out.push((id, index));
+        }
+        let version = out[0].1.read().version;
+        if out.iter().any(|(_, index)| index.read().version != version) {
+            return Err(ApiError::code(
+                ErrorCode::FailedOperationAcrossVersionsError,
+            ));
+        }
+        if over == Over::Persons && version != ModelVersion::V3 {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameterValueUnsupportedGroupFaceModelVersion,
+                "Person searches need groups of FaceModelVersion 3.0.",
+            ));
         }
         if out.iter().all(|(_, index)| index.read().face_count() == 0) {
             return Err(ApiError::code(
@@ -172,13 +162,7 @@ impl Search<'_> {
         over: Over,
         per_group_k: usize,
     ) -> Result<Searched, ApiError> {
-        let max_faces = q.max_face_num.unwrap_or(1);
-        if max_faces == 0 || max_faces > MAX_QUERY_FACES {
-            return Err(ApiError::new(
-                ErrorCode::LimitExceededErrorFaceNumExceed,
-                format!("MaxFaceNum must be between 1 and {MAX_QUERY_FACES}."),
-            ));
-        }
+        let max_faces = check_max_faces(q.max_face_num, MAX_QUERY_FACES)?;
         let threshold = q.face_match_threshold.unwrap_or(0.0);
         if !(0.0..100.0).contains(&threshold) {
             return Err(ApiError::code(
@@ -187,7 +171,7 @@ impl Search<'_> {
         }
         let quality_control = check_quality_control(q.quality_control)?;
         let min_size = q.min_face_size.unwrap_or(DEFAULT_MIN_FACE_SIZE);
-        let (groups, version) = self.groups(&q.group_ids, max_groups, over).await?;
+        let (groups, version) = self.groups(&q.group_ids, max_groups, over)?;
         let decoded = image_input(self.downloader, q.image, q.url).await?;
         let rotate = q.need_rotate_detection == Some(1);
         // (box, embedding or None when the face failed QualityControl)
@@ -287,6 +271,14 @@ impl Search<'_> {
             info = self
                 .store
                 .read(move |conn| {
+                    // Custom fields per searched group, read once for all candidates.
+                    let mut fields = HashMap::new();
+                    for group_id in &searched {
+                        fields.insert(
+                            group_id.clone(),
+                            groups::get(conn, group_id)?.ex_descriptions.len(),
+                        );
+                    }
                     let mut out = HashMap::new();
                     for id in ids {
                         if out.contains_key(&id) {
@@ -297,15 +289,12 @@ impl Search<'_> {
                         };
                         let mut infos = Vec::new();
                         for (group_id, values) in person_rows::groups_of(conn, &id)? {
-                            if !searched.contains(&group_id) {
+                            let Some(&count) = fields.get(&group_id) else {
                                 continue;
-                            }
-                            let fields = groups::get(conn, &group_id)?.ex_descriptions.len();
+                            };
                             infos.push(PersonGroupInfo {
                                 group_id,
-                                person_ex_descriptions: (0..fields)
-                                    .map(|i| values.get(i).cloned().flatten().unwrap_or_default())
-                                    .collect(),
+                                person_ex_descriptions: listed_values(&values, count),
                             });
                         }
                         out.insert(id, (person.name, person.gender, infos));
@@ -494,7 +483,7 @@ impl Search<'_> {
         url: Option<String>,
         quality_control: Option<u64>,
         rotate: bool,
-        fused: bool,
+        use_fused: bool,
     ) -> Result<(f64, ModelVersion), ApiError> {
         check_person_id(&person_id)?;
         let quality_control = check_quality_control(quality_control)?;
@@ -502,10 +491,8 @@ impl Search<'_> {
             .store
             .read(move |conn| {
                 person_rows::get(conn, &person_id)?;
-                let version = match person_rows::groups_of(conn, &person_id)?.first() {
-                    Some((g, _)) => groups::get(conn, g)?.face_model_version,
-                    None => "3.0".to_owned(),
-                };
+                let version = person_rows::model_version(conn, &person_id)?
+                    .unwrap_or_else(|| rules::DEFAULT_FACE_MODEL_VERSION.to_owned());
                 let stored = person_rows::embeddings(conn, &person_id, &version)?;
                 Ok::<_, ApiError>((
                     ModelVersion::parse(&version).unwrap_or(ModelVersion::V3),
@@ -513,7 +500,7 @@ impl Search<'_> {
                 ))
             })
             .await?;
-        if fused && version != ModelVersion::V3 {
+        if use_fused && version != ModelVersion::V3 {
             return Err(ApiError::code(
                 ErrorCode::InvalidParameterValueUnsupportedGroupFaceModelVersion,
             ));
@@ -533,13 +520,9 @@ impl Search<'_> {
                 p.embed_blocking(&decoded.image, &face, version)
             })
             .await?;
-        let best = if fused {
-            let mut mean = vec![0f32; query.len()];
-            for (_, v) in &stored {
-                mean.iter_mut().zip(v).for_each(|(m, x)| *m += x);
-            }
-            normalise(&mut mean);
-            cosine(&mean, &query)
+        let best = if use_fused {
+            let feature = fused(query.len(), stored.iter().map(|(_, v)| v.as_slice()));
+            cosine(&feature, &query)
         } else {
             stored
                 .iter()

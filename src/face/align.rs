@@ -82,15 +82,18 @@ pub fn upright_square(
 ) -> anyhow::Result<(RgbImage, Similarity)> {
     let side = side.max(1.0);
     let scale = size as f32 / side;
-    let (cos, sin) = (angle.cos() * scale, angle.sin() * scale);
-    // crop = R(-angle) * scale * (p - centre) + size / 2
     let half = size as f32 / 2.0;
-    let to_crop = Similarity {
-        a: cos,
-        b: -sin,
-        tx: half - (cos * centre[0] + sin * centre[1]),
-        ty: half - (-sin * centre[0] + cos * centre[1]),
+    // crop = R(-angle) * scale * (p - centre) + size / 2
+    let centred = |centre: [f32; 2], scale: f32| {
+        let (cos, sin) = (angle.cos() * scale, angle.sin() * scale);
+        Similarity {
+            a: cos,
+            b: -sin,
+            tx: half - (cos * centre[0] + sin * centre[1]),
+            ty: half - (-sin * centre[0] + cos * centre[1]),
+        }
     };
+    let to_crop = centred(centre, scale);
     if scale >= 0.5 {
         return Ok((warp(image, &to_crop, size), to_crop));
     }
@@ -122,13 +125,7 @@ pub fn upright_square(
     );
     let shrink = (sx + sy) / 2.0;
     let small_centre = [(centre[0] - x0) * shrink, (centre[1] - y0) * shrink];
-    let (c2, s2) = (cos / shrink, sin / shrink);
-    let small_to_crop = Similarity {
-        a: c2,
-        b: -s2,
-        tx: half - (c2 * small_centre[0] + s2 * small_centre[1]),
-        ty: half - (-s2 * small_centre[0] + c2 * small_centre[1]),
-    };
+    let small_to_crop = centred(small_centre, scale / shrink);
     Ok((warp(&small, &small_to_crop, size), to_crop))
 }
 

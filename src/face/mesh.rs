@@ -145,7 +145,6 @@ pub const FACE_LEFT: usize = 234;
 pub const FACE_RIGHT: usize = 454;
 pub const FOREHEAD_TOP: usize = 10;
 pub const CHIN_BOTTOM: usize = 152;
-pub const NOSE_TIP: usize = 1;
 
 #[cfg(test)]
 mod tests {

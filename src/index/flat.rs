@@ -108,11 +108,6 @@ impl FlatIndex {
             .map(|&at| &self.data[at * self.dim..(at + 1) * self.dim])
     }
 
-    /// Bytes held per vector (vector, key, position entry), for capacity planning.
-    pub fn bytes_per_vector(&self) -> usize {
-        self.dim * 4 + 8 + 2 * 8 + 8
-    }
-
     /// The `k` keys with the largest inner product with `query`, best first.
     pub fn search(&self, query: &[f32], k: usize) -> Vec<Hit> {
         assert_eq!(query.len(), self.dim, "query of the wrong dimension");

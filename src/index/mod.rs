@@ -14,6 +14,7 @@ use parking_lot::RwLock;
 
 use crate::face::ModelVersion;
 use crate::face::embed::normalise;
+use crate::store::{StoreError, groups, persons};
 use flat::{FlatIndex, Hit};
 
 /// What a committed write did, for the index to follow.
@@ -26,7 +27,8 @@ pub enum Change {
     DeleteGroup {
         group_id: String,
     },
-    /// Faces added to a person: in every group listed (the person's groups).
+    /// Faces of a person added to the groups listed: new faces in every group of the person (CreateFace),
+    /// or all its faces in the groups it joins (CreatePerson, CopyPerson).
     AddFaces {
         group_ids: Vec<String>,
         person_id: String,
@@ -35,12 +37,6 @@ pub enum Change {
     RemoveFaces {
         group_ids: Vec<String>,
         faces: Vec<u64>,
-    },
-    /// A person joins a group with all its faces (CreatePerson, CopyPerson).
-    AddPerson {
-        group_id: String,
-        person_id: String,
-        faces: Vec<(u64, Vec<f32>)>,
     },
     RemovePerson {
         group_ids: Vec<String>,
@@ -64,6 +60,16 @@ pub struct FaceHit {
     pub person_id: Arc<str>,
     pub face: u64,
     pub cosine: f32,
+}
+
+/// A person's fused feature: the normalised mean of its (unit) face embeddings.
+pub fn fused<'a>(dim: usize, embeddings: impl Iterator<Item = &'a [f32]>) -> Vec<f32> {
+    let mut mean = vec![0f32; dim];
+    for v in embeddings {
+        mean.iter_mut().zip(v).for_each(|(m, x)| *m += x);
+    }
+    normalise(&mut mean);
+    mean
 }
 
 pub fn dim(version: ModelVersion) -> usize {
@@ -159,7 +165,7 @@ impl GroupIndex {
         self.persons.remove(u64::from(slot));
     }
 
-    /// Recompute a person's fused feature: the normalised mean of its (unit) face embeddings.
+    /// Recompute a person's fused feature from its face embeddings.
     fn refresh(&mut self, slot: u32) {
         let faces = self.person_faces.get(&slot).cloned().unwrap_or_default();
         if faces.is_empty() {
@@ -167,14 +173,11 @@ impl GroupIndex {
             self.person_faces.remove(&slot);
             return;
         }
-        let mut mean = vec![0f32; self.faces.dim()];
-        for face in &faces {
-            if let Some(v) = self.faces.get(*face) {
-                mean.iter_mut().zip(v).for_each(|(m, x)| *m += x);
-            }
-        }
-        normalise(&mut mean);
-        self.persons.upsert(u64::from(slot), &mean);
+        let feature = fused(
+            self.faces.dim(),
+            faces.iter().filter_map(|f| self.faces.get(*f)),
+        );
+        self.persons.upsert(u64::from(slot), &feature);
     }
 
     pub fn refresh_all(&mut self) {
@@ -218,6 +221,30 @@ pub struct Indexes {
 }
 
 impl Indexes {
+    /// Build every group's index from the database (at start).
+    pub fn load(conn: &rusqlite::Connection) -> Result<Self, StoreError> {
+        let counts = groups::face_counts(conn)?;
+        let mut built: HashMap<String, GroupIndex> = HashMap::new();
+        for group in groups::list(conn, 0, i64::MAX as u64)? {
+            let version =
+                ModelVersion::parse(&group.face_model_version).unwrap_or(ModelVersion::V3);
+            let mut index = GroupIndex::new(version);
+            index.reserve(counts.get(&group.group_id).copied().unwrap_or(0) as usize);
+            built.insert(group.group_id, index);
+        }
+        persons::for_each_indexed_face(conn, |group, person, face, embedding| {
+            if let (Some(index), Ok(key)) = (built.get_mut(group), face.parse::<u64>()) {
+                index.add_faces_unfused(person, &[(key, embedding)]);
+            }
+        })?;
+        let indexes = Indexes::default();
+        for (group_id, mut index) in built {
+            index.refresh_all();
+            indexes.insert_group(group_id, index);
+        }
+        Ok(indexes)
+    }
+
     pub fn group(&self, group_id: &str) -> Option<Arc<RwLock<GroupIndex>>> {
         self.groups.read().get(group_id).cloned()
     }
@@ -228,13 +255,13 @@ impl Indexes {
             .insert(group_id, Arc::new(RwLock::new(index)));
     }
 
-    pub fn apply(&self, change: Change) {
+    pub fn apply(&self, change: &Change) {
         match change {
             Change::CreateGroup { group_id, version } => {
-                self.insert_group(group_id, GroupIndex::new(version))
+                self.insert_group(group_id.clone(), GroupIndex::new(*version))
             }
             Change::DeleteGroup { group_id } => {
-                self.groups.write().remove(&group_id);
+                self.groups.write().remove(group_id);
             }
             Change::AddFaces {
                 group_ids,
@@ -242,21 +269,12 @@ impl Indexes {
                 faces,
             } => {
                 for group in group_ids.iter().filter_map(|g| self.group(g)) {
-                    group.write().add_faces(&person_id, &faces);
+                    group.write().add_faces(person_id, faces);
                 }
             }
             Change::RemoveFaces { group_ids, faces } => {
                 for group in group_ids.iter().filter_map(|g| self.group(g)) {
-                    group.write().remove_faces(&faces);
-                }
-            }
-            Change::AddPerson {
-                group_id,
-                person_id,
-                faces,
-            } => {
-                if let Some(group) = self.group(&group_id) {
-                    group.write().add_faces(&person_id, &faces);
+                    group.write().remove_faces(faces);
                 }
             }
             Change::RemovePerson {
@@ -264,7 +282,7 @@ impl Indexes {
                 person_id,
             } => {
                 for group in group_ids.iter().filter_map(|g| self.group(g)) {
-                    group.write().remove_person(&person_id);
+                    group.write().remove_person(person_id);
                 }
             }
         }

@@ -165,6 +165,18 @@ pub fn counts(conn: &Connection, group_id: &str) -> Result<(u64, u64), StoreErro
     Ok((persons as u64, faces as u64))
 }
 
+/// Faces of every group (a face counts once for each group that holds its person), in one query.
+pub fn face_counts(
+    conn: &Connection,
+) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT m.group_id, count(*) FROM group_members m JOIN faces f ON f.person_id = m.person_id
+         GROUP BY m.group_id",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +214,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(counts(&conn, "g1").unwrap(), (2, 2));
+        assert_eq!(face_counts(&conn).unwrap().get("g2"), Some(&1));
         delete(&conn, "g1").unwrap();
         let persons: Vec<String> = conn
             .prepare("SELECT person_id FROM persons")

@@ -139,36 +139,6 @@ impl Store {
     }
 }
 
-impl Store {
-    /// Build every group's search index from the database (at start).
-    pub fn load_indexes(&self) -> anyhow::Result<crate::index::Indexes> {
-        use crate::face::ModelVersion;
-        use crate::index::{GroupIndex, Indexes};
-        use std::collections::HashMap;
-        let conn = self.conn.lock();
-        let mut built: HashMap<String, GroupIndex> = HashMap::new();
-        for group in groups::list(&conn, 0, i64::MAX as u64)? {
-            let version =
-                ModelVersion::parse(&group.face_model_version).unwrap_or(ModelVersion::V3);
-            let (_, faces) = groups::counts(&conn, &group.group_id)?;
-            let mut index = GroupIndex::new(version);
-            index.reserve(faces as usize);
-            built.insert(group.group_id, index);
-        }
-        persons::for_each_indexed_face(&conn, |group, person, face, embedding| {
-            if let (Some(index), Ok(key)) = (built.get_mut(group), face.parse::<u64>()) {
-                index.add_faces_unfused(person, &[(key, embedding)]);
-            }
-        })?;
-        let indexes = Indexes::default();
-        for (group_id, mut index) in built {
-            index.refresh_all();
-            indexes.insert_group(group_id, index);
-        }
-        Ok(indexes)
-    }
-}
-
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     use rusqlite::OpenFlags;
     let conn = Connection::open_with_flags(

@@ -18,6 +18,7 @@ pub struct PersonRow {
 
 /// A face to store: its id, box in the source image, loose crop and landmarks (for re-extraction), and
 /// its embedding for the person's model version.
+#[derive(Debug, Clone)]
 pub struct NewFace {
     pub face_id: String,
     pub rect: [i64; 4],
@@ -168,6 +169,26 @@ pub fn groups_of(
         Ok((r.get(0)?, serde_json::from_str(&text).unwrap_or_default()))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The ids of a person's groups, in the order it joined them.
+pub fn group_ids(conn: &Connection, person_id: &str) -> Result<Vec<String>, StoreError> {
+    Ok(groups_of(conn, person_id)?
+        .into_iter()
+        .map(|(g, _)| g)
+        .collect())
+}
+
+/// A person's model version: that of its groups (they all share one); None for a person without groups.
+pub fn model_version(conn: &Connection, person_id: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT g.face_model_version FROM group_members m JOIN groups g ON g.group_id = m.group_id
+             WHERE m.person_id = ?1 LIMIT 1",
+            [person_id],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 /// Persons of a group in the order they joined, with their values there.
@@ -344,7 +365,8 @@ mod tests {
         assert_eq!(seen, vec!["g1/p/42", "g2/p/42"]);
         groups::delete(&conn, "g1").unwrap();
         assert!(find(&conn, "p").unwrap().is_some());
-        assert_eq!(groups_of(&conn, "p").unwrap().len(), 1);
+        assert_eq!(group_ids(&conn, "p").unwrap(), vec!["g2".to_string()]);
+        assert_eq!(model_version(&conn, "p").unwrap().as_deref(), Some("3.0"));
         groups::delete(&conn, "g2").unwrap();
         assert!(find(&conn, "p").unwrap().is_none());
         assert!(face_ids(&conn, "p").unwrap().is_empty());
