@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 tools/fetch_models.py
 cargo build --release --locked
-exec ./target/release/iai-server "$@"
+# Where cargo put it: ./target unless CARGO_TARGET_DIR (or a cargo config's target-dir) says otherwise.
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+exec "$target_dir/release/iai-server" "$@"
