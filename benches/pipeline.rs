@@ -18,6 +18,7 @@ fn bench_pipeline(c: &mut Criterion) {
         &PipelineConfig {
             intra_threads: threads,
             max_concurrent: 1,
+            decode_budget_bytes: 1 << 30,
         },
     )
     .expect("models/ must be filled: python3 tools/fetch_models.py");

@@ -102,6 +102,7 @@ fn main() -> anyhow::Result<()> {
         &PipelineConfig {
             intra_threads: 2,
             max_concurrent: 1,
+            decode_budget_bytes: 1 << 30,
         },
     )?;
 

@@ -9,6 +9,12 @@
 //! data_dir = "/var/lib/iai"
 //! max_body_bytes = 10485760
 //! max_clock_skew_secs = 300
+//! max_connections = 512
+//! header_timeout_secs = 30
+//! body_timeout_secs = 60
+//! body_idle_timeout_secs = 10
+//! decode_budget_bytes = 268435456   # default: sized from the machine's cores and memory
+//! body_budget_bytes = 536870912     # default: sized from the machine's memory
 //! [[keys]]
 //! secret_id = "AKID..."
 //! secret_key = "..."
@@ -53,6 +59,36 @@ pub struct Config {
     pub url_allowed_hosts: Vec<String>,
     /// `Url` images: whole-download time limit (Tencent's backend gives up after 5 s).
     pub url_timeout_secs: u64,
+    /// Client connections open at once; beyond it new clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// A request head must arrive within this of the connection opening or going idle (so idle kept-alive
+    /// connections are also closed after it).
+    pub header_timeout_secs: u64,
+    /// A request body must arrive whole within this.
+    pub body_timeout_secs: u64,
+    /// A request body may not stall (no bytes) for longer than this.
+    pub body_idle_timeout_secs: u64,
+    /// Memory for decoded images in flight; `None`: `default_decode_budget()`.
+    pub decode_budget_bytes: Option<u64>,
+    /// Memory for request bodies in flight; `None`: `default_body_budget()`.
+    pub body_budget_bytes: Option<u64>,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// 128 MiB of decoded pixels per core (decoding is CPU-bound: more in flight only queues), at least 256 MiB
+/// (one 64-megapixel photo and its conversion) and at most 1/8 of the memory.
+pub fn default_decode_budget() -> u64 {
+    let memory = crate::admission::total_memory_bytes().unwrap_or(8 * 1024 * MIB);
+    (crate::admission::cores() as u64 * 128 * MIB)
+        .min(memory / 8)
+        .max(256 * MIB)
+}
+
+/// 1/32 of the memory for request bodies, between 64 MiB and 512 MiB (50 bodies of the 10 MB limit).
+pub fn default_body_budget() -> u64 {
+    let memory = crate::admission::total_memory_bytes().unwrap_or(8 * 1024 * MIB);
+    (memory / 32).clamp(64 * MIB, 512 * MIB)
 }
 
 impl Default for Config {
@@ -73,8 +109,35 @@ impl Default for Config {
             url_allow_private: false,
             url_allowed_hosts: Vec::new(),
             url_timeout_secs: 5,
+            max_connections: 512,
+            header_timeout_secs: 30,
+            body_timeout_secs: 60,
+            body_idle_timeout_secs: 10,
+            decode_budget_bytes: None,
+            body_budget_bytes: None,
         }
     }
+}
+
+/// What to do: serve (the default), or one of the operator tools.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Compare the search index of the server running on a data directory with a rebuild from its
+    /// database (or, with no server running, check that the database rebuilds cleanly). Exit status 0 when
+    /// they agree, 1 when they differ, 2 when the check could not run.
+    CheckIndex {
+        #[arg(long, env = "IAI_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// The server's address (default: the one the server recorded in the data directory).
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Exit 0 when the server answers `/ready` with 200 (for container health checks).
+    Healthcheck {
+        /// Default: http://<IAI_LISTEN, with 0.0.0.0 as 127.0.0.1>/ready.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 /// Command-line flags; each overrides the setting of the same name.
@@ -85,6 +148,9 @@ impl Default for Config {
     about = "A self-hosted server for Tencent Cloud's IAI face API"
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    #[serde(skip)]
+    pub command: Option<Command>,
     /// TOML configuration file.
     #[arg(long, env = "IAI_CONFIG")]
     #[serde(skip)]
@@ -124,6 +190,15 @@ impl Config {
             .merge(Serialized::defaults(cli))
             .extract()?;
         Ok(config)
+    }
+
+    pub fn decode_budget(&self) -> u64 {
+        self.decode_budget_bytes
+            .unwrap_or_else(default_decode_budget)
+    }
+
+    pub fn body_budget(&self) -> u64 {
+        self.body_budget_bytes.unwrap_or_else(default_body_budget)
     }
 
     pub fn url_policy(&self) -> crate::face::download::UrlPolicy {

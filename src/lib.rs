@@ -6,64 +6,126 @@
 //! - `actions`: the `Iai` implementation, with the service's rules and error codes;
 //! - `store`: SQLite persistence;
 //! - `index`: the in-memory search index, rebuilt from the store at start and following every write;
-//! - `face`: images, detection, alignment, embeddings and scores with ONNX models.
+//! - `face`: images, detection, alignment, embeddings and scores with ONNX models;
+//! - `admission`: the gates that bound memory and CPU work in flight (used by `wire`, `face`, `index`).
+//!
+//! `check_index` is the operator tool that compares a running server's index with its database.
 
 pub mod actions;
+pub mod admission;
 pub mod api;
+pub mod check_index;
 pub mod config;
 pub mod face;
 pub mod index;
 pub mod store;
 pub mod wire;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
-/// Open the store and serve until the process is stopped.
+use wire::server::{AppState, WireConfig};
+
+/// Where a running server records its address in its data directory (for `iai-server check-index`).
+pub const SERVER_FILE: &str = "server.json";
+
+/// Listen, load the store, the index and the models, and serve until the process is stopped. The server
+/// listens before it has loaded, so that `/health` and `/ready` answer during a long index rebuild; calls
+/// made before then are answered `ServiceUnavailable`.
 pub async fn run(config: config::Config) -> anyhow::Result<()> {
     let keys = config.key_ring()?;
     if keys.is_none() {
         tracing::warn!("SIGNATURE CHECKING IS OFF: every call is accepted without authentication");
     }
-    let store = store::Store::open(&config.data_dir)?;
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || store::Store::open(&data_dir)).await??;
     tracing::info!(database = %store.path().display(), "store ready");
-    let started = std::time::Instant::now();
-    let indexes = Arc::new(
-        store
-            .read(|conn| index::Indexes::load(conn).map_err(anyhow::Error::from))
-            .await?,
-    );
-    tracing::info!(
-        seconds = started.elapsed().as_secs_f64(),
-        "search index rebuilt from the store"
-    );
-    let pipeline_config = face::PipelineConfig {
-        intra_threads: config.inference_threads,
-        max_concurrent: config.max_concurrent_inference,
-    };
-    let faces = Arc::new(face::FacePipeline::load(
-        &config.models_dir,
-        &pipeline_config,
-    )?);
-    tracing::info!(models = %config.models_dir.display(), "face models loaded");
-    let downloader = face::download::Downloader::new(config.url_policy());
-    let service = Arc::new(actions::IaiService::new(store, indexes, faces, downloader));
-    let app = wire::server::router(
-        service,
-        wire::server::WireConfig {
+
+    let metrics = wire::telemetry::Metrics::install();
+    let state = AppState::<actions::IaiService>::new(
+        WireConfig {
             keys,
             max_body_bytes: config.max_body_bytes,
+            body_budget_bytes: config.body_budget(),
+            body_timeout: Duration::from_secs(config.body_timeout_secs),
+            body_idle_timeout: Duration::from_secs(config.body_idle_timeout_secs),
         },
+        metrics,
     );
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "iai-server listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "iai-server listening (loading the index and models)");
+    let server_file = ServerFile::write(&config.data_dir, address);
+    let limits = wire::listener::ConnectionLimits {
+        max_connections: config.max_connections,
+        header_timeout: Duration::from_secs(config.header_timeout_secs),
+        drain_timeout: Duration::from_secs(30),
+    };
+    let serving = tokio::spawn(wire::listener::serve(
+        listener,
+        wire::server::router(state.clone()),
+        limits,
+        shutdown_signal(),
+    ));
+
+    let started = std::time::Instant::now();
+    let pipeline_config = face::PipelineConfig {
+        intra_threads: config.inference_threads,
+        max_concurrent: config.max_concurrent_inference,
+        decode_budget_bytes: config.decode_budget(),
+    };
+    let models_dir = config.models_dir.clone();
+    let (indexes, faces) = tokio::join!(
+        store.read(|conn| index::Indexes::load(conn).map_err(anyhow::Error::from)),
+        tokio::task::spawn_blocking(move || face::FacePipeline::load(
+            &models_dir,
+            &pipeline_config
+        )),
+    );
+    let indexes = Arc::new(indexes?);
+    let faces = Arc::new(faces??);
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        models = %config.models_dir.display(),
+        decode_budget_bytes = config.decode_budget(),
+        body_budget_bytes = config.body_budget(),
+        "search index rebuilt from the store and face models loaded: ready"
+    );
+    let downloader = face::download::Downloader::new(config.url_policy());
+    state.set_service(Arc::new(actions::IaiService::new(
+        store, indexes, faces, downloader,
+    )));
+    serving.await?;
+    drop(server_file);
     Ok(())
+}
+
+/// `server.json` in the data directory while the server runs: its address and process id.
+struct ServerFile(PathBuf);
+
+impl ServerFile {
+    fn write(data_dir: &Path, address: std::net::SocketAddr) -> Option<Self> {
+        let path = data_dir.join(SERVER_FILE);
+        let text = serde_json::json!({"address": address.to_string(), "pid": std::process::id()});
+        match std::fs::write(&path, text.to_string()) {
+            Ok(()) => Some(Self(path)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot record the server address");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for ServerFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,15 +1,38 @@
 use clap::Parser;
-use iai_server::config::{Cli, Config};
+use iai_server::check_index::{self, Verdict};
+use iai_server::config::{Cli, Command, Config};
 use tracing_subscriber::EnvFilter;
+
+const DEFAULT_LOG: &str = "info";
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
-            EnvFilter::try_from_env("IAI_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env("IAI_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
         )
         .init();
     let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::CheckIndex { data_dir, server }) => {
+            return match check_index::run(data_dir, server.clone()).await {
+                Ok(Verdict::Consistent) => std::process::ExitCode::SUCCESS,
+                Ok(Verdict::Inconsistent(problems)) => {
+                    for problem in problems {
+                        println!("MISMATCH {problem}");
+                    }
+                    std::process::ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("iai-server check-index: {e:#}");
+                    std::process::ExitCode::from(2)
+                }
+            };
+        }
+        Some(Command::Healthcheck { url }) => return healthcheck(&cli, url.clone()).await,
+        None => {}
+    }
     let result = match Config::load(&cli) {
         Ok(config) => iai_server::run(config).await,
         Err(e) => Err(e),
@@ -19,6 +42,35 @@ async fn main() -> std::process::ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("iai-server: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `iai-server healthcheck`: 0 when `/ready` answers 200 (a container HEALTHCHECK needs no curl).
+async fn healthcheck(cli: &Cli, url: Option<String>) -> std::process::ExitCode {
+    let url = url.unwrap_or_else(|| {
+        let listen = Config::load(cli).map_or_else(|_| "127.0.0.1:8080".into(), |c| c.listen);
+        format!(
+            "http://{}/ready",
+            listen.replacen("0.0.0.0", "127.0.0.1", 1)
+        )
+    });
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build();
+    let ready = match client {
+        Ok(client) => client.get(&url).send().await,
+        Err(e) => Err(e),
+    };
+    match ready {
+        Ok(response) if response.status().is_success() => std::process::ExitCode::SUCCESS,
+        Ok(response) => {
+            eprintln!("{url}: {}", response.status());
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{url}: {e}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -177,10 +177,10 @@ pub async fn detect_face(
     let with_attributes = req.need_face_attributes == Some(1);
     let with_quality = req.need_quality_detection == Some(1);
     let rotate = req.need_rotate_detection == Some(1);
-    let decoded = image_input(downloader, req.image, req.url).await?;
+    let decoded = image_input(pipeline, downloader, req.image, req.url, rotate).await?;
     let (width, height) = decoded.image.dimensions();
     let face_infos = pipeline
-        .run(move |p| {
+        .run(move |p| -> Result<_, ApiError> {
             let found = detect(p, &decoded.image, max_faces > 1, rotate)?;
             let mut faces = faces_of_size(found, min_size)?;
             faces.truncate(max_faces as usize);
@@ -287,13 +287,13 @@ async fn landmarks(
     limit_long_side: bool,
 ) -> Result<(u32, u32, Vec<(Detection, Mesh)>), ApiError> {
     let count = faces_for_mode(mode, max)?;
-    let decoded = image_input(downloader, image, url).await?;
+    let decoded = image_input(pipeline, downloader, image, url, rotate).await?;
     if limit_long_side {
         check_long_side(&decoded)?;
     }
     let (width, height) = decoded.image.dimensions();
     let found = pipeline
-        .run(move |p| {
+        .run(move |p| -> Result<_, ApiError> {
             let found = detect(p, &decoded.image, count > 1, rotate)?;
             let mut faces = faces_of_size(found, DEFAULT_MIN_FACE_SIZE)?;
             faces.truncate(count);
@@ -516,11 +516,11 @@ pub async fn detect_face_attributes(
     let wanted = Wanted::parse(req.face_attributes_type.as_deref())?;
     let version = only_v3(req.face_model_version.as_deref())?;
     let rotate = req.need_rotate_detection == Some(1);
-    let decoded = image_input(downloader, req.image, req.url).await?;
+    let decoded = image_input(pipeline, downloader, req.image, req.url, rotate).await?;
     check_long_side(&decoded)?;
     let (width, height) = decoded.image.dimensions();
     let infos = pipeline
-        .run(move |p| {
+        .run(move |p| -> Result<_, ApiError> {
             let found = detect(p, &decoded.image, max_faces > 1, rotate)?;
             let mut faces = faces_of_size(found, DEFAULT_MIN_FACE_SIZE)?;
             faces.truncate(max_faces as usize);

@@ -9,26 +9,39 @@ use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode};
 use crate::face::detect::Detection;
 use crate::face::download::Downloader;
-use crate::face::image_input::{self, Decoded};
+use crate::face::image_input::Decoded;
 use crate::face::score::Calibration;
-use crate::face::{FacePipeline, ModelVersion, embed::cosine};
+use crate::face::{FacePipeline, ImageSource, ModelVersion, embed::cosine};
 
 pub const DEFAULT_MIN_FACE_SIZE: u64 = 34;
 
 /// The image of an `Image`/`Url` pair: Url wins when both are given (SPEC.md §7.2).
-pub(super) async fn image_input(
+async fn image_source(
     downloader: &Downloader,
     image: Option<String>,
     url: Option<String>,
-) -> Result<Decoded, ApiError> {
+) -> Result<ImageSource, ApiError> {
     match (
         url.filter(|u| !u.is_empty()),
         image.filter(|i| !i.is_empty()),
     ) {
-        (Some(url), _) => image_input::decode_bytes(&downloader.fetch(&url).await?),
-        (None, Some(image)) => image_input::decode_base64(&image),
+        (Some(url), _) => Ok(ImageSource::Bytes(downloader.fetch(&url).await?)),
+        (None, Some(image)) => Ok(ImageSource::Base64(image)),
         (None, None) => Err(ApiError::code(ErrorCode::InvalidParameterValueImageEmpty)),
     }
+}
+
+/// The decoded image of an `Image`/`Url` pair, admitted against the decode budget; `rotate`
+/// (NeedRotateDetection) needs room for one turned copy.
+pub(super) async fn image_input(
+    pipeline: &FacePipeline,
+    downloader: &Downloader,
+    image: Option<String>,
+    url: Option<String>,
+    rotate: bool,
+) -> Result<Decoded, ApiError> {
+    let source = image_source(downloader, image, url).await?;
+    Ok(pipeline.decode(source, u64::from(rotate)).await?)
 }
 
 pub(super) fn model_version(requested: Option<&str>) -> Result<ModelVersion, ApiError> {
@@ -99,11 +112,12 @@ pub(super) fn detect(
     crowd: bool,
     rotate: bool,
 ) -> Result<Vec<Detection>, ApiError> {
-    if rotate {
-        p.detect_any_orientation_blocking(image, crowd)
+    let faces = if rotate {
+        p.detect_any_orientation_blocking(image, crowd)?
     } else {
-        p.detect_blocking(image, crowd)
-    }
+        p.detect_blocking(image, crowd)?
+    };
+    Ok(faces)
 }
 
 /// Cosine similarity of the largest faces of two images.
@@ -116,12 +130,15 @@ async fn compare_images(
     rotate: bool,
     quality_control: u64,
 ) -> Result<f32, ApiError> {
-    let image_a = image_input(downloader, a.0, a.1).await?;
-    let image_b = image_input(downloader, b.0, b.1).await?;
+    let sources = vec![
+        image_source(downloader, a.0, a.1).await?,
+        image_source(downloader, b.0, b.1).await?,
+    ];
+    let images = pipeline.decode_all(sources, u64::from(rotate)).await?;
     pipeline
-        .run(move |p| {
+        .run(move |p| -> Result<_, ApiError> {
             let mut embeddings = Vec::with_capacity(2);
-            for decoded in [&image_a, &image_b] {
+            for decoded in &images {
                 let found = detect(p, &decoded.image, false, rotate)?;
                 let faces = faces_of_size(found, DEFAULT_MIN_FACE_SIZE)?;
                 check_quality_blocking(p, &decoded.image, &faces[0], quality_control)?;
@@ -211,14 +228,14 @@ async fn live_probability(
     image: Option<String>,
     url: Option<String>,
 ) -> Result<f32, ApiError> {
-    let decoded = image_input(downloader, image, url).await?;
+    let decoded = image_input(pipeline, downloader, image, url, false).await?;
     pipeline
-        .run(move |p| {
+        .run(move |p| -> Result<_, ApiError> {
             let faces = faces_of_size(
                 p.detect_blocking(&decoded.image, false)?,
                 DEFAULT_MIN_FACE_SIZE,
             )?;
-            p.live_probability_blocking(&decoded.image, &faces[0])
+            Ok(p.live_probability_blocking(&decoded.image, &faces[0])?)
         })
         .await
 }

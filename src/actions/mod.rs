@@ -13,14 +13,15 @@ use std::sync::Arc;
 
 use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode, Iai, RequestContext};
-use crate::face::FacePipeline;
 use crate::face::download::Downloader;
-use crate::index::Indexes;
+use crate::face::{FaceError, FacePipeline};
+use crate::index::{Indexes, Scanner};
 use crate::store::{Store, StoreError};
 
 pub struct IaiService {
     store: Store,
     indexes: Arc<Indexes>,
+    scanner: Scanner,
     faces: Arc<FacePipeline>,
     downloader: Downloader,
 }
@@ -35,15 +36,29 @@ impl IaiService {
         Self {
             store,
             indexes,
+            scanner: Scanner::new(crate::admission::cores()),
             faces,
             downloader,
         }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn indexes(&self) -> &Arc<Indexes> {
+        &self.indexes
+    }
+
+    pub fn faces(&self) -> &Arc<FacePipeline> {
+        &self.faces
     }
 
     fn persons(&self) -> persons::Persons<'_> {
         persons::Persons {
             store: &self.store,
             indexes: &self.indexes,
+            scanner: &self.scanner,
             faces: &self.faces,
             downloader: &self.downloader,
         }
@@ -53,6 +68,7 @@ impl IaiService {
         search::Search {
             store: &self.store,
             indexes: &self.indexes,
+            scanner: &self.scanner,
             faces: &self.faces,
             downloader: &self.downloader,
         }
@@ -316,6 +332,44 @@ impl Iai for IaiService {
     }
 }
 
+/// The operator endpoints' view of the service (`wire::ops`).
+impl crate::wire::ops::Operations for IaiService {
+    async fn check_ready(&self) -> Result<(), String> {
+        self.store.ping().await.map_err(|e| e.to_string())
+    }
+
+    fn metrics_text(&self) -> String {
+        use std::fmt::Write;
+        let mut text = String::from(
+            "# HELP iai_index_vectors Vectors in a group's search index (faces, and persons' fused features).\n\
+             # TYPE iai_index_vectors gauge\n",
+        );
+        for (group, faces, persons) in self.indexes.sizes() {
+            // Group ids are letters, digits and -%@#&_ (no quote or backslash to escape).
+            let _ = writeln!(
+                text,
+                "iai_index_vectors{{group=\"{group}\",kind=\"faces\"}} {faces}"
+            );
+            let _ = writeln!(
+                text,
+                "iai_index_vectors{{group=\"{group}\",kind=\"persons\"}} {persons}"
+            );
+        }
+        text
+    }
+
+    async fn index_digest(&self) -> Result<serde_json::Value, String> {
+        let indexes = self.indexes.clone();
+        // Under the store's write lock: no commit is half-way through being applied to the index.
+        let digest = self
+            .store
+            .exclusive(move |_| indexes.digest())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(serde_json::json!({ "groups": digest }))
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -338,10 +392,58 @@ impl From<StoreError> for ApiError {
                 ApiError::code(ErrorCode::InvalidParameterValuePersonIdAlreadyExist)
             }
             StoreError::Db(e) => {
-                tracing::error!(error = %e, "database error");
+                tracing::error!(error = %e, source = ?e, "database error");
                 ApiError::internal("Internal database error.")
             }
-            StoreError::Task(e) => ApiError::internal(format!("Internal error: {e}")),
+            StoreError::Task(e) => {
+                tracing::error!(error = %e, "store task failed");
+                ApiError::internal("Internal error.")
+            }
         }
     }
+}
+
+/// The face pipeline's errors as Tencent's codes. Internal failures are logged with their cause here and
+/// answered without it: the client never sees internal error text.
+impl From<FaceError> for ApiError {
+    fn from(e: FaceError) -> Self {
+        let code = match &e {
+            FaceError::ImageEmpty => {
+                return ApiError::code(ErrorCode::InvalidParameterValueImageEmpty);
+            }
+            FaceError::ImageTooLarge => ErrorCode::FailedOperationImageSizeExceed,
+            FaceError::NotDecodable(_) => ErrorCode::FailedOperationImageDecodeFailed,
+            FaceError::ResolutionTooHigh { .. } => ErrorCode::FailedOperationImageResolutionExceed,
+            FaceError::ResolutionTooSmall { .. } => {
+                ErrorCode::FailedOperationImageResolutionTooSmall
+            }
+            FaceError::UrlIllegal(_) => ErrorCode::InvalidParameterValueUrlIllegal,
+            FaceError::Download(_) => ErrorCode::FailedOperationImageDownloadError,
+            FaceError::Inference(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "model inference failed");
+                return ApiError::new(
+                    ErrorCode::FailedOperationServerError,
+                    "Face model inference failed.",
+                );
+            }
+            FaceError::Unavailable(why) => {
+                tracing::error!(error = %why, "face pipeline unavailable");
+                return ApiError::internal("Internal error.");
+            }
+        };
+        ApiError::new(code, sentence(&e.to_string()))
+    }
+}
+
+/// "the image is ..." -> "The image is ....": the pipeline's messages as the envelope's sentences.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
 }

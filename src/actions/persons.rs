@@ -12,6 +12,7 @@ use super::faces::{
     DEFAULT_MIN_FACE_SIZE, check_quality_control, detect, face_rect, faces_of_size, image_input,
 };
 use super::rules::{self, Page};
+use super::search::scan_failed;
 use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode};
 use crate::face::detect::Detection;
@@ -19,7 +20,7 @@ use crate::face::download::Downloader;
 use crate::face::embed::cosine;
 use crate::face::score::Calibration;
 use crate::face::{FacePipeline, ModelVersion};
-use crate::index::{Change, Indexes};
+use crate::index::{Change, Indexes, Scanner};
 use crate::store::persons::{self as rows, NewFace};
 use crate::store::{Store, groups, now_ms};
 
@@ -37,6 +38,7 @@ fn max_group_faces(version: ModelVersion) -> u64 {
 pub struct Persons<'a> {
     pub store: &'a Store,
     pub indexes: &'a Arc<Indexes>,
+    pub scanner: &'a Scanner,
     pub faces: &'a Arc<FacePipeline>,
     pub downloader: &'a Downloader,
 }
@@ -210,8 +212,8 @@ impl Persons<'_> {
             ));
         }
         let version = version_of(&group.face_model_version);
-        let decoded = image_input(self.downloader, req.image, req.url).await?;
         let rotate = req.need_rotate_detection == Some(1);
+        let decoded = image_input(self.faces, self.downloader, req.image, req.url, rotate).await?;
         let enrolled = self
             .faces
             .run(move |p| enrol_blocking(p, &decoded.image, version, quality_control, rotate))
@@ -222,7 +224,13 @@ impl Persons<'_> {
         {
             let threshold = unique_person_score(version, unique);
             let calibration = Calibration::for_version(version);
-            let best = index.read().search_persons(&enrolled.row.embedding, 1);
+            let persons = index.read().person_count();
+            let (index, query) = (index.clone(), enrolled.row.embedding.clone());
+            let best = self
+                .scanner
+                .run(persons, move || index.read().search_persons(&query, 1))
+                .await
+                .map_err(scan_failed)?;
             if let Some((similar, cos)) = best.first()
                 && calibration.score(*cos) >= threshold
             {
@@ -239,19 +247,21 @@ impl Persons<'_> {
         let (group_id, person_id, name) =
             (req.group_id.clone(), req.person_id.clone(), req.person_name);
         let indexes = self.indexes.clone();
-        let change = Change::AddFaces {
-            group_ids: vec![req.group_id.clone()],
-            person_id: req.person_id.clone(),
-            faces: vec![(key, row.embedding.clone())],
-        };
-        let index_of_group = index.clone();
         self.store
             .write_then(
                 move |tx| {
+                    // Everything below is read inside the transaction: the group may have been deleted or
+                    // recreated while the face was being embedded.
                     let group = groups::get(tx, &group_id)?;
+                    if version_of(&group.face_model_version) != version {
+                        return Err(changed_meanwhile());
+                    }
                     // Under the write lock the index holds exactly the committed faces: no count query.
-                    let faces = index_of_group.map_or(0, |i| i.read().face_count()) as u64;
-                    if faces >= max_group_faces(version_of(&group.face_model_version)) {
+                    let faces = indexes
+                        .group(&group_id)
+                        .map_or(0, |i| i.read().face_count())
+                        as u64;
+                    if faces >= max_group_faces(version) {
                         return Err(ApiError::code(
                             ErrorCode::InvalidParameterValueGroupFaceNumExceed,
                         ));
@@ -260,9 +270,16 @@ impl Persons<'_> {
                     rows::insert(tx, &person_id, &name, gender, now)?;
                     rows::add_member(tx, &group_id, &person_id, &values, now)?;
                     rows::insert_face(tx, &person_id, &row, now)?;
-                    Ok(())
+                    Ok(Change::AddFaces {
+                        group_ids: vec![group_id],
+                        person_id,
+                        faces: vec![(key, row.embedding)],
+                    })
                 },
-                move |_| indexes.apply(&change),
+                {
+                    let indexes = self.indexes.clone();
+                    move |change| indexes.apply(change)
+                },
             )
             .await?;
         Ok(CreatePersonResponse {
@@ -273,20 +290,14 @@ impl Persons<'_> {
         })
     }
 
-    /// The person's groups (ids) and its model version (that of its groups).
-    async fn person_groups(
-        &self,
-        person_id: &str,
-    ) -> Result<(Vec<String>, ModelVersion), ApiError> {
+    /// The person's model version (that of its groups); `PersonIdNotExist` for an unknown person.
+    async fn person_version(&self, person_id: &str) -> Result<ModelVersion, ApiError> {
         let person_id = person_id.to_owned();
         self.store
             .read(move |conn| {
                 rows::get(conn, &person_id)?;
                 let version = rows::model_version(conn, &person_id)?;
-                Ok::<_, ApiError>((
-                    rows::group_ids(conn, &person_id)?,
-                    version.as_deref().map_or(ModelVersion::V3, version_of),
-                ))
+                Ok::<_, ApiError>(version.as_deref().map_or(ModelVersion::V3, version_of))
             })
             .await
     }
@@ -323,7 +334,8 @@ impl Persons<'_> {
                 format!("At most {MAX_IMAGES_PER_CALL} images per call."),
             ));
         }
-        let (group_ids, version) = self.person_groups(&req.person_id).await?;
+        // The groups the faces join are read when they are stored, not here.
+        let version = self.person_version(&req.person_id).await?;
         let person_id = req.person_id.clone();
         let existing = self
             .store
@@ -345,10 +357,10 @@ impl Persons<'_> {
         let mut ret_codes = Vec::new();
         let mut enrolled = Vec::new();
         for (index, (image, url)) in inputs.into_iter().enumerate() {
-            let outcome = match image_input(self.downloader, image, url).await {
+            let outcome = match image_input(self.faces, self.downloader, image, url, rotate).await {
                 Ok(decoded) => {
                     self.faces
-                        .run(move |p| {
+                        .run(move |p| -> Result<_, ApiError> {
                             enrol_blocking(p, &decoded.image, version, quality_control, rotate)
                         })
                         .await
@@ -386,20 +398,23 @@ impl Persons<'_> {
         if enrolled.is_empty() {
             return Ok(response);
         }
-        let change = Change::AddFaces {
-            group_ids,
-            person_id: req.person_id.clone(),
-            faces: enrolled
-                .iter()
-                .map(|(_, e)| (e.key, e.row.embedding.clone()))
-                .collect(),
-        };
+        let faces: Vec<(u64, Vec<f32>)> = enrolled
+            .iter()
+            .map(|(_, e)| (e.key, e.row.embedding.clone()))
+            .collect();
         let rows_to_add: Vec<NewFace> = enrolled.into_iter().map(|(_, e)| e.row).collect();
         let (person_id, indexes) = (req.person_id, self.indexes.clone());
         self.store
             .write_then(
                 move |tx| {
+                    // The person's groups are read here, in the transaction that adds the faces: they may
+                    // have changed while the images were being processed (the index must get the faces
+                    // in exactly the groups the database puts them in).
                     rows::get(tx, &person_id)?;
+                    let now_version = rows::model_version(tx, &person_id)?;
+                    if now_version.as_deref().map(version_of) != Some(version) {
+                        return Err(changed_meanwhile());
+                    }
                     let have = rows::face_ids(tx, &person_id)?.len();
                     if have + rows_to_add.len() > MAX_FACES_PER_PERSON {
                         return Err(ApiError::code(
@@ -410,9 +425,13 @@ impl Persons<'_> {
                     for row in &rows_to_add {
                         rows::insert_face(tx, &person_id, row, now)?;
                     }
-                    Ok(())
+                    Ok(Change::AddFaces {
+                        group_ids: rows::group_ids(tx, &person_id)?,
+                        person_id,
+                        faces,
+                    })
                 },
-                move |_| indexes.apply(&change),
+                move |change| indexes.apply(change),
             )
             .await?;
         Ok(response)
@@ -731,6 +750,15 @@ impl Persons<'_> {
             .await?;
         Ok(ModifyPersonGroupInfoResponse {})
     }
+}
+
+/// The person or group changed model version while its images were processed (deleted and created again):
+/// the embeddings no longer fit, so nothing is stored.
+fn changed_meanwhile() -> ApiError {
+    ApiError::new(
+        ErrorCode::FailedOperationConflictOperation,
+        "The person or group changed while the images were processed; nothing was stored, retry.",
+    )
 }
 
 /// CreateFace's per-image `RetCode` for an error (SPEC.md §7.8).

@@ -19,7 +19,7 @@ use crate::api::{ApiError, ErrorCode};
 use crate::face::download::Downloader;
 use crate::face::embed::cosine;
 use crate::face::{FacePipeline, ModelVersion};
-use crate::index::{GroupIndex, Indexes, fused};
+use crate::index::{GroupIndex, Indexes, ScanFailed, Scanner, fused};
 use crate::store::persons as person_rows;
 use crate::store::{Store, groups};
 
@@ -34,6 +34,7 @@ const MATCH_SCORE: f64 = 60.0;
 pub struct Search<'a> {
     pub store: &'a Store,
     pub indexes: &'a Arc<Indexes>,
+    pub scanner: &'a Scanner,
     pub faces: &'a Arc<FacePipeline>,
     pub downloader: &'a Downloader,
 }
@@ -105,6 +106,35 @@ type Groups = Vec<(String, Arc<RwLock<GroupIndex>>)>;
 /// Candidates of one list: (person, face key for face searches, score), best first.
 type Picked = Vec<(Arc<str>, Option<u64>, f64)>;
 
+/// The best candidates of one group for one query face.
+fn scan_group(
+    index: &GroupIndex,
+    query: &[f32],
+    over: Over,
+    k: usize,
+    version: ModelVersion,
+    threshold: f64,
+) -> Picked {
+    let hits: Vec<(Arc<str>, Option<u64>, f32)> = match over {
+        Over::Faces => index
+            .search_faces(query, k)
+            .into_iter()
+            .map(|h| (h.person_id, Some(h.face), h.cosine))
+            .collect(),
+        Over::Persons => index
+            .search_persons(query, k)
+            .into_iter()
+            .map(|(person, cos)| (person, None, cos))
+            .collect(),
+    };
+    best_per_person(hits, version, threshold)
+}
+
+pub(super) fn scan_failed(e: ScanFailed) -> ApiError {
+    tracing::error!(error = %e, "index scan failed");
+    ApiError::internal("Internal error.")
+}
+
 impl Search<'_> {
     /// Check the groups: count, existence, one model version (3.0 for person searches), not all empty.
     fn groups(
@@ -172,12 +202,12 @@ impl Search<'_> {
         let quality_control = check_quality_control(q.quality_control)?;
         let min_size = q.min_face_size.unwrap_or(DEFAULT_MIN_FACE_SIZE);
         let (groups, version) = self.groups(&q.group_ids, max_groups, over)?;
-        let decoded = image_input(self.downloader, q.image, q.url).await?;
         let rotate = q.need_rotate_detection == Some(1);
+        let decoded = image_input(self.faces, self.downloader, q.image, q.url, rotate).await?;
         // (box, embedding or None when the face failed QualityControl)
         let queries = self
             .faces
-            .run(move |p| {
+            .run(move |p| -> Result<_, ApiError> {
                 let found = detect(p, &decoded.image, max_faces > 1, rotate)?;
                 let mut faces = faces_of_size(found, min_size)?;
                 faces.truncate(max_faces as usize);
@@ -206,41 +236,49 @@ impl Search<'_> {
             faces_in_groups += index.face_count() as u64;
             persons_in_groups += index.person_count() as u64;
         }
-        let mut results = Vec::new();
-        for (rect, embedding) in queries {
-            let Some(query) = embedding else {
-                results.push(FaceResult {
-                    rect,
-                    ret_code: -1601,
-                    per_group: vec![Vec::new(); groups.len()],
-                });
-                continue;
-            };
-            let per_group = groups
-                .iter()
-                .map(|(_, index)| {
-                    let index = index.read();
-                    let hits: Vec<(Arc<str>, Option<u64>, f32)> = match over {
-                        Over::Faces => index
-                            .search_faces(&query, per_group_k)
-                            .into_iter()
-                            .map(|h| (h.person_id, Some(h.face), h.cosine))
-                            .collect(),
-                        Over::Persons => index
-                            .search_persons(&query, per_group_k)
-                            .into_iter()
-                            .map(|(person, cos)| (person, None, cos))
-                            .collect(),
-                    };
-                    best_per_person(hits, version, threshold)
-                })
-                .collect();
-            results.push(FaceResult {
-                rect,
-                ret_code: 0,
-                per_group,
-            });
-        }
+        let scanned = match over {
+            Over::Faces => faces_in_groups,
+            Over::Persons => persons_in_groups,
+        } as usize
+            * queries.len();
+        let searched_groups: Vec<Arc<RwLock<GroupIndex>>> =
+            groups.iter().map(|(_, index)| index.clone()).collect();
+        let results = self
+            .scanner
+            .run(scanned, move || {
+                queries
+                    .into_iter()
+                    .map(|(rect, embedding)| {
+                        let Some(query) = embedding else {
+                            return FaceResult {
+                                rect,
+                                ret_code: -1601,
+                                per_group: vec![Vec::new(); searched_groups.len()],
+                            };
+                        };
+                        let per_group = searched_groups
+                            .iter()
+                            .map(|index| {
+                                scan_group(
+                                    &index.read(),
+                                    &query,
+                                    over,
+                                    per_group_k,
+                                    version,
+                                    threshold,
+                                )
+                            })
+                            .collect();
+                        FaceResult {
+                            rect,
+                            ret_code: 0,
+                            per_group,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(scan_failed)?;
         if results.iter().all(|r| r.ret_code != 0) {
             persons_in_groups = 0;
         }
@@ -510,14 +548,14 @@ impl Search<'_> {
                 ErrorCode::InvalidParameterValueNoFaceInGroups,
             ));
         }
-        let decoded = image_input(self.downloader, image, url).await?;
+        let decoded = image_input(self.faces, self.downloader, image, url, rotate).await?;
         let query = self
             .faces
-            .run(move |p| {
+            .run(move |p| -> Result<_, ApiError> {
                 let found = detect(p, &decoded.image, false, rotate)?;
                 let face = faces_of_size(found, DEFAULT_MIN_FACE_SIZE)?.remove(0);
                 check_quality_blocking(p, &decoded.image, &face, quality_control)?;
-                p.embed_blocking(&decoded.image, &face, version)
+                Ok(p.embed_blocking(&decoded.image, &face, version)?)
             })
             .await?;
         let best = if use_fused {

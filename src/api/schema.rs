@@ -156,14 +156,43 @@ pub fn from_flat<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     fields: &[Field],
 ) -> Result<Value, ApiError> {
+    let deepest = max_depth(fields);
     let mut root = BTreeMap::new();
     for (key, value) in pairs {
+        // A key can name nothing deeper than the action's deepest field; refusing it first keeps the tree
+        // built below (recursively) as shallow as the schema, whatever a caller sends.
+        if key.bytes().filter(|&b| b == b'.').count() >= deepest {
+            let shown: String = key.chars().take(64).collect();
+            return Err(ApiError::new(
+                super::ErrorCode::InvalidParameter,
+                format!(
+                    "The parameter `{shown}{}` is nested deeper than any parameter of this action.",
+                    if shown.len() < key.len() { "..." } else { "" }
+                ),
+            ));
+        }
         let segments: Vec<&str> = key.split('.').collect();
         insert(&mut root, &segments, value, key)?;
     }
     let mut out = object_value(root, fields, "")?;
     validate(&mut out, fields)?;
     Ok(out)
+}
+
+/// How many dot-separated segments the deepest field path has (`Infos.0.Index` is 3).
+fn max_depth(fields: &[Field]) -> usize {
+    fn kind_depth(kind: &Kind) -> usize {
+        match kind {
+            Kind::Array(item) => 1 + kind_depth(item),
+            Kind::Struct(fields) => max_depth(fields),
+            _ => 0,
+        }
+    }
+    fields
+        .iter()
+        .map(|f| 1 + kind_depth(&f.kind))
+        .max()
+        .unwrap_or(1)
 }
 
 /// Flattened pairs collected into a tree before their types are known.
@@ -349,6 +378,29 @@ mod tests {
         let value = from_flat(pairs, fields("CreateFace")).unwrap();
         assert_eq!(value["Urls"][10], "u10");
         assert_eq!(value["FaceMatchThreshold"], 60.0);
+    }
+
+    #[test]
+    fn keys_deeper_than_the_schema_are_refused_without_recursion() {
+        assert_eq!(max_depth(fields("CreatePerson")), 3);
+        assert_eq!(max_depth(fields("GetGroupList")), 1);
+        let ok = from_flat(
+            [("PersonExDescriptionInfos.0.PersonExDescription", "v")],
+            fields("CreatePerson"),
+        );
+        assert!(ok.is_err_and(|e| e.code == crate::api::ErrorCode::MissingParameter));
+        // 50,000 dots used to build (and drop) a tree 50,000 levels deep and overflow the stack.
+        let deep = vec!["a"; 50_000].join(".");
+        let err = from_flat([(deep.as_str(), "1")], fields("GetGroupList")).unwrap_err();
+        assert_eq!(err.code, crate::api::ErrorCode::InvalidParameter);
+        assert!(err.message.contains("nested deeper"), "{}", err.message);
+        assert!(err.message.len() < 200);
+        let err = from_flat(
+            [("PersonExDescriptionInfos.0.PersonExDescription.x", "v")],
+            fields("CreatePerson"),
+        )
+        .unwrap_err();
+        assert_eq!(err.code, crate::api::ErrorCode::InvalidParameter);
     }
 
     #[test]

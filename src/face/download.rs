@@ -7,7 +7,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use crate::api::{ApiError, ErrorCode};
+use super::error::FaceError;
 
 #[derive(Debug, Clone)]
 pub struct UrlPolicy {
@@ -24,8 +24,8 @@ pub struct Downloader {
     policy: UrlPolicy,
 }
 
-fn download_error(message: String) -> ApiError {
-    ApiError::new(ErrorCode::FailedOperationImageDownloadError, message)
+fn download_error(message: String) -> FaceError {
+    FaceError::Download(message)
 }
 
 impl Downloader {
@@ -33,13 +33,9 @@ impl Downloader {
         Self { policy }
     }
 
-    pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, ApiError> {
-        let illegal = || {
-            ApiError::new(
-                ErrorCode::InvalidParameterValueUrlIllegal,
-                format!("The Url `{url}` is not a valid HTTP(S) address."),
-            )
-        };
+    pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, FaceError> {
+        let illegal =
+            || FaceError::UrlIllegal(format!("The Url `{url}` is not a valid HTTP(S) address."));
         let parsed = reqwest::Url::parse(url).map_err(|_| illegal())?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(illegal());
@@ -64,7 +60,7 @@ impl Downloader {
             .redirect(reqwest::redirect::Policy::none())
             .resolve(host.trim_start_matches('[').trim_end_matches(']'), address)
             .build()
-            .map_err(|e| ApiError::internal(format!("HTTP client: {e}")))?;
+            .map_err(|e| FaceError::Unavailable(format!("HTTP client: {e}")))?;
         let fetch_failed =
             |e: reqwest::Error| download_error(format!("Downloading the image failed: {e}"));
         let mut response = client.get(parsed).send().await.map_err(fetch_failed)?;
@@ -74,12 +70,7 @@ impl Downloader {
                 response.status()
             )));
         }
-        let too_big = || {
-            ApiError::new(
-                ErrorCode::FailedOperationImageSizeExceed,
-                "The image is larger than 5 MB after base64 encoding.",
-            )
-        };
+        let too_big = || FaceError::ImageTooLarge;
         if response
             .content_length()
             .is_some_and(|n| n as usize > self.policy.max_bytes)
@@ -96,7 +87,7 @@ impl Downloader {
         Ok(body)
     }
 
-    async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, ApiError> {
+    async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, FaceError> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let addresses: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
             .await

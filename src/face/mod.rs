@@ -1,14 +1,17 @@
 //! The face pipeline: image decoding, detection, alignment and embedding with ONNX models run by `ort`.
 //! Nothing here knows about the wire or the store; actions call `FacePipeline` and map its results.
 //!
-//! Inference runs on tokio's blocking threads, at most `max_concurrent` calls at a time, so the async
-//! runtime never stalls and a burst of requests queues instead of oversubscribing the cores.
+//! Decoding and inference run on tokio's blocking threads, never on the async workers. Both are admitted
+//! (`crate::admission`): an image is decoded only once the memory its pixels will take fits in the decode
+//! budget, and at most `max_concurrent` model calls run at a time, so a burst of requests queues instead of
+//! exhausting memory or oversubscribing the cores.
 
 pub mod align;
 pub mod attributes;
 pub mod detect;
 pub mod download;
 pub mod embed;
+pub mod error;
 pub mod image_input;
 pub mod liveness;
 pub mod mesh;
@@ -20,12 +23,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use image::RgbImage;
-use tokio::sync::Semaphore;
 
-use crate::api::{ApiError, ErrorCode};
+use crate::admission::Gate;
 use attributes::{AttributeModels, HeadPose, MaskProbability, ModelAttributes};
 use detect::{Detection, Detector};
 use embed::Embedder;
+pub use error::FaceError;
+use image_input::Decoded;
 use mesh::{FaceMesh, Mesh};
 use quality::Quality;
 use runtime::{Manifest, Model};
@@ -56,6 +60,8 @@ impl ModelVersion {
 
 /// Where a point of a turned image lies in the original image of width and height `(w, h)`.
 type PointBack = fn([f32; 2], f32, f32) -> [f32; 2];
+/// A quarter, half or three-quarter turn of an image.
+type Turn = fn(&RgbImage) -> RgbImage;
 
 /// Images up to this long side are searched again with a border when no face is found.
 const SMALL_IMAGE: u32 = 512;
@@ -70,6 +76,14 @@ pub struct PipelineConfig {
     pub intra_threads: usize,
     /// Model calls running at once.
     pub max_concurrent: usize,
+    /// Memory that decoded images (and their working copies) may take at once.
+    pub decode_budget_bytes: u64,
+}
+
+/// An image to decode: base64 text (`Image`) or file bytes (a `Url` download).
+pub enum ImageSource {
+    Base64(String),
+    Bytes(Vec<u8>),
 }
 
 pub struct FacePipeline {
@@ -81,7 +95,8 @@ pub struct FacePipeline {
     liveness: liveness::Liveness,
     mesh: FaceMesh,
     attributes: AttributeModels,
-    permits: Semaphore,
+    inference: Arc<Gate>,
+    decoding: Arc<Gate>,
 }
 
 impl FacePipeline {
@@ -113,7 +128,8 @@ impl FacePipeline {
                 load("human_emotion.onnx")?,
                 load("ulfd_RFB-640-masked_face-v2.onnx")?,
             ),
-            permits: Semaphore::new(config.max_concurrent.max(1)),
+            inference: Gate::calls("inference", config.max_concurrent),
+            decoding: Gate::bytes("decode", config.decode_budget_bytes),
         })
     }
 
@@ -134,7 +150,7 @@ impl FacePipeline {
         &self,
         image: &RgbImage,
         crowd: bool,
-    ) -> Result<Vec<Detection>, ApiError> {
+    ) -> Result<Vec<Detection>, FaceError> {
         let long_side = image.width().max(image.height());
         let input = if crowd {
             long_side.clamp(640, 1280)
@@ -144,7 +160,7 @@ impl FacePipeline {
         let faces = self
             .detector
             .detect(image, input)
-            .map_err(inference_error)?;
+            .map_err(FaceError::inference)?;
         if !faces.is_empty() || long_side > SMALL_IMAGE {
             return self.confirmed(image, faces);
         }
@@ -156,7 +172,7 @@ impl FacePipeline {
         let mut faces = self
             .detector
             .detect(&padded, input)
-            .map_err(inference_error)?;
+            .map_err(FaceError::inference)?;
         for face in &mut faces {
             face.x -= pad as f32;
             face.y -= pad as f32;
@@ -175,7 +191,7 @@ impl FacePipeline {
         &self,
         image: &RgbImage,
         faces: Vec<Detection>,
-    ) -> Result<Vec<Detection>, ApiError> {
+    ) -> Result<Vec<Detection>, FaceError> {
         let mut kept = Vec::with_capacity(faces.len());
         for face in faces {
             let doubtful =
@@ -196,20 +212,26 @@ impl FacePipeline {
         &self,
         image: &RgbImage,
         crowd: bool,
-    ) -> Result<Vec<Detection>, ApiError> {
+    ) -> Result<Vec<Detection>, FaceError> {
         let (w, h) = (image.width() as f32, image.height() as f32);
         let upright = self.detect_blocking(image, crowd)?;
         let mut best_score = upright.iter().map(|f| f.score).fold(f32::MIN, f32::max);
         let mut best = upright;
-        // For each turn: the turned image, and where a point of it lies in the original.
-        let turns: [(RgbImage, PointBack); 3] = [
-            (image::imageops::rotate90(image), |[x, y], _, h| [y, h - x]),
-            (image::imageops::rotate180(image), |[x, y], w, h| {
+        // For each turn: how to make it, and where a point of the turned image lies in the original. One
+        // turned copy exists at a time (the decode admission pays for one working copy).
+        let turns: [(Turn, PointBack); 3] = [
+            (image::imageops::rotate90::<RgbImage>, |[x, y], _, h| {
+                [y, h - x]
+            }),
+            (image::imageops::rotate180::<RgbImage>, |[x, y], w, h| {
                 [w - x, h - y]
             }),
-            (image::imageops::rotate270(image), |[x, y], w, _| [w - y, x]),
+            (image::imageops::rotate270::<RgbImage>, |[x, y], w, _| {
+                [w - y, x]
+            }),
         ];
-        for (turned, back) in turns {
+        for (turn, back) in turns {
+            let turned = turn(image);
             let faces = self.detect_blocking(&turned, crowd)?;
             let score = faces.iter().map(|f| f.score).fold(f32::MIN, f32::max);
             if score <= best_score {
@@ -250,10 +272,10 @@ impl FacePipeline {
         image: &RgbImage,
         face: &Detection,
         version: ModelVersion,
-    ) -> Result<Vec<f32>, ApiError> {
+    ) -> Result<Vec<f32>, FaceError> {
         self.embedder(version)
             .embed(image, &face.landmarks)
-            .map_err(inference_error)
+            .map_err(FaceError::inference)
     }
 
     /// Probability (0-1) that the face is live rather than a photo of a photo or of a screen.
@@ -261,15 +283,15 @@ impl FacePipeline {
         &self,
         image: &RgbImage,
         face: &Detection,
-    ) -> Result<f32, ApiError> {
+    ) -> Result<f32, FaceError> {
         self.liveness
             .live_probability(image, face)
-            .map_err(inference_error)
+            .map_err(FaceError::inference)
     }
 
     /// The 468-point face mesh of a detected face.
-    pub fn mesh_blocking(&self, image: &RgbImage, face: &Detection) -> Result<Mesh, ApiError> {
-        self.mesh.run(image, face).map_err(inference_error)
+    pub fn mesh_blocking(&self, image: &RgbImage, face: &Detection) -> Result<Mesh, FaceError> {
+        self.mesh.run(image, face).map_err(FaceError::inference)
     }
 
     /// Gender and emotion of a detected face.
@@ -277,10 +299,10 @@ impl FacePipeline {
         &self,
         image: &RgbImage,
         face: &Detection,
-    ) -> Result<ModelAttributes, ApiError> {
+    ) -> Result<ModelAttributes, FaceError> {
         self.attributes
             .classify(image, face)
-            .map_err(inference_error)
+            .map_err(FaceError::inference)
     }
 
     /// Mask probability of each face (one pass over the whole image).
@@ -288,8 +310,10 @@ impl FacePipeline {
         &self,
         image: &RgbImage,
         faces: &[Detection],
-    ) -> Result<Vec<MaskProbability>, ApiError> {
-        self.attributes.masks(image, faces).map_err(inference_error)
+    ) -> Result<Vec<MaskProbability>, FaceError> {
+        self.attributes
+            .masks(image, faces)
+            .map_err(FaceError::inference)
     }
 
     /// Quality of a face from its pixels, mesh, pose and mask probability.
@@ -300,8 +324,8 @@ impl FacePipeline {
         mesh: &Mesh,
         pose: &HeadPose,
         mask: MaskProbability,
-    ) -> Result<Quality, ApiError> {
-        quality::measure(image, face, mesh, pose, mask).map_err(inference_error)
+    ) -> Result<Quality, FaceError> {
+        quality::measure(image, face, mesh, pose, mask).map_err(FaceError::inference)
     }
 
     /// What the store keeps of an enrolled face so that it can be embedded again for another model
@@ -311,14 +335,14 @@ impl FacePipeline {
         &self,
         image: &RgbImage,
         face: &Detection,
-    ) -> Result<(Vec<u8>, String), ApiError> {
+    ) -> Result<(Vec<u8>, String), FaceError> {
         let side = face.width.max(face.height) * 2.0;
         let size = (side.round() as u32).clamp(16, 256);
         let (crop, to_crop) = align::upright_square(image, face.centre(), side, 0.0, size)
-            .map_err(inference_error)?;
+            .map_err(FaceError::inference)?;
         let mut png = Vec::new();
         crop.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-            .map_err(|e| inference_error(e.into()))?;
+            .map_err(FaceError::inference)?;
         let points: Vec<[f32; 2]> = face.landmarks.iter().map(|&p| to_crop.apply(p)).collect();
         Ok((
             png,
@@ -326,28 +350,101 @@ impl FacePipeline {
         ))
     }
 
-    /// Run `work` on a blocking thread once a permit is free.
-    pub async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, ApiError>
+    /// Decode an image on a blocking thread once the memory it will take fits in the decode budget.
+    /// `working_copies` is how many more full-size copies the request will make (1 with
+    /// NeedRotateDetection). The returned image carries its admission ticket.
+    pub async fn decode(
+        &self,
+        source: ImageSource,
+        working_copies: u64,
+    ) -> Result<Decoded, FaceError> {
+        let mut images = self.decode_all(vec![source], working_copies).await?;
+        Ok(images.remove(0))
+    }
+
+    /// Decode images that one request uses together (CompareFace's two), admitted as one: a request never
+    /// holds part of the budget while it waits for the rest (two such requests would wait on each other).
+    pub async fn decode_all(
+        &self,
+        sources: Vec<ImageSource>,
+        working_copies: u64,
+    ) -> Result<Vec<Decoded>, FaceError> {
+        // Base64 decoding and the header read are cheap but not free for 5 MB: off the async workers too.
+        let probed = blocking(move || {
+            sources
+                .into_iter()
+                .map(|source| {
+                    let bytes = match source {
+                        ImageSource::Base64(text) => image_input::base64_bytes(&text)?,
+                        ImageSource::Bytes(bytes) => bytes,
+                    };
+                    let probe = image_input::probe(&bytes)?;
+                    Ok((bytes, probe))
+                })
+                .collect::<Result<Vec<_>, FaceError>>()
+        })
+        .await?;
+        let peaks: Vec<u64> = probed
+            .iter()
+            .map(|(_, probe)| probe.peak_bytes(working_copies))
+            .collect();
+        let mut ticket = self.decoding.enter_bytes(peaks.iter().sum()).await?;
+        let mut decoded = Vec::with_capacity(probed.len());
+        for ((bytes, probe), peak) in probed.into_iter().zip(&peaks).rev() {
+            // Each image carries its share, so a request that keeps one image frees the other's share.
+            let share = if decoded.len() + 1 == peaks.len() {
+                None
+            } else {
+                ticket.split_bytes(*peak)
+            };
+            let image = blocking(move || image_input::decode_probed(&bytes, &probe)).await?;
+            decoded.push(Decoded {
+                image,
+                format: probe.format,
+                ticket: share,
+            });
+        }
+        if let Some(first) = decoded.last_mut() {
+            first.ticket = Some(ticket);
+        }
+        decoded.reverse();
+        Ok(decoded)
+    }
+
+    /// Run `work` on a blocking thread once an inference permit is free. The permit is held until `work`
+    /// returns, even when the request that asked for it is dropped meanwhile.
+    pub async fn run<T, E, F>(self: &Arc<Self>, work: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&FacePipeline) -> Result<T, ApiError> + Send + 'static,
+        E: From<FaceError> + Send + 'static,
+        F: FnOnce(&FacePipeline) -> Result<T, E> + Send + 'static,
     {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| ApiError::internal("The face pipeline is closed."))?;
+        let permit = self.inference.enter().await.map_err(FaceError::from)?;
         let this = self.clone();
-        tokio::task::spawn_blocking(move || work(&this))
-            .await
-            .map_err(|e| ApiError::internal(format!("Face pipeline task failed: {e}")))?
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            span.in_scope(|| work(&this))
+        })
+        .await
+        .map_err(|e| FaceError::Unavailable(format!("face pipeline task failed: {e}")))?
+    }
+
+    pub fn inference_gate(&self) -> &Arc<Gate> {
+        &self.inference
+    }
+
+    pub fn decode_gate(&self) -> &Arc<Gate> {
+        &self.decoding
     }
 }
 
-fn inference_error(e: anyhow::Error) -> ApiError {
-    tracing::error!(error = %e, "inference failed");
-    ApiError::new(
-        ErrorCode::FailedOperationServerError,
-        "Face model inference failed.",
-    )
+/// Run `work` on a blocking thread, in the caller's tracing span.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, FaceError> + Send + 'static,
+) -> Result<T, FaceError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .map_err(|e| FaceError::Unavailable(format!("decoding task failed: {e}")))?
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use ort::environment::Environment;
+use ort::logging::LogLevel;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use parking_lot::Mutex;
@@ -86,9 +87,23 @@ impl Manifest {
                 )
             })?
             .with_name("iai-server")
+            .with_logger(std::sync::Arc::new(ort_log))
             .build()
             .map_err(|e| anyhow::anyhow!("cannot start ONNX Runtime: {e}"))?;
         Ok(env)
+    }
+}
+
+/// ONNX Runtime's own log lines, one level down: its INFO lines (a couple of thousand at start, one per
+/// graph transformation) are debug detail here; warnings and errors stay what they are.
+fn ort_log(level: LogLevel, category: &str, _id: &str, location: &str, message: &str) {
+    match level {
+        LogLevel::Verbose => tracing::trace!(target: "ort", category, location, "{message}"),
+        LogLevel::Info => tracing::debug!(target: "ort", category, location, "{message}"),
+        LogLevel::Warning => tracing::warn!(target: "ort", category, location, "{message}"),
+        LogLevel::Error | LogLevel::Fatal => {
+            tracing::error!(target: "ort", category, location, "{message}")
+        }
     }
 }
 
@@ -128,7 +143,10 @@ impl Model {
     ) -> anyhow::Result<Vec<(Vec<usize>, Vec<f32>)>> {
         let tensor = ort::value::Tensor::from_array(input)?;
         let mut session = self.session.lock();
+        let started = std::time::Instant::now();
         let outputs = session.run(ort::inputs![tensor])?;
+        metrics::histogram!("iai_inference_duration_seconds", "model" => self.name.clone())
+            .record(started.elapsed().as_secs_f64());
         let mut out = Vec::with_capacity(outputs.len());
         for (_, value) in outputs.iter() {
             let (shape, data) = value.try_extract_tensor::<f32>()?;

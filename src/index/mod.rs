@@ -4,6 +4,10 @@
 //! order (the store applies `Change`s while it still holds its write lock), so it always follows the
 //! database. Each group sits behind its own lock: a search holds a read lock for its scan, a change holds the
 //! write lock for the few microseconds of an insert or removal.
+//!
+//! `Indexes::digest` summarises every group (counts and a hash of every vector and owner) so that the live
+//! index can be compared with a rebuild from SQLite (`iai-server check-index`). Fused features are computed
+//! over a person's faces in key order, so the same faces always give the same bits, whatever the history.
 
 pub mod flat;
 
@@ -11,6 +15,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 use crate::face::ModelVersion;
 use crate::face::embed::normalise;
@@ -165,9 +171,11 @@ impl GroupIndex {
         self.persons.remove(u64::from(slot));
     }
 
-    /// Recompute a person's fused feature from its face embeddings.
+    /// Recompute a person's fused feature from its face embeddings (in key order: the same faces always
+    /// give the same bits).
     fn refresh(&mut self, slot: u32) {
-        let faces = self.person_faces.get(&slot).cloned().unwrap_or_default();
+        let mut faces = self.person_faces.get(&slot).cloned().unwrap_or_default();
+        faces.sort_unstable();
         if faces.is_empty() {
             self.persons.remove(u64::from(slot));
             self.person_faces.remove(&slot);
@@ -204,6 +212,41 @@ impl GroupIndex {
             .collect()
     }
 
+    /// Counts and a hash of every face (key, owner, vector) and every person (id, fused feature), in key
+    /// order, so that equal digests mean equal indexes.
+    pub fn digest(&self) -> GroupDigest {
+        let mut hash = Sha256::new();
+        let mut faces: Vec<(u64, u32)> = self.face_owner.iter().map(|(&f, &s)| (f, s)).collect();
+        faces.sort_unstable();
+        for (face, slot) in &faces {
+            hash.update(face.to_le_bytes());
+            hash.update(self.person_ids[*slot as usize].as_bytes());
+            hash.update([0]);
+            for x in self.faces.get(*face).unwrap_or_default() {
+                hash.update(x.to_le_bytes());
+            }
+        }
+        let mut persons: Vec<(&str, u32)> = self
+            .person_faces
+            .keys()
+            .map(|&slot| (&*self.person_ids[slot as usize], slot))
+            .collect();
+        persons.sort_unstable();
+        for (id, slot) in &persons {
+            hash.update(id.as_bytes());
+            hash.update([0]);
+            for x in self.persons.get(u64::from(*slot)).unwrap_or_default() {
+                hash.update(x.to_le_bytes());
+            }
+        }
+        GroupDigest {
+            version: self.version.as_str().to_owned(),
+            faces: self.faces.len(),
+            persons: self.persons.len(),
+            sha256: hex::encode(hash.finalize()),
+        }
+    }
+
     /// The best persons by fused feature.
     pub fn search_persons(&self, query: &[f32], k: usize) -> Vec<(Arc<str>, f32)> {
         self.persons
@@ -213,6 +256,63 @@ impl GroupIndex {
             .collect()
     }
 }
+
+/// Scans of up to this many vectors take well under a millisecond and run where they are asked for; larger
+/// ones go to the blocking pool (they must never stall the async workers), at most one per core at a time.
+pub const INLINE_SCAN_VECTORS: usize = 4096;
+
+/// Runs large index scans off the async runtime, admitted by a gate of one scan per core.
+pub struct Scanner {
+    gate: Arc<crate::admission::Gate>,
+}
+
+/// A scan could not run (the runtime is shutting down, or the scan panicked).
+#[derive(Debug, thiserror::Error)]
+#[error("index scan failed: {0}")]
+pub struct ScanFailed(pub String);
+
+impl Scanner {
+    pub fn new(concurrent: usize) -> Self {
+        Self {
+            gate: crate::admission::Gate::calls("scan", concurrent),
+        }
+    }
+
+    /// Run `scan`, which reads about `vectors` vectors: inline when small, else on the blocking pool.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        vectors: usize,
+        scan: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ScanFailed> {
+        if vectors <= INLINE_SCAN_VECTORS {
+            return Ok(scan());
+        }
+        let ticket = self
+            .gate
+            .enter()
+            .await
+            .map_err(|e| ScanFailed(e.to_string()))?;
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _ticket = ticket;
+            span.in_scope(scan)
+        })
+        .await
+        .map_err(|e| ScanFailed(e.to_string()))
+    }
+}
+
+/// What a group's index holds, summarised (`GroupIndex::digest`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupDigest {
+    pub version: String,
+    pub faces: usize,
+    pub persons: usize,
+    pub sha256: String,
+}
+
+/// Every group's digest, by group id.
+pub type Digest = std::collections::BTreeMap<String, GroupDigest>;
 
 /// Every group's index.
 #[derive(Default)]
@@ -243,6 +343,35 @@ impl Indexes {
             indexes.insert_group(group_id, index);
         }
         Ok(indexes)
+    }
+
+    /// Every group's digest. Callers that need a state no write is half-way through take the store's
+    /// write lock around this (`Store::exclusive`).
+    pub fn digest(&self) -> Digest {
+        let groups: Vec<(String, Arc<RwLock<GroupIndex>>)> = self
+            .groups
+            .read()
+            .iter()
+            .map(|(id, index)| (id.clone(), index.clone()))
+            .collect();
+        groups
+            .into_iter()
+            .map(|(id, index)| (id, index.read().digest()))
+            .collect()
+    }
+
+    /// (group id, faces, persons) of every group, for the metrics.
+    pub fn sizes(&self) -> Vec<(String, usize, usize)> {
+        let groups = self.groups.read();
+        let mut sizes: Vec<(String, usize, usize)> = groups
+            .iter()
+            .map(|(id, index)| {
+                let index = index.read();
+                (id.clone(), index.face_count(), index.person_count())
+            })
+            .collect();
+        sizes.sort_unstable();
+        sizes
     }
 
     pub fn group(&self, group_id: &str) -> Option<Arc<RwLock<GroupIndex>>> {
@@ -315,5 +444,22 @@ mod tests {
         assert_eq!((&*hits[0].person_id, hits[0].face), ("q", 3));
         index.remove_person("q");
         assert_eq!((index.face_count(), index.person_count()), (1, 1));
+    }
+
+    #[test]
+    fn equal_contents_give_equal_digests_whatever_the_history() {
+        let mut built = GroupIndex::new(ModelVersion::V3);
+        built.add_faces("p", &[(1, v(&[1.0, 0.2])), (2, v(&[0.3, 1.0]))]);
+        built.add_faces("q", &[(3, v(&[-1.0, 0.0]))]);
+        built.add_faces("p", &[(4, v(&[0.5, 0.5, 0.5]))]);
+        built.remove_faces(&[1]);
+        let mut loaded = GroupIndex::new(ModelVersion::V3);
+        loaded.add_faces_unfused("q", &[(3, v(&[-1.0, 0.0]))]);
+        loaded.add_faces_unfused("p", &[(4, v(&[0.5, 0.5, 0.5])), (2, v(&[0.3, 1.0]))]);
+        loaded.refresh_all();
+        assert_eq!(built.digest(), loaded.digest());
+        loaded.remove_person("q");
+        assert_ne!(built.digest(), loaded.digest());
+        assert_eq!(loaded.digest().faces, 2);
     }
 }

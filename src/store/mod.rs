@@ -102,7 +102,9 @@ impl Store {
         A: FnOnce(&T) + Send + 'static,
     {
         let conn = self.conn.clone();
+        let span = tracing::Span::current();
         let task = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             let mut conn = conn.lock();
             let tx = conn.transaction().map_err(StoreError::from)?;
             let out = f(&tx)?;
@@ -122,7 +124,9 @@ impl Store {
     {
         let readers = self.readers.clone();
         let path = self.path.clone();
+        let span = tracing::Span::current();
         let task = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             let pooled = readers.lock().pop();
             let conn = match pooled {
                 Some(conn) => conn,
@@ -136,6 +140,39 @@ impl Store {
             out
         });
         task.await.map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+impl Store {
+    /// Run `f` with the writer connection while no write can happen (a consistent view of both the
+    /// database and whatever follows its commits, such as the search index).
+    pub async fn exclusive<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> T + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || f(&conn.lock()))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))
+    }
+
+    /// Whether the database answers a query (for readiness probes).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(StoreError::from)
+        })
+        .await
+    }
+
+    /// Open an existing database read-only (operator tools beside a running server).
+    pub fn open_read_only(data_dir: &Path) -> anyhow::Result<Connection> {
+        let path = data_dir.join(DB_FILE);
+        if !path.exists() {
+            anyhow::bail!("no database at {}", path.display());
+        }
+        open_reader(&path).with_context(|| format!("cannot open {}", path.display()))
     }
 }
 

@@ -1,9 +1,14 @@
 //! The wire layer: everything between HTTP and the `Iai` service trait.
 //!
-//! `auth` verifies signatures, `request` turns an HTTP request into a validated `(context, params)` call,
-//! `envelope` writes Tencent's `{"Response": ...}` answers, `server` is the axum service that ties them up.
+//! `listener` accepts connections (limits and header timeout), `server` is the axum service (body
+//! admission and timeouts, dispatch), `auth` verifies signatures, `request` turns an HTTP request into a
+//! validated `(context, params)` call, `envelope` writes Tencent's `{"Response": ...}` answers, `ops` serves
+//! the operator endpoints and `telemetry` the metrics and the access log.
 
 pub mod auth;
 pub mod envelope;
+pub mod listener;
+pub mod ops;
 pub mod request;
 pub mod server;
+pub mod telemetry;

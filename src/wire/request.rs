@@ -63,6 +63,21 @@ pub fn parse(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, V
     }
 }
 
+/// The action a request names, for the access log of a request that failed before it was parsed.
+pub fn action_hint(req: &Incoming) -> Option<String> {
+    if let Some(action) = header(req.headers, "x-tc-action") {
+        return Some(action.to_owned());
+    }
+    let source = if req.method == Method::POST {
+        req.body
+    } else {
+        req.raw_query.as_bytes()
+    };
+    form_urlencoded::parse(source)
+        .find(|(k, _)| k == "Action")
+        .map(|(_, v)| v.into_owned())
+}
+
 fn parse_tc3(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, Value), ApiError> {
     let mut ctx = RequestContext {
         action: header(req.headers, "x-tc-action")

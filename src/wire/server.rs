@@ -1,36 +1,87 @@
-//! The axum service: every path and method lands in `handle`, which reads the body (up to the configured
-//! limit), parses and authenticates the call, dispatches it to the `Iai` implementation and wraps the answer.
-//! Panics are caught and answered as `InternalError` inside the envelope.
+//! The axum service: the operator endpoints (`ops`) on their own paths, and every other path and method in
+//! `handle`, which admits and reads the body, parses and authenticates the call, dispatches it to the `Iai`
+//! implementation and wraps the answer. Panics are caught and answered as `InternalError` inside the
+//! envelope. Bodies are read under two timers (tower-http): a deadline for the whole body and a limit on
+//! how long it may stall.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header;
 use axum::response::Response;
+use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::{RequestBodyDeadlineLayer, RequestBodyTimeoutLayer};
+use tracing::Instrument;
 
 use super::auth::KeyRing;
 use super::envelope::{self, new_request_id};
+use super::ops::{self, Operations};
 use super::request::{self, Auth, Incoming};
+use super::telemetry;
+use crate::admission::Gate;
 use crate::api::{ApiError, ErrorCode, Iai, dispatch};
 
 pub struct WireConfig {
     /// `None` turns signature checking off (logged loudly at start).
     pub keys: Option<KeyRing>,
     pub max_body_bytes: usize,
+    /// Request bodies being read or held at once, in bytes (the body gate).
+    pub body_budget_bytes: u64,
+    /// The whole body must arrive within this.
+    pub body_timeout: Duration,
+    /// The body may not stall (no bytes) for longer than this.
+    pub body_idle_timeout: Duration,
 }
 
-struct AppState<S> {
-    service: Arc<S>,
+/// The service behind the wire, set once it has loaded (the server listens before, to answer `/health`
+/// and `/ready` while the index and models load).
+pub struct AppState<S> {
+    service: OnceLock<Arc<S>>,
     config: WireConfig,
+    body_gate: Arc<Gate>,
+    pub(super) metrics: telemetry::Metrics,
 }
 
-pub fn router<S: Iai>(service: Arc<S>, config: WireConfig) -> Router {
-    let state = Arc::new(AppState { service, config });
+impl<S> AppState<S> {
+    pub fn new(config: WireConfig, metrics: telemetry::Metrics) -> Arc<Self> {
+        Arc::new(Self {
+            body_gate: Gate::bytes("body", config.body_budget_bytes),
+            service: OnceLock::new(),
+            config,
+            metrics,
+        })
+    }
+
+    /// Start answering calls with `service` (once loaded).
+    pub fn set_service(&self, service: Arc<S>) {
+        let _ = self.service.set(service);
+    }
+
+    pub(super) fn service(&self) -> Option<&Arc<S>> {
+        self.service.get()
+    }
+}
+
+pub fn router<S: Iai + Operations>(state: Arc<AppState<S>>) -> Router {
+    let body_timeout = state.config.body_timeout;
+    let body_idle_timeout = state.config.body_idle_timeout;
     Router::new()
+        .route("/health", get(ops::health).fallback(handle::<S>))
+        .route("/ready", get(ops::ready::<S>).fallback(handle::<S>))
+        .route("/metrics", get(ops::metrics::<S>).fallback(handle::<S>))
+        .route(
+            "/index/digest",
+            get(ops::index_digest::<S>).fallback(handle::<S>),
+        )
         .fallback(handle::<S>)
         .with_state(state)
+        .layer(RequestBodyTimeoutLayer::new(body_idle_timeout))
+        .layer(RequestBodyDeadlineLayer::new(body_timeout))
         .layer(CatchPanicLayer::custom(|_panic| {
             envelope::respond(
                 &new_request_id(),
@@ -40,46 +91,259 @@ pub fn router<S: Iai>(service: Arc<S>, config: WireConfig) -> Router {
         }))
 }
 
+/// What the access log and the metrics record of a call.
+#[derive(Default)]
+struct CallFacts {
+    action: Option<String>,
+    secret_id: Option<String>,
+}
+
 async fn handle<S: Iai>(State(state): State<Arc<AppState<S>>>, request: Request<Body>) -> Response {
+    let started = Instant::now();
     let request_id = new_request_id();
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let span = tracing::info_span!("request", request_id = %request_id);
     let (parts, body) = request.into_parts();
     let trace_id = parts.headers.get("x-tc-traceid").cloned();
-    let result = async {
-        let body = axum::body::to_bytes(body, state.config.max_body_bytes)
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    ErrorCode::RequestSizeLimitExceeded,
-                    format!(
-                        "The request body is larger than {} bytes.",
-                        state.config.max_body_bytes
-                    ),
-                )
-            })?;
-        let incoming = Incoming {
-            method: &parts.method,
-            headers: &parts.headers,
-            raw_query: parts.uri.query().unwrap_or(""),
-            body: &body,
-        };
-        let auth = match &state.config.keys {
-            Some(keys) => Auth::Verify(keys),
-            None => Auth::Off,
-        };
-        let (mut ctx, params) = request::parse(&incoming, &auth, chrono::Utc::now().timestamp())?;
-        ctx.request_id = request_id.clone();
-        let action = ctx.action.clone();
-        let answer = dispatch(state.service.as_ref(), &ctx, &action, params).await;
-        if let Err(e) = &answer {
-            tracing::debug!(%action, code = e.code.as_str(), message = %e.message, "action failed");
-        }
-        answer
-    }
-    .await;
+    let mut facts = CallFacts::default();
+    let result = answer(&state, &parts, body, &request_id, &mut facts)
+        .instrument(span.clone())
+        .await;
+    let code = match &result {
+        Ok(_) => "OK",
+        Err(e) => e.code.as_str(),
+    };
     if let Err(e) = &result
         && e.code == ErrorCode::InternalError
     {
-        tracing::error!(request_id, message = %e.message, "internal error");
+        span.in_scope(|| tracing::error!(message = %e.message, "internal error"));
     }
+    telemetry::record_call(
+        &span,
+        &telemetry::Call {
+            action: facts.action.as_deref(),
+            secret_id: facts.secret_id.as_deref(),
+            code,
+            latency: started.elapsed(),
+            client,
+        },
+    );
     envelope::respond(&request_id, trace_id.as_ref(), result)
+}
+
+async fn answer<S: Iai>(
+    state: &AppState<S>,
+    parts: &axum::http::request::Parts,
+    body: Body,
+    request_id: &str,
+    facts: &mut CallFacts,
+) -> Result<serde_json::Value, ApiError> {
+    let Some(service) = state.service() else {
+        return Err(ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            "The server is starting (loading the search index and the models); retry shortly.",
+        ));
+    };
+    let max = state.config.max_body_bytes;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large(max));
+    }
+    // The body's memory is admitted before it is read: a declared length, or the limit for chunked bodies.
+    let _body_ticket = state
+        .body_gate
+        .enter_bytes(declared.unwrap_or(max as u64))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let body = axum::body::to_bytes(body, max)
+        .await
+        .map_err(|e| body_error(e, max))?;
+    let incoming = Incoming {
+        method: &parts.method,
+        headers: &parts.headers,
+        raw_query: parts.uri.query().unwrap_or(""),
+        body: &body,
+    };
+    let auth = match &state.config.keys {
+        Some(keys) => Auth::Verify(keys),
+        None => Auth::Off,
+    };
+    let (mut ctx, params) = request::parse(&incoming, &auth, chrono::Utc::now().timestamp())
+        .inspect_err(|_| facts.action = request::action_hint(&incoming))?;
+    ctx.request_id = request_id.to_owned();
+    facts.action = Some(ctx.action.clone());
+    facts.secret_id = ctx.secret_id.clone();
+    let action = ctx.action.clone();
+    let answer = dispatch(service.as_ref(), &ctx, &action, params).await;
+    if let Err(e) = &answer {
+        tracing::debug!(%action, code = e.code.as_str(), message = %e.message, "action failed");
+    }
+    answer
+}
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::RequestSizeLimitExceeded,
+        format!("The request body is larger than {max} bytes."),
+    )
+}
+
+/// Why a body could not be read, as the client should hear it: too large, too slow, or malformed.
+fn body_error(e: axum::Error, max: usize) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = cause {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return too_large(max);
+        }
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return ApiError::new(
+                ErrorCode::FailedOperationRequestTimeout,
+                "The request body did not arrive in time.",
+            );
+        }
+        cause = err.source();
+    }
+    tracing::debug!(error = %e, "request body unreadable");
+    ApiError::new(
+        ErrorCode::InvalidRequest,
+        "The request body could not be read (malformed or interrupted transfer).",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A service whose every action is the trait's default (`UnsupportedOperation`).
+    struct Stub;
+    impl Iai for Stub {}
+    impl Operations for Stub {
+        async fn check_ready(&self) -> Result<(), String> {
+            Ok(())
+        }
+        fn metrics_text(&self) -> String {
+            String::new()
+        }
+        async fn index_digest(&self) -> Result<serde_json::Value, String> {
+            Ok(serde_json::json!({"groups": {}}))
+        }
+    }
+
+    fn state() -> Arc<AppState<Stub>> {
+        AppState::new(
+            WireConfig {
+                keys: None,
+                max_body_bytes: 1000,
+                body_budget_bytes: 1 << 20,
+                body_timeout: Duration::from_secs(5),
+                body_idle_timeout: Duration::from_millis(200),
+            },
+            telemetry::Metrics::install(),
+        )
+    }
+
+    fn call(body: Body) -> Request<Body> {
+        Request::post("/")
+            .header("x-tc-action", "GetGroupList")
+            .header("x-tc-version", "2018-03-01")
+            .body(body)
+            .unwrap()
+    }
+
+    async fn answer_of(router: Router, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn calls_before_the_service_has_loaded_are_service_unavailable_in_the_envelope() {
+        let state = state();
+        let router = router(state.clone());
+        let (status, body) = answer_of(router.clone(), call(Body::from("{}"))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["Response"]["Error"]["Code"], "ServiceUnavailable");
+        let (status, _) = answer_of(
+            router.clone(),
+            Request::get("/health").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, ready) = answer_of(
+            router.clone(),
+            Request::get("/ready").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, ready["status"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("starting"))
+        );
+        state.set_service(Arc::new(Stub));
+        let (status, _) = answer_of(
+            router.clone(),
+            Request::get("/ready").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, body) = answer_of(router, call(Body::from("{}"))).await;
+        assert_eq!(body["Response"]["Error"]["Code"], "UnsupportedOperation");
+    }
+
+    #[tokio::test]
+    async fn body_failures_answer_what_happened() {
+        let state = state();
+        state.set_service(Arc::new(Stub));
+        let router = router(state);
+        // Too large, declared.
+        let (_, body) = answer_of(router.clone(), call(Body::from(vec![b' '; 2000]))).await;
+        assert_eq!(
+            body["Response"]["Error"]["Code"],
+            "RequestSizeLimitExceeded"
+        );
+        // A body that breaks off with an error (a malformed chunk, a reset) is not "too large".
+        let broken = futures_stream(vec![
+            Ok(axum::body::Bytes::from_static(b"{")),
+            Err(std::io::Error::other("malformed chunk")),
+        ]);
+        let (_, body) = answer_of(router.clone(), call(broken)).await;
+        assert_eq!(body["Response"]["Error"]["Code"], "InvalidRequest");
+        // A body that stalls past the idle timeout.
+        let stalled = Body::from_stream(async_stream_stall());
+        let (_, body) = answer_of(router, call(stalled)).await;
+        assert_eq!(
+            body["Response"]["Error"]["Code"],
+            "FailedOperation.RequestTimeout"
+        );
+    }
+
+    fn futures_stream(items: Vec<Result<axum::body::Bytes, std::io::Error>>) -> Body {
+        Body::from_stream(futures_util::stream::iter(items))
+    }
+
+    /// One byte, then nothing for a second (longer than the idle timeout of `state()`).
+    fn async_stream_stall()
+    -> impl futures_util::Stream<Item = Result<axum::body::Bytes, std::io::Error>> {
+        futures_util::stream::unfold(0, |step| async move {
+            match step {
+                0 => Some((Ok(axum::body::Bytes::from_static(b"{")), 1)),
+                _ => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    None
+                }
+            }
+        })
+    }
 }

@@ -69,16 +69,18 @@ class Server:
         env.update(self.extra_env)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([binary], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        # The server listens at once and answers /ready with 200 once the index and models are loaded.
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"iai-server exited: {self.log_path.read_text()}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("iai-server did not start listening")
+                if requests.get(f"http://{self.endpoint}/ready", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("iai-server did not become ready")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

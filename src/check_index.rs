@@ -1,0 +1,213 @@
+//! `iai-server check-index --data-dir D`: does the search index of the server running on `D` equal a
+//! rebuild from `D`'s database? Also checks the database itself (SQLite's quick check and foreign keys).
+//!
+//! The server's digest (`GET /index/digest`) is taken while no write can happen. The rebuild reads the
+//! database (read-only, beside the server) between two such digests; when the two digests differ a write
+//! landed meanwhile and the comparison is repeated, so a busy server is compared at a quiet moment rather
+//! than reported as broken.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::index::{Digest, Indexes};
+use crate::store::Store;
+
+/// How the check ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The server's index equals the rebuild (or, with no server, the database rebuilds cleanly).
+    Consistent,
+    /// They differ, or the database is damaged; the lines say where.
+    Inconsistent(Vec<String>),
+}
+
+/// Run the check; `server` overrides the address the server recorded in the data directory.
+pub async fn run(data_dir: &Path, server: Option<String>) -> anyhow::Result<Verdict> {
+    let mut problems = database_problems(data_dir)?;
+    let server = match server {
+        Some(address) => Some(address),
+        None => recorded_server(data_dir),
+    };
+    let Some(server) = server else {
+        let rebuilt = rebuild(data_dir)?;
+        println!(
+            "no server is running on {}; the database rebuilds into {}",
+            data_dir.display(),
+            summary(&rebuilt)
+        );
+        return Ok(verdict(problems));
+    };
+    let url = digest_url(&server);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    for attempt in 1..=5 {
+        let before = fetch_digest(&client, &url).await?;
+        let rebuilt = rebuild(data_dir)?;
+        let after = fetch_digest(&client, &url).await?;
+        if before != after {
+            // A write landed while the database was read: try again.
+            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            continue;
+        }
+        let differences = compare(&after, &rebuilt);
+        if differences.is_empty() {
+            println!(
+                "the index of the server at {server} equals a rebuild from {}: {}",
+                data_dir.display(),
+                summary(&rebuilt)
+            );
+        }
+        problems.extend(differences);
+        return Ok(verdict(problems));
+    }
+    bail!("the server at {server} kept changing during 5 attempts; run the check at a quieter time")
+}
+
+fn verdict(problems: Vec<String>) -> Verdict {
+    if problems.is_empty() {
+        Verdict::Consistent
+    } else {
+        Verdict::Inconsistent(problems)
+    }
+}
+
+/// SQLite's own checks of the file: page structure and foreign keys.
+fn database_problems(data_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let conn = Store::open_read_only(data_dir)?;
+    let mut problems = Vec::new();
+    let mut stmt = conn.prepare("PRAGMA quick_check")?;
+    let lines: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if lines != ["ok"] {
+        problems.extend(lines.into_iter().map(|l| format!("database: {l}")));
+    }
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let broken: Vec<String> = stmt
+        .query_map([], |r| {
+            Ok(format!(
+                "database: a row of {} points at a missing {} row",
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(2)?
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    problems.extend(broken);
+    Ok(problems)
+}
+
+fn rebuild(data_dir: &Path) -> anyhow::Result<Digest> {
+    let conn = Store::open_read_only(data_dir)?;
+    Ok(Indexes::load(&conn)?.digest())
+}
+
+/// The address in `server.json`, when that server process is still alive.
+fn recorded_server(data_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(data_dir.join(crate::SERVER_FILE)).ok()?;
+    let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let pid = doc["pid"].as_u64()?;
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        return None;
+    }
+    doc["address"].as_str().map(str::to_owned)
+}
+
+fn digest_url(server: &str) -> String {
+    let base = server.trim_end_matches('/');
+    let base = if base.starts_with("http://") || base.starts_with("https://") {
+        base.to_owned()
+    } else {
+        format!("http://{}", base.replacen("0.0.0.0", "127.0.0.1", 1))
+    };
+    format!("{base}/index/digest")
+}
+
+async fn fetch_digest(client: &reqwest::Client, url: &str) -> anyhow::Result<Digest> {
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("{url} answered {status}: {text}");
+    }
+    let doc: serde_json::Value = serde_json::from_str(&text)?;
+    Ok(serde_json::from_value(doc["groups"].clone())?)
+}
+
+fn compare(live: &Digest, rebuilt: &Digest) -> Vec<String> {
+    let mut out = Vec::new();
+    for (group, want) in rebuilt {
+        match live.get(group) {
+            None => out.push(format!(
+                "group {group}: in the database ({} faces) but not in the server's index",
+                want.faces
+            )),
+            Some(have) if have != want => out.push(format!(
+                "group {group}: the server's index holds {} faces of {} persons, the database {} faces \
+                 of {} persons{}",
+                have.faces,
+                have.persons,
+                want.faces,
+                want.persons,
+                if have.faces == want.faces && have.persons == want.persons {
+                    " (same counts, different vectors or owners)"
+                } else {
+                    ""
+                }
+            )),
+            Some(_) => {}
+        }
+    }
+    for group in live.keys().filter(|g| !rebuilt.contains_key(*g)) {
+        out.push(format!(
+            "group {group}: in the server's index but not in the database"
+        ));
+    }
+    out
+}
+
+fn summary(digest: &Digest) -> String {
+    let faces: usize = digest.values().map(|g| g.faces).sum();
+    let persons: usize = digest.values().map(|g| g.persons).sum();
+    format!(
+        "{} groups, {faces} faces, {persons} person features",
+        digest.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::GroupDigest;
+
+    fn digest(faces: usize, sha: &str) -> GroupDigest {
+        GroupDigest {
+            version: "3.0".into(),
+            faces,
+            persons: 1,
+            sha256: sha.into(),
+        }
+    }
+
+    #[test]
+    fn differences_name_the_group_and_what_differs() {
+        let rebuilt: Digest = [("a".into(), digest(2, "x")), ("b".into(), digest(1, "y"))].into();
+        let live: Digest = [("a".into(), digest(2, "z")), ("c".into(), digest(0, "w"))].into();
+        let found = compare(&live, &rebuilt);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].contains("group a") && found[0].contains("different vectors"));
+        assert!(found[1].contains("group b") && found[1].contains("not in the server"));
+        assert!(found[2].contains("group c") && found[2].contains("not in the database"));
+        assert!(compare(&rebuilt, &rebuilt).is_empty());
+        assert_eq!(
+            digest_url("0.0.0.0:8080"),
+            "http://127.0.0.1:8080/index/digest"
+        );
+    }
+}
