@@ -3,10 +3,33 @@ use iai_server::check_index::{self, Verdict};
 use iai_server::config::{Cli, Command, Config};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc, told to give freed memory back to the system at once: glibc's allocator kept the hundreds of
+/// megabytes that dropped request bodies had used, and mimalloc's default purges lazily, on the thread
+/// that freed, so a blocking thread that decoded a large image and then idled kept it for 10 s
+/// (tests/py/test_hostile.py measures both).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` in mimalloc 3's `mi_option_e` (libmimalloc-sys names no constant for it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+fn purge_freed_memory_at_once() {
+    // SAFETY: sets a process-wide allocator option before any other thread exists.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
 const DEFAULT_LOG: &str = "info";
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    purge_freed_memory_at_once();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+        .block_on(serve_or_tool())
+}
+
+async fn serve_or_tool() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(

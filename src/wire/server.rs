@@ -162,9 +162,7 @@ async fn answer<S: Iai>(
         .enter_bytes(declared.unwrap_or(max as u64))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let body = axum::body::to_bytes(body, max)
-        .await
-        .map_err(|e| body_error(e, max))?;
+    let body = read_body(body, declared, max).await?;
     let incoming = Incoming {
         method: &parts.method,
         headers: &parts.headers,
@@ -188,6 +186,24 @@ async fn answer<S: Iai>(
     answer
 }
 
+/// Read a body of at most `max` bytes into one buffer of the declared size (no growth copies, and one
+/// allocation to give back).
+async fn read_body(body: Body, declared: Option<u64>, max: usize) -> Result<Vec<u8>, ApiError> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut buffer = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(max));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(body_error)?;
+        if let Ok(data) = frame.into_data() {
+            if buffer.len() + data.len() > max {
+                return Err(too_large(max));
+            }
+            buffer.extend_from_slice(&data);
+        }
+    }
+    Ok(buffer)
+}
+
 fn too_large(max: usize) -> ApiError {
     ApiError::new(
         ErrorCode::RequestSizeLimitExceeded,
@@ -195,13 +211,10 @@ fn too_large(max: usize) -> ApiError {
     )
 }
 
-/// Why a body could not be read, as the client should hear it: too large, too slow, or malformed.
-fn body_error(e: axum::Error, max: usize) -> ApiError {
+/// Why a body could not be read, as the client should hear it: too slow, or malformed.
+fn body_error(e: axum::Error) -> ApiError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(err) = cause {
-        if err.is::<http_body_util::LengthLimitError>() {
-            return too_large(max);
-        }
         if err.is::<tower_http::timeout::TimeoutError>() {
             return ApiError::new(
                 ErrorCode::FailedOperationRequestTimeout,

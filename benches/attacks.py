@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Hostile clients against live servers, two builds compared in one run (issue: hardening).
+
+For each binary given (e.g. the previous release and this one), a fresh server is started and:
+1. bombs: 16 DetectFace calls at once, each a 17 KB PNG declaring 8000x8000 pixels, while one client calls
+   GetGroupList in a loop: peak resident memory, GetGroupList p50/p99, time until every bomb is answered;
+2. stalled bodies: 40 connections declare 10 MB bodies, send 9.9 MB and stop: resident memory while they
+   are held, how many the server has answered or closed after 15 s, memory 5 s after that;
+3. half header: a connection sends half a request head and waits: whether the server closed it after 40 s
+   (the default header timeout is 30 s).
+Settings are the defaults of each build (a setting the old build does not know is simply not there).
+
+    .venv-tests/bin/python benches/attacks.py OLD_BINARY NEW_BINARY
+"""
+
+import argparse
+import base64
+import concurrent.futures
+import os
+import pathlib
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "py"))
+import conftest  # noqa: E402
+from test_hostile import MIB, Sampler, png_bomb, rss_bytes  # noqa: E402
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException  # noqa: E402
+from tencentcloud.iai.v20180301 import models  # noqa: E402
+
+
+def start(binary, base):
+    """Start `binary` on a fresh data directory; ready when /ready says so, or (older builds without it)
+    when the port answers at all (they listened only once loaded)."""
+    os.environ["IAI_BIN"] = str(binary)
+    config = base / "iai.toml"
+    config.write_text("")
+    server = conftest.Server(base / "data", config)
+    try:
+        server.start()
+    except RuntimeError:
+        if server.proc.poll() is not None:
+            raise
+    return server
+
+
+def bombs(server):
+    image = base64.b64encode(png_bomb()).decode()
+    latencies, stop = [], threading.Event()
+    probe_client = conftest.make_client(server)
+
+    def probe():
+        while not stop.is_set():
+            t = time.perf_counter()
+            probe_client.GetGroupList(models.GetGroupListRequest())
+            latencies.append(time.perf_counter() - t)
+            time.sleep(0.02)
+
+    def attack(_):
+        req = models.DetectFaceRequest()
+        req.Image = image
+        try:
+            conftest.make_client(server).DetectFace(req)
+        except TencentCloudSDKException:
+            pass
+
+    before = rss_bytes(server.proc.pid)
+    with Sampler(server.proc.pid) as sampler:
+        prober = threading.Thread(target=probe)
+        prober.start()
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(pool.map(attack, range(16)))
+        took = time.perf_counter() - started
+        stop.set()
+        prober.join()
+    q = statistics.quantiles(latencies, n=100)
+    return {"rss before MB": before / MIB, "rss peak MB": sampler.peak / MIB, "GetGroupList p50 ms": q[49] * 1e3,
+            "GetGroupList p99 ms": q[98] * 1e3, "16 bombs answered s": took}
+
+
+def stalled(server):
+    head = (b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-TC-Action: GetGroupList\r\n"
+            b"X-TC-Version: 2018-03-01\r\nContent-Length: 10000000\r\n\r\n")
+    chunk = b" " * MIB
+    before = rss_bytes(server.proc.pid)
+    socks = []
+    for _ in range(40):
+        s = socket.create_connection(("127.0.0.1", server.port))
+        s.sendall(head)
+        left = 9_900_000
+        while left:
+            n = min(left, len(chunk))
+            s.sendall(chunk[:n])
+            left -= n
+        socks.append(s)
+    held = rss_bytes(server.proc.pid)
+    time.sleep(15)
+    ended = 0
+    for s in socks:
+        s.setblocking(False)
+        try:
+            ended += 1 if s.recv(65536) is not None else 0
+        except BlockingIOError:
+            pass
+        except OSError:
+            ended += 1
+    time.sleep(5)
+    after = rss_bytes(server.proc.pid)
+    for s in socks:
+        s.close()
+    return {"rss before MB": before / MIB, "rss held MB": held / MIB, "answered or closed after 15 s": ended,
+            "rss 20 s later MB": after / MIB}
+
+
+def half_header(server):
+    s = socket.create_connection(("127.0.0.1", server.port))
+    s.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-TC-Action: GetGroupList\r\n")
+    s.settimeout(40)
+    started = time.monotonic()
+    try:
+        while s.recv(65536):
+            pass
+        closed = f"closed after {time.monotonic() - started:.0f} s"
+    except (socket.timeout, TimeoutError):
+        closed = "still open after 40 s"
+    s.close()
+    return {"half header": closed}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binaries", nargs="+")
+    args = ap.parse_args()
+    results = {}
+    for binary in args.binaries:
+        base = pathlib.Path(tempfile.mkdtemp(prefix="iai-attack-"))
+        server = start(binary, base)
+        try:
+            figures = {}
+            figures.update(bombs(server))
+            figures.update(stalled(server))
+            figures.update(half_header(server))
+            results[binary] = figures
+        finally:
+            server.stop()
+            shutil.rmtree(base, ignore_errors=True)
+    names = list(results)
+    print(f"{'':34}" + "".join(f"{pathlib.Path(n).name:>22}" for n in names))
+    for key in results[names[0]]:
+        row = f"{key:34}"
+        for n in names:
+            v = results[n][key]
+            row += f"{v:>22.1f}" if isinstance(v, float) else f"{v!s:>22}"
+        print(row)
+
+
+if __name__ == "__main__":
+    main()
