@@ -447,6 +447,29 @@ mod tests {
     }
 
     #[test]
+    fn large_scans_leave_the_async_thread_and_small_ones_stay() {
+        // A current-thread runtime: its one async thread is this test's thread.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let scanner = Scanner::new(2);
+        let here = std::thread::current().id();
+        let (small, large) = runtime.block_on(async {
+            let small = scanner
+                .run(INLINE_SCAN_VECTORS, || std::thread::current().id())
+                .await
+                .unwrap();
+            let large = scanner
+                .run(INLINE_SCAN_VECTORS + 1, || std::thread::current().id())
+                .await
+                .unwrap();
+            (small, large)
+        });
+        assert_eq!(small, here);
+        assert_ne!(large, here);
+    }
+
+    #[test]
     fn equal_contents_give_equal_digests_whatever_the_history() {
         let mut built = GroupIndex::new(ModelVersion::V3);
         built.add_faces("p", &[(1, v(&[1.0, 0.2])), (2, v(&[0.3, 1.0]))]);
