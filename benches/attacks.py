@@ -82,8 +82,9 @@ def bombs(server):
         stop.set()
         prober.join()
     q = statistics.quantiles(latencies, n=100)
-    return {"rss before MB": before / MIB, "rss peak MB": sampler.peak / MIB, "GetGroupList p50 ms": q[49] * 1e3,
-            "GetGroupList p99 ms": q[98] * 1e3, "16 bombs answered s": took}
+    return {"bombs: rss before MB": before / MIB, "bombs: rss peak MB": sampler.peak / MIB,
+            "bombs: GetGroupList p50 ms": q[49] * 1e3, "bombs: GetGroupList p99 ms": q[98] * 1e3,
+            "bombs: all 16 answered s": took}
 
 
 def stalled(server):
@@ -116,8 +117,8 @@ def stalled(server):
     after = rss_bytes(server.proc.pid)
     for s in socks:
         s.close()
-    return {"rss before MB": before / MIB, "rss held MB": held / MIB, "answered or closed after 15 s": ended,
-            "rss 20 s later MB": after / MIB}
+    return {"stalled: rss before MB": before / MIB, "stalled: rss held MB": held / MIB,
+            "stalled: answered/closed after 15 s": ended, "stalled: rss 20 s later MB": after / MIB}
 
 
 def half_header(server):
@@ -153,9 +154,9 @@ def main():
             server.stop()
             shutil.rmtree(base, ignore_errors=True)
     names = list(results)
-    print(f"{'':34}" + "".join(f"{pathlib.Path(n).name:>22}" for n in names))
+    print(f"{'':38}" + "".join(f"{pathlib.Path(n).name:>22}" for n in names))
     for key in results[names[0]]:
-        row = f"{key:34}"
+        row = f"{key:38}"
         for n in names:
             v = results[n][key]
             row += f"{v:>22.1f}" if isinstance(v, float) else f"{v!s:>22}"

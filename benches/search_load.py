@@ -10,7 +10,7 @@ logs as "action failed" (counted in its log). Figures: latency p50/p99 and throu
 
     cargo install oha --locked --version 1.12.1                       # once
     cargo build --release --example scale && cargo build --release
-    .venv-tests/bin/python benches/search_load.py [--faces 100000] [--duration 20]
+    .venv-tests/bin/python benches/search_load.py [--faces 100000] [--duration 20] [--server-bin PATH]
 """
 
 import argparse
@@ -29,6 +29,7 @@ import conftest  # noqa: E402
 from tencentcloud.iai.v20180301 import models  # noqa: E402
 
 PHOTOS = sorted((conftest.SHARED / "faces" / "tests" / "fr_obama").iterdir())
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 
 
 def main():
@@ -36,13 +37,15 @@ def main():
     ap.add_argument("--faces", type=int, default=100_000)
     ap.add_argument("--duration", type=int, default=20)
     ap.add_argument("--levels", default="1,8,32")
+    ap.add_argument("--server-bin", default=str(TARGET / "release" / "iai-server"),
+                    help="the server binary (e.g. an older build, to compare in the same run)")
     args = ap.parse_args()
     oha = shutil.which("oha") or str(pathlib.Path.home() / ".cargo" / "bin" / "oha")
     base = pathlib.Path(tempfile.mkdtemp(prefix="iai-load-"))
     data = base / "data"
-    print(subprocess.run([ROOT / "target" / "release" / "examples" / "scale", data, str(args.faces)],
+    print(subprocess.run([TARGET / "release" / "examples" / "scale", data, str(args.faces)],
                          check=True, capture_output=True, text=True).stdout.strip())
-    os.environ["IAI_BIN"] = str(ROOT / "target" / "release" / "iai-server")
+    os.environ["IAI_BIN"] = args.server_bin
     config = base / "iai.toml"
     config.write_text("")
     server = conftest.Server(data, config, {"IAI_LOG": "info,iai_server::wire::server=debug"})
