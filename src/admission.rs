@@ -29,7 +29,8 @@ pub struct Gate {
 /// A granted share of a gate; dropping it gives the share back.
 pub struct Ticket {
     gate: Arc<Gate>,
-    permit: OwnedSemaphorePermit,
+    /// `None` only while being dropped.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 /// The gate was closed (only at shutdown).
@@ -113,7 +114,20 @@ impl Gate {
         self.report();
         Ok(Ticket {
             gate: self.clone(),
-            permit,
+            permit: Some(permit),
+        })
+    }
+
+    /// `bytes` of a memory gate now, or `None` when they are not free (never waits, so a caller that already
+    /// holds part of the gate cannot end up waiting on another that does the same).
+    pub fn try_enter_bytes(self: &Arc<Self>, bytes: u64) -> Option<Ticket> {
+        let units = bytes.div_ceil(self.unit_value).max(1);
+        let units = u32::try_from(units).ok()?;
+        let permit = self.semaphore.clone().try_acquire_many_owned(units).ok()?;
+        self.report();
+        Some(Ticket {
+            gate: self.clone(),
+            permit: Some(permit),
         })
     }
 
@@ -145,28 +159,34 @@ impl Drop for Queued<'_> {
 impl Ticket {
     /// Split off up to `bytes` of this ticket (at most all but one unit, so that this one stays valid).
     pub fn split_bytes(&mut self, bytes: u64) -> Option<Ticket> {
-        let held = self.permit.num_permits() as u64;
+        let own = self.permit.as_mut()?;
+        let held = own.num_permits() as u64;
         let units = bytes
             .div_ceil(self.gate.unit_value)
             .min(held.saturating_sub(1));
         if units == 0 {
             return None;
         }
-        let permit = self.permit.split(units as usize)?;
+        let permit = own.split(units as usize)?;
         Some(Ticket {
             gate: self.gate.clone(),
-            permit,
+            permit: Some(permit),
         })
+    }
+
+    /// Add another ticket of the same gate to this one.
+    pub fn merge(&mut self, mut other: Ticket) {
+        if let (Some(own), Some(theirs)) = (self.permit.as_mut(), other.permit.take()) {
+            own.merge(theirs);
+        }
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        // The permit is returned after this body runs; report what will then be in use.
-        let gate = self.gate.clone();
-        let mine = self.permit.num_permits() as u64 * gate.unit_value;
-        metrics::gauge!("iai_admission_in_use", "gate" => gate.name)
-            .set(gate.in_use().saturating_sub(mine) as f64);
+        // Give the share back first, then report: the gauge reads the semaphore after the return.
+        drop(self.permit.take());
+        self.gate.report();
     }
 }
 
@@ -214,5 +234,22 @@ mod tests {
         );
         drop(huge);
         gate.enter_bytes(1).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn tickets_grow_split_and_come_back_whole() {
+        let gate = Gate::bytes("test", 10 * KIB);
+        let mut ticket = gate.try_enter_bytes(4 * KIB).unwrap();
+        ticket.merge(gate.try_enter_bytes(4 * KIB).unwrap());
+        assert_eq!(gate.in_use(), 8 * KIB);
+        assert!(
+            gate.try_enter_bytes(4 * KIB).is_none(),
+            "only 2 KiB are free"
+        );
+        let share = ticket.split_bytes(3 * KIB).unwrap();
+        drop(ticket);
+        assert_eq!(gate.in_use(), 3 * KIB);
+        drop(share);
+        assert_eq!(gate.in_use(), 0);
     }
 }

@@ -101,7 +101,9 @@ fn database_problems(data_dir: &Path) -> anyhow::Result<Vec<String>> {
 
 fn rebuild(data_dir: &Path) -> anyhow::Result<Digest> {
     let conn = Store::open_read_only(data_dir)?;
-    Ok(Indexes::load(&conn)?.digest())
+    // One read transaction: every query of the rebuild sees the same commit.
+    let snapshot = conn.unchecked_transaction()?;
+    Ok(Indexes::load(&snapshot)?.digest())
 }
 
 /// The address in `server.json`, when that server process is still alive.

@@ -40,11 +40,12 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     if keys.is_none() {
         tracing::warn!("SIGNATURE CHECKING IS OFF: every call is accepted without authentication");
     }
+    // First, so that the gates made below report to it.
+    let metrics = wire::telemetry::Metrics::install();
     let data_dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || store::Store::open(&data_dir)).await??;
     tracing::info!(database = %store.path().display(), "store ready");
 
-    let metrics = wire::telemetry::Metrics::install();
     let state = AppState::<actions::IaiService>::new(
         WireConfig {
             keys,
@@ -66,11 +67,20 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
         header_timeout: Duration::from_secs(config.header_timeout_secs),
         drain_timeout: Duration::from_secs(30),
     };
+    // One signal stops both the listener and, when it comes first, the loading.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
     let serving = tokio::spawn(wire::listener::serve(
         listener,
         wire::server::router(state.clone()),
         limits,
-        shutdown_signal(),
+        stopped(stopping.clone()),
     ));
 
     let started = std::time::Instant::now();
@@ -80,13 +90,23 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
         decode_budget_bytes: config.decode_budget(),
     };
     let models_dir = config.models_dir.clone();
-    let (indexes, faces) = tokio::join!(
-        store.read(|conn| index::Indexes::load(conn).map_err(anyhow::Error::from)),
-        tokio::task::spawn_blocking(move || face::FacePipeline::load(
-            &models_dir,
-            &pipeline_config
-        )),
-    );
+    let loading = async {
+        tokio::join!(
+            store.read(|conn| index::Indexes::load(conn).map_err(anyhow::Error::from)),
+            tokio::task::spawn_blocking(move || face::FacePipeline::load(
+                &models_dir,
+                &pipeline_config
+            )),
+        )
+    };
+    let (indexes, faces) = tokio::select! {
+        loaded = loading => loaded,
+        () = stopped(stopping) => {
+            tracing::info!("stopped while loading");
+            serving.await?;
+            return Ok(());
+        }
+    };
     let indexes = Arc::new(indexes?);
     let faces = Arc::new(faces??);
     tracing::info!(

@@ -22,11 +22,14 @@ const DEFAULT_LOG: &str = "info";
 
 fn main() -> std::process::ExitCode {
     purge_freed_memory_at_once();
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("the tokio runtime starts")
-        .block_on(serve_or_tool())
+        .expect("the tokio runtime starts");
+    let code = runtime.block_on(serve_or_tool());
+    // A stop during start-up leaves the index rebuild or model loading running: do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 async fn serve_or_tool() -> std::process::ExitCode {

@@ -24,6 +24,7 @@ pub struct IaiService {
     scanner: Scanner,
     faces: Arc<FacePipeline>,
     downloader: Downloader,
+    digest_running: tokio::sync::Mutex<()>,
 }
 
 impl IaiService {
@@ -39,6 +40,7 @@ impl IaiService {
             scanner: Scanner::new(crate::admission::cores()),
             faces,
             downloader,
+            digest_running: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -332,6 +334,9 @@ impl Iai for IaiService {
     }
 }
 
+/// Groups named in the `iai_index_vectors` metric (the largest; totals cover all).
+const INDEX_METRICS_GROUPS: usize = 100;
+
 /// The operator endpoints' view of the service (`wire::ops`).
 impl crate::wire::ops::Operations for IaiService {
     async fn check_ready(&self) -> Result<(), String> {
@@ -340,11 +345,26 @@ impl crate::wire::ops::Operations for IaiService {
 
     fn metrics_text(&self) -> String {
         use std::fmt::Write;
-        let mut text = String::from(
-            "# HELP iai_index_vectors Vectors in a group's search index (faces, and persons' fused features).\n\
+        let mut sizes = self.indexes.sizes();
+        let (faces, persons) = sizes.iter().fold((0, 0), |(f, p), (_, faces, persons)| {
+            (f + faces, p + persons)
+        });
+        let mut text = format!(
+            "# HELP iai_index_groups Groups in the search index.\n# TYPE iai_index_groups gauge\n\
+             iai_index_groups {}\n\
+             # HELP iai_index_vectors_total Vectors in every group's search index.\n\
+             # TYPE iai_index_vectors_total gauge\n\
+             iai_index_vectors_total{{kind=\"faces\"}} {faces}\n\
+             iai_index_vectors_total{{kind=\"persons\"}} {persons}\n\
+             # HELP iai_index_vectors Vectors in a group's search index (faces, and persons' fused features), \
+             for the {INDEX_METRICS_GROUPS} largest groups.\n\
              # TYPE iai_index_vectors gauge\n",
+            sizes.len()
         );
-        for (group, faces, persons) in self.indexes.sizes() {
+        // One series per group would let a key holder with 100,000 groups swamp the metrics.
+        sizes.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        sizes.truncate(INDEX_METRICS_GROUPS);
+        for (group, faces, persons) in sizes {
             // Group ids are letters, digits and -%@#&_ (no quote or backslash to escape).
             let _ = writeln!(
                 text,
@@ -359,6 +379,10 @@ impl crate::wire::ops::Operations for IaiService {
     }
 
     async fn index_digest(&self) -> Result<serde_json::Value, String> {
+        // One digest at a time: it hashes every vector while writes wait.
+        let Ok(_only) = self.digest_running.try_lock() else {
+            return Err("a digest is being computed already; retry shortly".into());
+        };
         let indexes = self.indexes.clone();
         // Under the store's write lock: no commit is half-way through being applied to the index.
         let digest = self

@@ -224,7 +224,7 @@ impl Persons<'_> {
         {
             let threshold = unique_person_score(version, unique);
             let calibration = Calibration::for_version(version);
-            let persons = index.read().person_count();
+            let persons = index.person_count();
             let (index, query) = (index.clone(), enrolled.row.embedding.clone());
             let best = self
                 .scanner
@@ -259,7 +259,7 @@ impl Persons<'_> {
                     // Under the write lock the index holds exactly the committed faces: no count query.
                     let faces = indexes
                         .group(&group_id)
-                        .map_or(0, |i| i.read().face_count())
+                        .map_or(0, |group| group.face_count())
                         as u64;
                     if faces >= max_group_faces(version) {
                         return Err(ApiError::code(

@@ -5,8 +5,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
-
 use super::analysis::check_quality_blocking;
 use super::faces::{
     DEFAULT_MIN_FACE_SIZE, check_max_faces, check_quality_control, detect, face_rect,
@@ -19,7 +17,7 @@ use crate::api::{ApiError, ErrorCode};
 use crate::face::download::Downloader;
 use crate::face::embed::cosine;
 use crate::face::{FacePipeline, ModelVersion};
-use crate::index::{GroupIndex, Indexes, ScanFailed, Scanner, fused};
+use crate::index::{Group, GroupIndex, Indexes, ScanFailed, Scanner, fused};
 use crate::store::persons as person_rows;
 use crate::store::{Store, groups};
 
@@ -102,7 +100,7 @@ struct Searched {
     persons_in_groups: u64,
 }
 
-type Groups = Vec<(String, Arc<RwLock<GroupIndex>>)>;
+type Groups = Vec<(String, Arc<Group>)>;
 /// Candidates of one list: (person, face key for face searches, score), best first.
 type Picked = Vec<(Arc<str>, Option<u64>, f64)>;
 
@@ -165,8 +163,8 @@ impl Search<'_> {
                 .ok_or_else(|| ApiError::code(ErrorCode::InvalidParameterValueGroupIdNotExist))?;
             out.push((id, index));
         }
-        let version = out[0].1.read().version;
-        if out.iter().any(|(_, index)| index.read().version != version) {
+        let version = out[0].1.version;
+        if out.iter().any(|(_, group)| group.version != version) {
             return Err(ApiError::code(
                 ErrorCode::FailedOperationAcrossVersionsError,
             ));
@@ -177,7 +175,7 @@ impl Search<'_> {
                 "Person searches need groups of FaceModelVersion 3.0.",
             ));
         }
-        if out.iter().all(|(_, index)| index.read().face_count() == 0) {
+        if out.iter().all(|(_, group)| group.face_count() == 0) {
             return Err(ApiError::code(
                 ErrorCode::InvalidParameterValueNoFaceInGroups,
             ));
@@ -231,17 +229,16 @@ impl Search<'_> {
             })
             .await?;
         let (mut faces_in_groups, mut persons_in_groups) = (0, 0);
-        for (_, index) in &groups {
-            let index = index.read();
-            faces_in_groups += index.face_count() as u64;
-            persons_in_groups += index.person_count() as u64;
+        for (_, group) in &groups {
+            faces_in_groups += group.face_count() as u64;
+            persons_in_groups += group.person_count() as u64;
         }
         let scanned = match over {
             Over::Faces => faces_in_groups,
             Over::Persons => persons_in_groups,
         } as usize
             * queries.len();
-        let searched_groups: Vec<Arc<RwLock<GroupIndex>>> =
+        let searched_groups: Vec<Arc<Group>> =
             groups.iter().map(|(_, index)| index.clone()).collect();
         let results = self
             .scanner

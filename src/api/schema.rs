@@ -151,7 +151,8 @@ fn as_integer(value: &Value, signed: bool) -> Option<Number> {
 }
 
 /// Rebuild the JSON request object from flattened form/query pairs (`Urls.0=a`, `Infos.0.Index=1`),
-/// converting each text value to its field's type. Names that are not fields of the action are ignored.
+/// converting each text value to its field's type. Names that are not fields of the action are ignored, but a
+/// name nested deeper than any field of the action is refused (`InvalidParameter`).
 pub fn from_flat<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     fields: &[Field],

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use image::RgbImage;
 
-use crate::admission::Gate;
+use crate::admission::{Gate, Ticket};
 use attributes::{AttributeModels, HeadPose, MaskProbability, ModelAttributes};
 use detect::{Detection, Detector};
 use embed::Embedder;
@@ -389,26 +389,28 @@ impl FacePipeline {
             .map(|(_, probe)| probe.peak_bytes(working_copies))
             .collect();
         let mut ticket = self.decoding.enter_bytes(peaks.iter().sum()).await?;
-        let mut decoded = Vec::with_capacity(probed.len());
-        for ((bytes, probe), peak) in probed.into_iter().zip(&peaks).rev() {
-            // Each image carries its share, so a request that keeps one image frees the other's share.
-            let share = if decoded.len() + 1 == peaks.len() {
-                None
-            } else {
-                ticket.split_bytes(*peak)
-            };
-            let image = blocking(move || image_input::decode_probed(&bytes, &probe)).await?;
-            decoded.push(Decoded {
-                image,
-                format: probe.format,
-                ticket: share,
-            });
-        }
-        if let Some(first) = decoded.last_mut() {
-            first.ticket = Some(ticket);
-        }
-        decoded.reverse();
-        Ok(decoded)
+        // Each image carries its share, so a request that keeps one image frees the other's share; the first
+        // keeps what is left. The shares travel into the blocking task: if the request is dropped while the
+        // pixels are being decoded, the memory stays counted until the decoder has let go of it.
+        let mut shares: Vec<Option<Ticket>> = peaks[1..]
+            .iter()
+            .map(|peak| ticket.split_bytes(*peak))
+            .collect();
+        shares.insert(0, Some(ticket));
+        blocking(move || {
+            probed
+                .into_iter()
+                .zip(shares)
+                .map(|((bytes, probe), ticket)| {
+                    Ok(Decoded {
+                        image: image_input::decode_probed(&bytes, &probe)?,
+                        format: probe.format,
+                        ticket,
+                    })
+                })
+                .collect()
+        })
+        .await
     }
 
     /// Run `work` on a blocking thread once an inference permit is free. The permit is held until `work`

@@ -13,6 +13,7 @@ pub mod flat;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,8 @@ pub struct GroupIndex {
     person_faces: HashMap<u32, Vec<u64>>,
     person_ids: Vec<Arc<str>>,
     slots: HashMap<Arc<str>, u32>,
+    /// Slots of persons that left the group, reused first (else the maps grow with every person ever seen).
+    free_slots: Vec<u32>,
 }
 
 /// A face search hit: the person, the face and its cosine.
@@ -95,6 +98,7 @@ impl GroupIndex {
             person_faces: HashMap::new(),
             person_ids: Vec::new(),
             slots: HashMap::new(),
+            free_slots: Vec::new(),
         }
     }
 
@@ -115,10 +119,27 @@ impl GroupIndex {
             return slot;
         }
         let id: Arc<str> = Arc::from(person_id);
-        let slot = self.person_ids.len() as u32;
-        self.person_ids.push(id.clone());
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.person_ids[slot as usize] = id.clone();
+                slot
+            }
+            None => {
+                self.person_ids.push(id.clone());
+                (self.person_ids.len() - 1) as u32
+            }
+        };
         self.slots.insert(id, slot);
         slot
+    }
+
+    /// The person of `slot` has no face left in the group: forget it.
+    fn release(&mut self, slot: u32) {
+        self.persons.remove(u64::from(slot));
+        self.person_faces.remove(&slot);
+        if self.slots.remove(&self.person_ids[slot as usize]).is_some() {
+            self.free_slots.push(slot);
+        }
     }
 
     /// Add faces without refreshing the fused features (bulk loading); call `refresh_all` after.
@@ -168,7 +189,7 @@ impl GroupIndex {
             self.faces.remove(face);
             self.face_owner.remove(&face);
         }
-        self.persons.remove(u64::from(slot));
+        self.release(slot);
     }
 
     /// Recompute a person's fused feature from its face embeddings (in key order: the same faces always
@@ -177,8 +198,7 @@ impl GroupIndex {
         let mut faces = self.person_faces.get(&slot).cloned().unwrap_or_default();
         faces.sort_unstable();
         if faces.is_empty() {
-            self.persons.remove(u64::from(slot));
-            self.person_faces.remove(&slot);
+            self.release(slot);
             return;
         }
         let feature = fused(
@@ -314,10 +334,55 @@ pub struct GroupDigest {
 /// Every group's digest, by group id.
 pub type Digest = std::collections::BTreeMap<String, GroupDigest>;
 
+/// One group's index behind its lock, with what callers check before a search (model version, counts) kept
+/// outside the lock: the lock is fair, so a reader queued behind a waiting writer would wait for a whole
+/// scan in progress, and those checks run on the async workers.
+pub struct Group {
+    pub version: ModelVersion,
+    faces: AtomicUsize,
+    persons: AtomicUsize,
+    index: RwLock<GroupIndex>,
+}
+
+impl Group {
+    fn new(index: GroupIndex) -> Self {
+        let group = Self {
+            version: index.version,
+            faces: AtomicUsize::new(0),
+            persons: AtomicUsize::new(0),
+            index: RwLock::new(index),
+        };
+        group.change(|_| {});
+        group
+    }
+
+    /// The index, for a scan (on the blocking pool when large: `Scanner`).
+    pub fn read(&self) -> parking_lot::RwLockReadGuard<'_, GroupIndex> {
+        self.index.read()
+    }
+
+    /// Faces in the group as of the last change (never waits).
+    pub fn face_count(&self) -> usize {
+        self.faces.load(Ordering::Acquire)
+    }
+
+    /// Persons with at least one face, as of the last change (never waits).
+    pub fn person_count(&self) -> usize {
+        self.persons.load(Ordering::Acquire)
+    }
+
+    fn change(&self, f: impl FnOnce(&mut GroupIndex)) {
+        let mut index = self.index.write();
+        f(&mut index);
+        self.faces.store(index.face_count(), Ordering::Release);
+        self.persons.store(index.person_count(), Ordering::Release);
+    }
+}
+
 /// Every group's index.
 #[derive(Default)]
 pub struct Indexes {
-    groups: RwLock<HashMap<String, Arc<RwLock<GroupIndex>>>>,
+    groups: RwLock<HashMap<String, Arc<Group>>>,
 }
 
 impl Indexes {
@@ -348,7 +413,7 @@ impl Indexes {
     /// Every group's digest. Callers that need a state no write is half-way through take the store's
     /// write lock around this (`Store::exclusive`).
     pub fn digest(&self) -> Digest {
-        let groups: Vec<(String, Arc<RwLock<GroupIndex>>)> = self
+        let groups: Vec<(String, Arc<Group>)> = self
             .groups
             .read()
             .iter()
@@ -365,23 +430,20 @@ impl Indexes {
         let groups = self.groups.read();
         let mut sizes: Vec<(String, usize, usize)> = groups
             .iter()
-            .map(|(id, index)| {
-                let index = index.read();
-                (id.clone(), index.face_count(), index.person_count())
-            })
+            .map(|(id, group)| (id.clone(), group.face_count(), group.person_count()))
             .collect();
         sizes.sort_unstable();
         sizes
     }
 
-    pub fn group(&self, group_id: &str) -> Option<Arc<RwLock<GroupIndex>>> {
+    pub fn group(&self, group_id: &str) -> Option<Arc<Group>> {
         self.groups.read().get(group_id).cloned()
     }
 
     pub fn insert_group(&self, group_id: String, index: GroupIndex) {
         self.groups
             .write()
-            .insert(group_id, Arc::new(RwLock::new(index)));
+            .insert(group_id, Arc::new(Group::new(index)));
     }
 
     pub fn apply(&self, change: &Change) {
@@ -398,12 +460,12 @@ impl Indexes {
                 faces,
             } => {
                 for group in group_ids.iter().filter_map(|g| self.group(g)) {
-                    group.write().add_faces(person_id, faces);
+                    group.change(|index| index.add_faces(person_id, faces));
                 }
             }
             Change::RemoveFaces { group_ids, faces } => {
                 for group in group_ids.iter().filter_map(|g| self.group(g)) {
-                    group.write().remove_faces(faces);
+                    group.change(|index| index.remove_faces(faces));
                 }
             }
             Change::RemovePerson {
@@ -411,7 +473,7 @@ impl Indexes {
                 person_id,
             } => {
                 for group in group_ids.iter().filter_map(|g| self.group(g)) {
-                    group.write().remove_person(person_id);
+                    group.change(|index| index.remove_person(person_id));
                 }
             }
         }
@@ -444,6 +506,22 @@ mod tests {
         assert_eq!((&*hits[0].person_id, hits[0].face), ("q", 3));
         index.remove_person("q");
         assert_eq!((index.face_count(), index.person_count()), (1, 1));
+    }
+
+    #[test]
+    fn persons_that_come_and_go_do_not_grow_the_index() {
+        let mut index = GroupIndex::new(ModelVersion::V3);
+        index.add_faces("keep", &[(1, v(&[1.0]))]);
+        for i in 0..100u64 {
+            let id = format!("visitor-{i}");
+            index.add_faces(&id, &[(10 + i, v(&[0.0, 1.0]))]);
+            index.remove_person(&id);
+        }
+        assert_eq!((index.person_ids.len(), index.slots.len()), (2, 1));
+        let hits = index.search_persons(&v(&[1.0]), 5);
+        assert_eq!((hits.len(), &*hits[0].0), (1, "keep"));
+        index.add_faces("new", &[(500, v(&[0.0, 1.0]))]);
+        assert_eq!(&*index.search_persons(&v(&[0.0, 1.0]), 1)[0].0, "new");
     }
 
     #[test]

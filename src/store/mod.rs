@@ -47,11 +47,15 @@ pub enum StoreError {
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Reads at once (each on its own connection); beyond it reads wait their turn.
+    reading: Arc<crate::admission::Gate>,
     path: PathBuf,
 }
 
 /// Idle read connections kept open.
 const IDLE_READERS: usize = 8;
+/// Read connections open at once at most.
+const MAX_READERS: usize = 32;
 
 impl Store {
     /// Open (creating if needed) the database in `data_dir` and bring its schema up to date.
@@ -73,6 +77,7 @@ impl Store {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             readers: Arc::new(Mutex::new(Vec::new())),
+            reading: crate::admission::Gate::calls("read", MAX_READERS),
             path,
         })
     }
@@ -122,10 +127,16 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
+        let ticket = self
+            .reading
+            .enter()
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
         let readers = self.readers.clone();
         let path = self.path.clone();
         let span = tracing::Span::current();
         let task = tokio::task::spawn_blocking(move || {
+            let _ticket = ticket;
             let _entered = span.enter();
             let pooled = readers.lock().pop();
             let conn = match pooled {

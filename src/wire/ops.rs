@@ -74,7 +74,7 @@ pub async fn index_digest<S: Operations>(State(state): State<Arc<AppState<S>>>) 
     };
     match service.index_digest().await {
         Ok(digest) => json_response(StatusCode::OK, digest),
-        Err(why) => json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": why})),
+        Err(why) => json_response(StatusCode::SERVICE_UNAVAILABLE, json!({"error": why})),
     }
 }
 

@@ -1,5 +1,5 @@
 //! The axum service: the operator endpoints (`ops`) on their own paths, and every other path and method in
-//! `handle`, which admits and reads the body, parses and authenticates the call, dispatches it to the `Iai`
+//! `handle`, which reads the body (charging it to the body gate), parses and authenticates the call, dispatches it to the `Iai`
 //! implementation and wraps the answer. Panics are caught and answered as `InternalError` inside the
 //! envelope. Bodies are read under two timers (tower-http): a deadline for the whole body and a limit on
 //! how long it may stall.
@@ -23,14 +23,14 @@ use super::envelope::{self, new_request_id};
 use super::ops::{self, Operations};
 use super::request::{self, Auth, Incoming};
 use super::telemetry;
-use crate::admission::Gate;
+use crate::admission::{Gate, Ticket};
 use crate::api::{ApiError, ErrorCode, Iai, dispatch};
 
 pub struct WireConfig {
     /// `None` turns signature checking off (logged loudly at start).
     pub keys: Option<KeyRing>,
     pub max_body_bytes: usize,
-    /// Request bodies being read or held at once, in bytes (the body gate).
+    /// Request bodies being read or held at once, in bytes (the body gate; small bodies are not counted).
     pub body_budget_bytes: u64,
     /// The whole body must arrive within this.
     pub body_timeout: Duration,
@@ -156,13 +156,7 @@ async fn answer<S: Iai>(
     if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large(max));
     }
-    // The body's memory is admitted before it is read: a declared length, or the limit for chunked bodies.
-    let _body_ticket = state
-        .body_gate
-        .enter_bytes(declared.unwrap_or(max as u64))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let body = read_body(body, declared, max).await?;
+    let (body, _body_ticket) = read_body(body, declared, max, &state.body_gate).await?;
     let incoming = Incoming {
         method: &parts.method,
         headers: &parts.headers,
@@ -175,6 +169,8 @@ async fn answer<S: Iai>(
     };
     let (mut ctx, params) = request::parse(&incoming, &auth, chrono::Utc::now().timestamp())
         .inspect_err(|_| facts.action = request::action_hint(&incoming))?;
+    // The parameters now own what the call needs; the raw bytes go (the ticket stays, for the parameters).
+    drop(body);
     ctx.request_id = request_id.to_owned();
     facts.action = Some(ctx.action.clone());
     facts.secret_id = ctx.secret_id.clone();
@@ -186,22 +182,50 @@ async fn answer<S: Iai>(
     answer
 }
 
-/// Read a body of at most `max` bytes into one buffer of the declared size (no growth copies, and one
-/// allocation to give back).
-async fn read_body(body: Body, declared: Option<u64>, max: usize) -> Result<Vec<u8>, ApiError> {
+/// Bodies up to this size are not charged to the body gate: small calls (group and person management,
+/// searches by Url) are never refused for memory, and what they hold is bounded by the connection limit.
+const FREE_BODY_BYTES: usize = 64 * 1024;
+
+/// Read a body of at most `max` bytes into one buffer of the declared size (no growth copies, one allocation
+/// to give back). What it holds beyond `FREE_BODY_BYTES` is charged to the body gate as it arrives, never
+/// ahead of time (a client that declares 10 MB and trickles holds only what it sent), and without waiting:
+/// when the gate is full the call is refused, so no request waits on memory held by another that is itself
+/// waiting for its client.
+async fn read_body(
+    body: Body,
+    declared: Option<u64>,
+    max: usize,
+    gate: &Arc<Gate>,
+) -> Result<(Vec<u8>, Option<Ticket>), ApiError> {
     use http_body_util::BodyExt;
     let mut body = body;
     let mut buffer = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(max));
+    let mut ticket: Option<Ticket> = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(body_error)?;
-        if let Ok(data) = frame.into_data() {
-            if buffer.len() + data.len() > max {
-                return Err(too_large(max));
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buffer.len() + data.len() > max {
+            return Err(too_large(max));
+        }
+        let charged_before = buffer.len().max(FREE_BODY_BYTES);
+        buffer.extend_from_slice(&data);
+        let to_charge = buffer.len().saturating_sub(charged_before);
+        if to_charge > 0 {
+            let more = gate.try_enter_bytes(to_charge as u64).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::ResourceInsufficient,
+                    "The server is receiving too many large request bodies at once; retry shortly.",
+                )
+            })?;
+            match ticket.as_mut() {
+                Some(held) => held.merge(more),
+                None => ticket = Some(more),
             }
-            buffer.extend_from_slice(&data);
         }
     }
-    Ok(buffer)
+    Ok((buffer, ticket))
 }
 
 fn too_large(max: usize) -> ApiError {
@@ -253,10 +277,14 @@ mod tests {
     }
 
     fn state() -> Arc<AppState<Stub>> {
+        state_with(1000)
+    }
+
+    fn state_with(max_body_bytes: usize) -> Arc<AppState<Stub>> {
         AppState::new(
             WireConfig {
                 keys: None,
-                max_body_bytes: 1000,
+                max_body_bytes,
                 body_budget_bytes: 1 << 20,
                 body_timeout: Duration::from_secs(5),
                 body_idle_timeout: Duration::from_millis(200),
@@ -340,6 +368,27 @@ mod tests {
             body["Response"]["Error"]["Code"],
             "FailedOperation.RequestTimeout"
         );
+    }
+
+    #[tokio::test]
+    async fn a_full_body_gate_refuses_large_bodies_at_once_and_lets_small_calls_through() {
+        let state = state_with(1 << 20);
+        state.set_service(Arc::new(Stub));
+        let router = router(state.clone());
+        // Other callers hold the whole gate.
+        let held = state.body_gate.try_enter_bytes(1 << 20).unwrap();
+        let (_, small) = answer_of(router.clone(), call(Body::from("{}"))).await;
+        assert_eq!(small["Response"]["Error"]["Code"], "UnsupportedOperation");
+        let large = format!("{{\"Pad\": \"{}\"}}", "x".repeat(200_000));
+        let (_, refused) = answer_of(router.clone(), call(Body::from(large.clone()))).await;
+        assert_eq!(refused["Response"]["Error"]["Code"], "ResourceInsufficient");
+        drop(held);
+        let (_, accepted) = answer_of(router, call(Body::from(large))).await;
+        assert_eq!(
+            accepted["Response"]["Error"]["Code"],
+            "UnsupportedOperation"
+        );
+        assert_eq!(state.body_gate.in_use(), 0, "the body's charge came back");
     }
 
     fn futures_stream(items: Vec<Result<axum::body::Bytes, std::io::Error>>) -> Body {

@@ -2,7 +2,8 @@
 //! `metrics-exporter-prometheus`; process figures by `metrics-process`) and one access-log line per call.
 //!
 //! Label values come only from fixed sets (known action names, Tencent's error codes, model file names, gate
-//! names), never from what a caller typed, so a hostile client cannot grow the metrics without bound.
+//! names), never from what a caller typed, so a hostile client cannot grow the metrics without bound. (The
+//! index gauges name groups, which only key holders create, and only the largest groups: `actions`.)
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -117,8 +118,8 @@ pub fn record_call(span: &tracing::Span, call: &Call) {
         .increment(1);
     metrics::histogram!("iai_request_duration_seconds", "action" => action)
         .record(call.latency.as_secs_f64());
-    let secret_id: String = call.secret_id.unwrap_or("-").chars().take(64).collect();
-    let requested: String = call.action.unwrap_or("-").chars().take(64).collect();
+    let secret_id = printable(call.secret_id.unwrap_or("-"));
+    let requested = printable(call.action.unwrap_or("-"));
     span.in_scope(|| {
         tracing::info!(
             target: "iai_server::access",
@@ -132,6 +133,15 @@ pub fn record_call(span: &tracing::Span, call: &Call) {
     });
 }
 
+/// What a caller sent, fit for one log line: at most 64 characters, control characters (a newline would
+/// forge a log line) shown as `?`.
+fn printable(text: &str) -> String {
+    text.chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +151,11 @@ mod tests {
         assert_eq!(action_label(Some("SearchFaces")), "SearchFaces");
         assert_eq!(action_label(Some("../../etc/passwd")), "unknown");
         assert_eq!(action_label(None), "unknown");
+    }
+
+    #[test]
+    fn caller_text_cannot_forge_log_lines() {
+        assert_eq!(printable("A\nINFO forged\r"), "A?INFO forged?");
+        assert_eq!(printable(&"x".repeat(100)).len(), 64);
     }
 }

@@ -131,6 +131,48 @@ def test_decompression_bombs_stay_within_the_decode_budget(server):
     assert after - before < 96 * MIB
 
 
+def test_bombs_from_clients_that_hang_up_stay_within_the_budget(server):
+    """The decode budget is held until the decoder lets go of the pixels, not until the client goes away:
+    12 bombs whose clients hang up while theirs is being decoded still decode one at a time."""
+    body = json.dumps({"Image": base64.b64encode(png_bomb()).decode()}).encode()
+    from conftest import tc3_headers
+    head = b"".join(f"{k}: {v}\r\n".encode() for k, v in tc3_headers(server, "DetectFace", body).items())
+    request = b"POST / HTTP/1.1\r\n" + head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+    before = rss_bytes(server.proc.pid)
+    with Sampler(server.proc.pid) as sampler:
+        for _ in range(12):
+            sock = connect(server)
+            sock.sendall(request)
+            time.sleep(0.25)
+            sock.close()
+        # Wait for the decodes the server started to finish.
+        deadline = time.monotonic() + 60
+        while metric(server, "iai_admission_in_use", gate="decode") > 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    print(f"\nhung-up bombs: RSS {before / MIB:.0f} MB before, peak {sampler.peak / MIB:.0f} MB")
+    assert sampler.peak < GIB
+    assert server.proc.poll() is None
+
+
+def test_clients_trickling_large_bodies_do_not_hold_up_other_calls(server):
+    """Clients that declare 10 MB bodies and send a byte hold only that byte: 60 of them (more than the
+    body budget would hold at 10 MB each) leave a GetGroupList as quick as ever."""
+    head = (b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-TC-Action: GetGroupList\r\n"
+            b"X-TC-Version: 2018-03-01\r\nContent-Length: 10000000\r\n\r\n{")
+    socks = []
+    for _ in range(60):
+        sock = connect(server)
+        sock.sendall(head)
+        socks.append(sock)
+    time.sleep(0.5)
+    started = time.monotonic()
+    make_client(server).GetGroupList(models.GetGroupListRequest())
+    waited = time.monotonic() - started
+    for sock in socks:
+        sock.close()
+    assert waited < 1.0, waited
+
+
 @pytest.fixture(scope="module")
 def strict_server(tmp_path_factory):
     """A server with short timeouts and few connections, so that slow clients are seen being dropped."""

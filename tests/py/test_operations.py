@@ -72,13 +72,16 @@ def test_metrics_parse_and_follow_the_calls(server, client, unique):
         assert sample(after, "iai_inference_duration_seconds", "iai_inference_duration_seconds_count",
                       model=model) >= 1
     # Admission: every gate reports its capacity, what is in use and its queue.
-    for gate in ["body", "decode", "inference", "scan"]:
+    for gate in ["body", "decode", "inference", "scan", "read"]:
         assert sample(after, "iai_admission_capacity", gate=gate) > 0
         assert sample(after, "iai_admission_queue_depth", gate=gate) == 0
-        assert sample(after, "iai_admission_in_use", gate=gate) >= 0
+        # Nothing is in flight while /metrics is read (the scrape is not an API call).
+        assert sample(after, "iai_admission_in_use", gate=gate) == 0
     # The index of the new group: one face, one person.
     assert sample(after, "iai_index_vectors", group=group, kind="faces") == 1
     assert sample(after, "iai_index_vectors", group=group, kind="persons") == 1
+    assert sample(after, "iai_index_vectors_total", kind="faces") >= 1
+    assert sample(after, "iai_index_groups") >= 1
     assert sample(after, "process_resident_memory_bytes") > 50e6
     assert sample(after, "iai_connections_open") >= 1
 
@@ -165,3 +168,13 @@ def test_healthcheck_command(server):
     bad = subprocess.run([binary(), "healthcheck", "--url", "http://127.0.0.1:9/ready"], capture_output=True,
                          timeout=30)
     assert bad.returncode == 1
+
+
+def test_caller_text_cannot_forge_access_log_lines(server):
+    marker = f"forged{time.time_ns()}"
+    answer = requests.post(server.url, data=f"Action=GetGroupList%0A{marker}&Version=2018-03-01",
+                           headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10).json()
+    assert "Error" in answer["Response"]
+    time.sleep(0.2)
+    lines = [l for l in log_lines(server) if marker in l]
+    assert len(lines) == 1 and f"action=GetGroupList?{marker}" in lines[0], lines
