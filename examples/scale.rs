@@ -18,7 +18,8 @@ use iai_server::store::{Store, now_ms};
 
 const GROUP: &str = "scale";
 const BATCH: usize = 10_000;
-const DIM: usize = 128;
+/// The 3.0 network's embedding size (MobileFaceNet, 192).
+const DIM: usize = iai_server::face::embed::MOBILEFACENET_192.dim;
 
 /// xorshift64*: fast, deterministic, good enough for random directions.
 struct Rng(u64);
@@ -74,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
                         tag: String::new(),
                         ex_descriptions: vec![],
                         face_model_version: "3.0".into(),
+                        serving_model: iai_server::face::embed::MOBILEFACENET_192.file.into(),
                     },
                     now_ms(),
                 )?;
@@ -97,8 +99,10 @@ async fn main() -> anyhow::Result<()> {
                             crop_png: Vec::new(),
                             landmarks: "[]".into(),
                             quality: None,
-                            version: "3.0".into(),
-                            embedding,
+                            vectors: vec![(
+                                iai_server::face::embed::MOBILEFACENET_192.file.into(),
+                                embedding,
+                            )],
                         };
                         persons::insert_face(tx, &person, &face, now)?;
                     }

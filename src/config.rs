@@ -15,6 +15,11 @@
 //! body_idle_timeout_secs = 10
 //! decode_budget_bytes = 268435456   # default: sized from the machine's cores and memory
 //! body_budget_bytes = 536870912     # default: sized from the machine's memory
+//! inference_threads = 1             # threads inside one model call
+//! max_concurrent_inference = 2      # model calls at once; default: one per core
+//! reembed_batch_faces = 32          # background re-embedding: faces per batch
+//! reembed_pause_ms = 0              # background re-embedding: pause between batches
+//! similar_max_pairs_per_second = 1e7  # duplicate-person checks: scan rate cap (default: none)
 //! [[keys]]
 //! secret_id = "AKID..."
 //! secret_key = "..."
@@ -49,9 +54,11 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Folder of `manifest.json`, the model files and `lib/libonnxruntime.so` (tools/fetch_models.py).
     pub models_dir: PathBuf,
-    /// Threads ONNX Runtime uses inside one model call.
+    /// Threads ONNX Runtime uses inside one model call. One: the face networks are small, so a second thread
+    /// in the same call gains little, where a second call on the other core doubles throughput
+    /// (README, "Benchmarks": SearchFaces at concurrency 8).
     pub inference_threads: usize,
-    /// Model calls running at once.
+    /// Model calls running at once (one per core by default).
     pub max_concurrent_inference: usize,
     /// `Url` images: fetch from private, loopback and link-local addresses too (off: public hosts only).
     pub url_allow_private: bool,
@@ -72,6 +79,13 @@ pub struct Config {
     pub decode_budget_bytes: Option<u64>,
     /// Memory for request bodies in flight; `None`: `default_body_budget()`.
     pub body_budget_bytes: Option<u64>,
+    /// Background re-embedding (model changes, upgrades): faces per batch. Each batch takes one inference
+    /// permit, so requests get their turn between batches.
+    pub reembed_batch_faces: usize,
+    /// Background re-embedding: pause between batches, to leave more of the machine to requests.
+    pub reembed_pause_ms: u64,
+    /// Duplicate-person checks: at most this many pairs compared per second (none when unset).
+    pub similar_max_pairs_per_second: Option<f64>,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -104,8 +118,8 @@ impl Default for Config {
             max_clock_skew_secs: 300,
             max_body_bytes: 10 * 1024 * 1024,
             models_dir: "./models".into(),
-            inference_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            max_concurrent_inference: 1,
+            inference_threads: 1,
+            max_concurrent_inference: std::thread::available_parallelism().map_or(1, |n| n.get()),
             url_allow_private: false,
             url_allowed_hosts: Vec::new(),
             url_timeout_secs: 5,
@@ -115,6 +129,9 @@ impl Default for Config {
             body_idle_timeout_secs: 10,
             decode_budget_bytes: None,
             body_budget_bytes: None,
+            reembed_batch_faces: 32,
+            reembed_pause_ms: 0,
+            similar_max_pairs_per_second: None,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod check_index;
 pub mod config;
 pub mod face;
 pub mod index;
+pub mod jobs;
 pub mod store;
 pub mod wire;
 
@@ -84,10 +85,15 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     ));
 
     let started = std::time::Instant::now();
+    // Groups whose network is no longer their version's current one start moving to it; the retired
+    // networks they still serve are loaded for their searches meanwhile.
+    let retired_models = jobs::plan_network_changes(&store).await?;
+    let links = Arc::new(jobs::links::Links::open(&config.data_dir)?);
     let pipeline_config = face::PipelineConfig {
         intra_threads: config.inference_threads,
         max_concurrent: config.max_concurrent_inference,
         decode_budget_bytes: config.decode_budget(),
+        retired_models,
     };
     let models_dir = config.models_dir.clone();
     let loading = async {
@@ -117,8 +123,20 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
         "search index rebuilt from the store and face models loaded: ready"
     );
     let downloader = face::download::Downloader::new(config.url_policy());
+    jobs::similar::set_throttle(config.similar_max_pairs_per_second);
+    let jobs = jobs::Jobs::new(
+        store.clone(),
+        indexes.clone(),
+        faces.clone(),
+        links,
+        jobs::Pace {
+            batch_faces: config.reembed_batch_faces.max(1),
+            pause: std::time::Duration::from_millis(config.reembed_pause_ms),
+        },
+    );
+    jobs.start();
     state.set_service(Arc::new(actions::IaiService::new(
-        store, indexes, faces, downloader,
+        store, indexes, faces, downloader, jobs,
     )));
     serving.await?;
     drop(server_file);

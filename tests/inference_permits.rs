@@ -17,6 +17,7 @@ async fn a_dropped_request_keeps_its_permit_until_the_model_call_returns() {
                 intra_threads: 1,
                 max_concurrent: 1,
                 decode_budget_bytes: 1 << 28,
+                retired_models: Vec::new(),
             },
         )
         .expect("models: run `python3 tools/fetch_models.py`"),

@@ -149,8 +149,14 @@ async fn compare_images(
         .await
 }
 
+/// The score of a cosine by the network that embeds new faces of `version` (1:1 comparisons).
 pub(super) fn rounded_score(version: ModelVersion, cosine: f32) -> f64 {
-    (Calibration::for_version(version).score(cosine) as f64 * 100.0).round() / 100.0
+    two_decimals(&Calibration::for_version(version), cosine)
+}
+
+/// A score as Tencent answers it: two decimals.
+pub(super) fn two_decimals(calibration: &Calibration, cosine: f32) -> f64 {
+    (calibration.score(cosine) as f64 * 100.0).round() / 100.0
 }
 
 pub async fn compare_face(

@@ -7,6 +7,7 @@ use super::rules::{self, Page};
 use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode};
 use crate::face::ModelVersion;
+use crate::face::embed::Recognition;
 use crate::index::{Change, Indexes};
 use crate::store::groups::{self as rows, GroupChange, GroupRow, NewGroup};
 use crate::store::{Store, now_ms};
@@ -26,12 +27,14 @@ pub async fn create(
         ErrorCode::InvalidParameterValueGroupExDescriptionsNameIdentical,
     )?;
     let version = rules::face_model_version(req.face_model_version.as_deref())?;
+    let model = Recognition::current(ModelVersion::parse(&version).unwrap_or(ModelVersion::V3));
     let group = NewGroup {
         group_id: req.group_id,
         name: req.group_name,
         tag,
         ex_descriptions,
         face_model_version: version,
+        serving_model: model.file.to_owned(),
     };
     let indexes = indexes.clone();
     let row = store
@@ -49,6 +52,7 @@ pub async fn create(
                     group_id: row.group_id.clone(),
                     version: ModelVersion::parse(&row.face_model_version)
                         .unwrap_or(ModelVersion::V3),
+                    model,
                 })
             },
         )

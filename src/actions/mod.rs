@@ -5,9 +5,11 @@
 mod analysis;
 mod faces;
 mod groups;
+mod jobs;
 mod persons;
 mod rules;
 mod search;
+mod similar;
 
 use std::sync::Arc;
 
@@ -16,7 +18,8 @@ use crate::api::{ApiError, ErrorCode, Iai, RequestContext};
 use crate::face::download::Downloader;
 use crate::face::{FaceError, FacePipeline};
 use crate::index::{Indexes, Scanner};
-use crate::store::{Store, StoreError};
+use crate::jobs::Jobs;
+use crate::store::{Store, StoreError, now_ms};
 
 pub struct IaiService {
     store: Store,
@@ -24,6 +27,7 @@ pub struct IaiService {
     scanner: Scanner,
     faces: Arc<FacePipeline>,
     downloader: Downloader,
+    jobs: Arc<Jobs>,
     digest_running: tokio::sync::Mutex<()>,
 }
 
@@ -33,6 +37,7 @@ impl IaiService {
         indexes: Arc<Indexes>,
         faces: Arc<FacePipeline>,
         downloader: Downloader,
+        jobs: Arc<Jobs>,
     ) -> Self {
         Self {
             store,
@@ -40,6 +45,7 @@ impl IaiService {
             scanner: Scanner::new(crate::admission::cores()),
             faces,
             downloader,
+            jobs,
             digest_running: tokio::sync::Mutex::new(()),
         }
     }
@@ -325,6 +331,70 @@ impl Iai for IaiService {
         groups::modify(&self.store, req).await
     }
 
+    async fn upgrade_group_face_model_version(
+        &self,
+        _: &RequestContext,
+        req: UpgradeGroupFaceModelVersionRequest,
+    ) -> Result<UpgradeGroupFaceModelVersionResponse, ApiError> {
+        jobs::upgrade(&self.store, &self.jobs, req).await
+    }
+
+    async fn revert_group_face_model_version(
+        &self,
+        _: &RequestContext,
+        req: RevertGroupFaceModelVersionRequest,
+    ) -> Result<RevertGroupFaceModelVersionResponse, ApiError> {
+        jobs::revert(&self.store, &self.jobs, req).await
+    }
+
+    async fn get_upgrade_group_face_model_version_job_list(
+        &self,
+        _: &RequestContext,
+        req: GetUpgradeGroupFaceModelVersionJobListRequest,
+    ) -> Result<GetUpgradeGroupFaceModelVersionJobListResponse, ApiError> {
+        jobs::list(&self.store, req).await
+    }
+
+    async fn get_upgrade_group_face_model_version_result(
+        &self,
+        ctx: &RequestContext,
+        req: GetUpgradeGroupFaceModelVersionResultRequest,
+    ) -> Result<GetUpgradeGroupFaceModelVersionResultResponse, ApiError> {
+        jobs::result(&self.store, &self.jobs, ctx, req).await
+    }
+
+    async fn check_similar_person(
+        &self,
+        _: &RequestContext,
+        req: CheckSimilarPersonRequest,
+    ) -> Result<CheckSimilarPersonResponse, ApiError> {
+        similar::check(&self.store, &self.indexes, &self.scanner, &self.jobs, req).await
+    }
+
+    async fn estimate_check_similar_person_cost_time(
+        &self,
+        _: &RequestContext,
+        req: EstimateCheckSimilarPersonCostTimeRequest,
+    ) -> Result<EstimateCheckSimilarPersonCostTimeResponse, ApiError> {
+        similar::estimate(&self.store, &self.indexes, &self.scanner, req).await
+    }
+
+    async fn get_check_similar_person_job_id_list(
+        &self,
+        _: &RequestContext,
+        req: GetCheckSimilarPersonJobIdListRequest,
+    ) -> Result<GetCheckSimilarPersonJobIdListResponse, ApiError> {
+        similar::list(&self.store, req).await
+    }
+
+    async fn get_similar_person_result(
+        &self,
+        ctx: &RequestContext,
+        req: GetSimilarPersonResultRequest,
+    ) -> Result<GetSimilarPersonResultResponse, ApiError> {
+        similar::result(&self.store, &self.jobs, ctx, req).await
+    }
+
     async fn get_person_list_num(
         &self,
         _: &RequestContext,
@@ -376,6 +446,17 @@ impl crate::wire::ops::Operations for IaiService {
             );
         }
         text
+    }
+
+    fn result_file(
+        &self,
+        name: &str,
+        expires: i64,
+        signature: &str,
+    ) -> Result<Vec<u8>, crate::jobs::links::LinkError> {
+        self.jobs
+            .links
+            .read(name, expires, signature, now_ms() / 1000)
     }
 
     async fn index_digest(&self) -> Result<serde_json::Value, String> {

@@ -17,11 +17,13 @@ use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode};
 use crate::face::detect::Detection;
 use crate::face::download::Downloader;
+use crate::face::embed::Recognition;
 use crate::face::embed::cosine;
 use crate::face::score::Calibration;
 use crate::face::{FacePipeline, ModelVersion};
-use crate::index::{Change, Indexes, Scanner};
+use crate::index::{Change, FaceVectors, Indexes, Scanner};
 use crate::store::persons::{self as rows, NewFace};
+use crate::store::vectors;
 use crate::store::{Store, groups, now_ms};
 
 pub const MAX_FACES_PER_PERSON: usize = 5;
@@ -127,18 +129,35 @@ struct Enrolment {
     row: NewFace,
 }
 
-/// Detect the largest face, check its quality, embed it and keep its crop.
+impl Enrolment {
+    /// The face's embedding by one network.
+    fn vector(&self, model: &Recognition) -> Option<&Vec<f32>> {
+        self.row
+            .vectors
+            .iter()
+            .find(|(m, _)| m == model.file)
+            .map(|(_, v)| v)
+    }
+}
+
+/// Detect the largest face, check its quality, embed it with each network its groups need and keep its crop.
 fn enrol_blocking(
     p: &FacePipeline,
     image: &image::RgbImage,
-    version: ModelVersion,
+    models: &[&'static Recognition],
     quality_control: u64,
     rotate: bool,
 ) -> Result<Enrolment, ApiError> {
     let found = detect(p, image, false, rotate)?;
     let face = faces_of_size(found, DEFAULT_MIN_FACE_SIZE)?.remove(0);
     check_quality_blocking(p, image, &face, quality_control)?;
-    let embedding = p.embed_blocking(image, &face, version)?;
+    let mut vectors = Vec::with_capacity(models.len());
+    for model in models {
+        vectors.push((
+            model.file.to_owned(),
+            p.embed_with(image, &face.landmarks, model)?,
+        ));
+    }
     let (crop_png, landmarks) = p.keepsake_blocking(image, &face)?;
     let (key, face_id) = new_face_id();
     let rect = face_rect(&face);
@@ -150,11 +169,18 @@ fn enrol_blocking(
             crop_png,
             landmarks,
             quality: None,
-            version: version.as_str().to_owned(),
-            embedding,
+            vectors,
         },
         face,
     })
+}
+
+/// The networks named (model files), known to this server; a retired one it cannot load is left out.
+fn networks(files: &[String]) -> Vec<&'static Recognition> {
+    files
+        .iter()
+        .filter_map(|f| Recognition::by_file(f))
+        .collect()
 }
 
 fn version_of(text: &str) -> ModelVersion {
@@ -212,20 +238,25 @@ impl Persons<'_> {
             ));
         }
         let version = version_of(&group.face_model_version);
+        // The network the group serves, and the one it is moving to, if any.
+        let mut files = vec![group.serving_model.clone()];
+        files.extend(group.target.as_ref().map(|t| t.model.clone()));
+        let models = networks(&files);
         let rotate = req.need_rotate_detection == Some(1);
         let decoded = image_input(self.faces, self.downloader, req.image, req.url, rotate).await?;
         let enrolled = self
             .faces
-            .run(move |p| enrol_blocking(p, &decoded.image, version, quality_control, rotate))
+            .run(move |p| enrol_blocking(p, &decoded.image, &models, quality_control, rotate))
             .await?;
         let index = self.indexes.group(&req.group_id);
         if unique > 0
             && let Some(index) = &index
+            && let Some(query) = enrolled.vector(index.model)
         {
             let threshold = unique_person_score(version, unique);
-            let calibration = Calibration::for_version(version);
+            let calibration = Calibration::new(index.model, version);
             let persons = index.person_count();
-            let (index, query) = (index.clone(), enrolled.row.embedding.clone());
+            let (index, query) = (index.clone(), query.clone());
             let best = self
                 .scanner
                 .run(persons, move || index.read().search_persons(&query, 1))
@@ -253,7 +284,9 @@ impl Persons<'_> {
                     // Everything below is read inside the transaction: the group may have been deleted or
                     // recreated while the face was being embedded.
                     let group = groups::get(tx, &group_id)?;
-                    if version_of(&group.face_model_version) != version {
+                    if version_of(&group.face_model_version) != version
+                        || !row.vectors.iter().any(|(m, _)| *m == group.serving_model)
+                    {
                         return Err(changed_meanwhile());
                     }
                     // Under the write lock the index holds exactly the committed faces: no count query.
@@ -273,7 +306,7 @@ impl Persons<'_> {
                     Ok(Change::AddFaces {
                         group_ids: vec![group_id],
                         person_id,
-                        faces: vec![(key, row.embedding)],
+                        faces: vec![(key, row.vectors)],
                     })
                 },
                 {
@@ -290,14 +323,73 @@ impl Persons<'_> {
         })
     }
 
-    /// The person's model version (that of its groups); `PersonIdNotExist` for an unknown person.
-    async fn person_version(&self, person_id: &str) -> Result<ModelVersion, ApiError> {
+    /// What new faces of a person need: the version and network of its first group (for scores), every
+    /// network its groups serve or move to (for the embeddings), and its face count; `PersonIdNotExist`
+    /// for an unknown person.
+    async fn person_networks(&self, person_id: &str) -> Result<PersonNetworks, ApiError> {
         let person_id = person_id.to_owned();
         self.store
             .read(move |conn| {
                 rows::get(conn, &person_id)?;
-                let version = rows::model_version(conn, &person_id)?;
-                Ok::<_, ApiError>(version.as_deref().map_or(ModelVersion::V3, version_of))
+                let (version, serving) = rows::serving(conn, &person_id)?.unwrap_or_else(|| {
+                    let version = rules::DEFAULT_FACE_MODEL_VERSION.to_owned();
+                    let model = Recognition::current(version_of(&version)).file.to_owned();
+                    (version, model)
+                });
+                let version = version_of(&version);
+                let serving =
+                    Recognition::by_file(&serving).unwrap_or_else(|| Recognition::current(version));
+                Ok::<_, ApiError>(PersonNetworks {
+                    version,
+                    serving,
+                    needed: networks(&rows::needed_models(conn, &person_id)?.all),
+                    existing: rows::embeddings(conn, &person_id, serving.file)?,
+                    faces: rows::face_ids(conn, &person_id)?.len(),
+                })
+            })
+            .await
+    }
+
+    /// Give the person's faces an embedding by `model` where they lack one, from their stored crops. A
+    /// crop the network finds nothing in is recorded as a failure (the face is kept).
+    async fn embed_stored(
+        &self,
+        person_id: &str,
+        model: &'static Recognition,
+    ) -> Result<(), ApiError> {
+        let person = person_id.to_owned();
+        let crops = self
+            .store
+            .read(move |conn| Ok::<_, ApiError>(rows::crops_missing(conn, &person, model.file)?))
+            .await?;
+        if crops.is_empty() {
+            return Ok(());
+        }
+        let embedded = self
+            .faces
+            .run(move |p| -> Result<_, ApiError> {
+                Ok(crops
+                    .into_iter()
+                    .map(|c| {
+                        let v = p.embed_stored_blocking(&c.crop_png, &c.landmarks, model);
+                        (c.face_id, v.map_err(|e| e.to_string()))
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        self.store
+            .write(move |tx| {
+                let now = now_ms();
+                for (face_id, vector) in &embedded {
+                    match vector {
+                        Ok(v) if rows::face_exists(tx, face_id)? => {
+                            vectors::insert(tx, face_id, model.file, v, now)?
+                        }
+                        Ok(_) => {}
+                        Err(why) => vectors::record_failure(tx, face_id, model.file, why, now)?,
+                    }
+                }
+                Ok::<_, ApiError>(())
             })
             .await
     }
@@ -335,33 +427,30 @@ impl Persons<'_> {
             ));
         }
         // The groups the faces join are read when they are stored, not here.
-        let version = self.person_version(&req.person_id).await?;
-        let person_id = req.person_id.clone();
-        let existing = self
-            .store
-            .read(move |conn| {
-                Ok::<_, ApiError>(rows::embeddings(conn, &person_id, version.as_str())?)
-            })
-            .await?;
-        if existing.len() + inputs.len() > MAX_FACES_PER_PERSON {
+        let PersonNetworks {
+            version,
+            serving,
+            needed,
+            existing,
+            faces,
+        } = self.person_networks(&req.person_id).await?;
+        if faces + inputs.len() > MAX_FACES_PER_PERSON {
             return Err(ApiError::new(
                 ErrorCode::InvalidParameterValuePersonFaceNumExceed,
-                format!(
-                    "A person holds at most {MAX_FACES_PER_PERSON} faces; it has {}.",
-                    existing.len()
-                ),
+                format!("A person holds at most {MAX_FACES_PER_PERSON} faces; it has {faces}."),
             ));
         }
         let rotate = req.need_rotate_detection == Some(1);
-        let calibration = Calibration::for_version(version);
+        let calibration = Calibration::new(serving, version);
         let mut ret_codes = Vec::new();
         let mut enrolled = Vec::new();
         for (index, (image, url)) in inputs.into_iter().enumerate() {
             let outcome = match image_input(self.faces, self.downloader, image, url, rotate).await {
                 Ok(decoded) => {
+                    let needed = needed.clone();
                     self.faces
                         .run(move |p| -> Result<_, ApiError> {
-                            enrol_blocking(p, &decoded.image, version, quality_control, rotate)
+                            enrol_blocking(p, &decoded.image, &needed, quality_control, rotate)
                         })
                         .await
                 }
@@ -369,10 +458,13 @@ impl Persons<'_> {
             };
             let code = match outcome {
                 Ok(e) => {
-                    let best = existing
-                        .iter()
-                        .map(|(_, v)| calibration.score(cosine(v, &e.row.embedding)))
-                        .fold(f32::MIN, f32::max);
+                    let best = match e.vector(serving) {
+                        Some(new) => existing
+                            .iter()
+                            .map(|(_, v)| calibration.score(cosine(v, new)))
+                            .fold(f32::MIN, f32::max),
+                        None => f32::MAX,
+                    };
                     if !existing.is_empty() && f64::from(best) < threshold {
                         -1604
                     } else {
@@ -398,10 +490,11 @@ impl Persons<'_> {
         if enrolled.is_empty() {
             return Ok(response);
         }
-        let faces: Vec<(u64, Vec<f32>)> = enrolled
+        let faces: Vec<(u64, FaceVectors)> = enrolled
             .iter()
-            .map(|(_, e)| (e.key, e.row.embedding.clone()))
+            .map(|(_, e)| (e.key, e.row.vectors.clone()))
             .collect();
+        let computed: Vec<String> = needed.iter().map(|m| m.file.to_owned()).collect();
         let rows_to_add: Vec<NewFace> = enrolled.into_iter().map(|(_, e)| e.row).collect();
         let (person_id, indexes) = (req.person_id, self.indexes.clone());
         self.store
@@ -411,8 +504,10 @@ impl Persons<'_> {
                     // have changed while the images were being processed (the index must get the faces
                     // in exactly the groups the database puts them in).
                     rows::get(tx, &person_id)?;
-                    let now_version = rows::model_version(tx, &person_id)?;
-                    if now_version.as_deref().map(version_of) != Some(version) {
+                    // Every network a group of the person serves must have an embedding of the new faces
+                    // (networks groups are moving to are filled in by the move if missing).
+                    let serving = rows::needed_models(tx, &person_id)?.serving;
+                    if serving.iter().any(|m| !computed.contains(m)) {
                         return Err(changed_meanwhile());
                     }
                     let have = rows::face_ids(tx, &person_id)?.len();
@@ -557,29 +652,52 @@ impl Persons<'_> {
             rules::check_group_id(g)?;
         }
         let (person_id, targets) = (req.person_id, req.group_ids);
+        // The networks the target groups serve or move to: the person's faces need embeddings by them, made
+        // from the stored crops where missing (a person enrolled before a network change has none yet).
+        let wanted = {
+            let targets = targets.clone();
+            self.store
+                .read(move |conn| {
+                    let mut files = Vec::new();
+                    for group_id in &targets {
+                        let group = groups::get(conn, group_id)?;
+                        files.push(group.serving_model);
+                        files.extend(group.target.map(|t| t.model));
+                    }
+                    Ok::<_, ApiError>(files)
+                })
+                .await?
+        };
+        for model in networks(&wanted) {
+            self.embed_stored(&person_id, model).await?;
+        }
         let indexes = self.indexes.clone();
         let added = self
             .store
             .write_then(
                 move |tx| {
                     rows::get(tx, &person_id)?;
-                    let current = rows::group_ids(tx, &person_id)?;
-                    let version = rows::model_version(tx, &person_id)?
-                        .unwrap_or_else(|| rules::DEFAULT_FACE_MODEL_VERSION.to_owned());
+                    let current = rows::groups_of(tx, &person_id)?;
+                    let mut versions = Vec::new();
+                    for (group_id, _) in &current {
+                        versions.push(groups::get(tx, group_id)?.face_model_version);
+                    }
                     let mut added = Vec::new();
+                    let mut models: Vec<String> = Vec::new();
                     let now = now_ms();
                     for group_id in &targets {
                         let group = groups::get(tx, group_id)?;
-                        if group.face_model_version != version {
+                        if !versions.contains(&group.face_model_version) {
                             return Err(ApiError::new(
                                 ErrorCode::FailedOperationAcrossVersionsError,
                                 format!(
-                                    "The person's groups use model {version}; group {group_id} uses {}.",
+                                    "The person's groups use model {}; group {group_id} uses {}.",
+                                    versions.join(", "),
                                     group.face_model_version
                                 ),
                             ));
                         }
-                        if current.contains(group_id) || added.contains(group_id) {
+                        if current.iter().any(|(g, _)| g == group_id) || added.contains(group_id) {
                             continue;
                         }
                         if current.len() + added.len() >= MAX_GROUPS_PER_PERSON {
@@ -589,11 +707,29 @@ impl Persons<'_> {
                         }
                         rows::add_member(tx, group_id, &person_id, &[], now)?;
                         added.push(group_id.clone());
+                        if !models.contains(&group.serving_model) {
+                            models.push(group.serving_model);
+                        }
                     }
-                    let faces = rows::embeddings(tx, &person_id, &version)?
-                        .into_iter()
-                        .filter_map(|(id, v)| Some((id.parse().ok()?, v)))
+                    // Each face's embeddings by the networks the new groups serve, as the index takes them.
+                    let face_ids = rows::face_ids(tx, &person_id)?;
+                    let mut faces: Vec<(u64, FaceVectors)> = face_ids
+                        .iter()
+                        .filter_map(|id| Some((id.parse().ok()?, Vec::new())))
                         .collect();
+                    for model in &models {
+                        let stored = rows::embeddings(tx, &person_id, model)?;
+                        if stored.len() < face_ids.len() {
+                            return Err(changed_meanwhile());
+                        }
+                        for (id, vector) in stored {
+                            if let Some((_, vectors)) =
+                                faces.iter_mut().find(|(key, _)| key.to_string() == id)
+                            {
+                                vectors.push((model.clone(), vector));
+                            }
+                        }
+                    }
                     let change = Change::AddFaces {
                         group_ids: added.clone(),
                         person_id,
@@ -750,6 +886,15 @@ impl Persons<'_> {
             .await?;
         Ok(ModifyPersonGroupInfoResponse {})
     }
+}
+
+/// What `person_networks` reads.
+struct PersonNetworks {
+    version: ModelVersion,
+    serving: &'static Recognition,
+    needed: Vec<&'static Recognition>,
+    existing: Vec<(String, Vec<f32>)>,
+    faces: usize,
 }
 
 /// The person or group changed model version while its images were processed (deleted and created again):

@@ -8,14 +8,16 @@ use std::sync::Arc;
 use super::analysis::check_quality_blocking;
 use super::faces::{
     DEFAULT_MIN_FACE_SIZE, check_max_faces, check_quality_control, detect, face_rect,
-    faces_of_size, image_input, rounded_score,
+    faces_of_size, image_input, two_decimals,
 };
 use super::persons::{check_person_id, listed_values};
 use super::rules;
 use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode};
 use crate::face::download::Downloader;
+use crate::face::embed::Recognition;
 use crate::face::embed::cosine;
+use crate::face::score::Calibration;
 use crate::face::{FacePipeline, ModelVersion};
 use crate::index::{Group, GroupIndex, Indexes, ScanFailed, Scanner, fused};
 use crate::store::persons as person_rows;
@@ -110,7 +112,7 @@ fn scan_group(
     query: &[f32],
     over: Over,
     k: usize,
-    version: ModelVersion,
+    calibration: &Calibration,
     threshold: f64,
 ) -> Picked {
     let hits: Vec<(Arc<str>, Option<u64>, f32)> = match over {
@@ -125,7 +127,7 @@ fn scan_group(
             .map(|(person, cos)| (person, None, cos))
             .collect(),
     };
-    best_per_person(hits, version, threshold)
+    best_per_person(hits, calibration, threshold)
 }
 
 pub(super) fn scan_failed(e: ScanFailed) -> ApiError {
@@ -200,9 +202,17 @@ impl Search<'_> {
         let quality_control = check_quality_control(q.quality_control)?;
         let min_size = q.min_face_size.unwrap_or(DEFAULT_MIN_FACE_SIZE);
         let (groups, version) = self.groups(&q.group_ids, max_groups, over)?;
+        // Each group is searched with the network it serves (groups of one version serve different
+        // networks only while one of them is being embedded again).
+        let mut models: Vec<&'static Recognition> = Vec::new();
+        for (_, group) in &groups {
+            if !models.contains(&group.model) {
+                models.push(group.model);
+            }
+        }
         let rotate = q.need_rotate_detection == Some(1);
         let decoded = image_input(self.faces, self.downloader, q.image, q.url, rotate).await?;
-        // (box, embedding or None when the face failed QualityControl)
+        // (box, embedding by each network, or None when the face failed QualityControl)
         let queries = self
             .faces
             .run(move |p| -> Result<_, ApiError> {
@@ -215,7 +225,12 @@ impl Search<'_> {
                         let passed =
                             check_quality_blocking(p, &decoded.image, &face, quality_control);
                         let embedding = match passed {
-                            Ok(()) => Some(p.embed_blocking(&decoded.image, &face, version)?),
+                            Ok(()) => Some(
+                                models
+                                    .iter()
+                                    .map(|m| p.embed_with(&decoded.image, &face.landmarks, m))
+                                    .collect::<Result<Vec<_>, _>>()?,
+                            ),
                             Err(e)
                                 if e.code == ErrorCode::FailedOperationFaceQualityNotQualified =>
                             {
@@ -238,15 +253,26 @@ impl Search<'_> {
             Over::Persons => persons_in_groups,
         } as usize
             * queries.len();
-        let searched_groups: Vec<Arc<Group>> =
-            groups.iter().map(|(_, index)| index.clone()).collect();
+        let searched_groups: Vec<(Arc<Group>, Calibration)> = groups
+            .iter()
+            .map(|(_, group)| (group.clone(), Calibration::new(group.model, version)))
+            .collect();
+        let models = {
+            let mut models = Vec::new();
+            for (_, group) in &groups {
+                if !models.contains(&group.model) {
+                    models.push(group.model);
+                }
+            }
+            models
+        };
         let results = self
             .scanner
             .run(scanned, move || {
                 queries
                     .into_iter()
                     .map(|(rect, embedding)| {
-                        let Some(query) = embedding else {
+                        let Some(vectors) = embedding else {
                             return FaceResult {
                                 rect,
                                 ret_code: -1601,
@@ -255,13 +281,15 @@ impl Search<'_> {
                         };
                         let per_group = searched_groups
                             .iter()
-                            .map(|index| {
+                            .map(|(group, calibration)| {
+                                let at = models.iter().position(|m| *m == group.model);
+                                let query = &vectors[at.expect("every group's network was run")];
                                 scan_group(
-                                    &index.read(),
-                                    &query,
+                                    &group.read(),
+                                    query,
                                     over,
                                     per_group_k,
-                                    version,
+                                    calibration,
                                     threshold,
                                 )
                             })
@@ -522,17 +550,20 @@ impl Search<'_> {
     ) -> Result<(f64, ModelVersion), ApiError> {
         check_person_id(&person_id)?;
         let quality_control = check_quality_control(quality_control)?;
-        let (version, stored) = self
+        // The person's faces as its (first) group serves them, and that network for the query.
+        let (version, model, stored) = self
             .store
             .read(move |conn| {
                 person_rows::get(conn, &person_id)?;
-                let version = person_rows::model_version(conn, &person_id)?
-                    .unwrap_or_else(|| rules::DEFAULT_FACE_MODEL_VERSION.to_owned());
-                let stored = person_rows::embeddings(conn, &person_id, &version)?;
-                Ok::<_, ApiError>((
-                    ModelVersion::parse(&version).unwrap_or(ModelVersion::V3),
-                    stored,
-                ))
+                let (version, model) =
+                    person_rows::serving(conn, &person_id)?.unwrap_or_else(|| {
+                        (rules::DEFAULT_FACE_MODEL_VERSION.to_owned(), String::new())
+                    });
+                let version = ModelVersion::parse(&version).unwrap_or(ModelVersion::V3);
+                let model =
+                    Recognition::by_file(&model).unwrap_or_else(|| Recognition::current(version));
+                let stored = person_rows::embeddings(conn, &person_id, model.file)?;
+                Ok::<_, ApiError>((version, model, stored))
             })
             .await?;
         if use_fused && version != ModelVersion::V3 {
@@ -552,7 +583,7 @@ impl Search<'_> {
                 let found = detect(p, &decoded.image, false, rotate)?;
                 let face = faces_of_size(found, DEFAULT_MIN_FACE_SIZE)?.remove(0);
                 check_quality_blocking(p, &decoded.image, &face, quality_control)?;
-                Ok(p.embed_blocking(&decoded.image, &face, version)?)
+                Ok(p.embed_with(&decoded.image, &face.landmarks, model)?)
             })
             .await?;
         let best = if use_fused {
@@ -564,7 +595,10 @@ impl Search<'_> {
                 .map(|(_, v)| cosine(v, &query))
                 .fold(f32::MIN, f32::max)
         };
-        Ok((rounded_score(version, best), version))
+        Ok((
+            two_decimals(&Calibration::new(model, version), best),
+            version,
+        ))
     }
 
     pub async fn verify_face(
@@ -613,12 +647,12 @@ impl Search<'_> {
 /// Scores from cosines, those under the threshold dropped, best per person, sorted by score.
 fn best_per_person(
     hits: Vec<(Arc<str>, Option<u64>, f32)>,
-    version: ModelVersion,
+    calibration: &Calibration,
     threshold: f64,
 ) -> Picked {
     let scored = hits
         .into_iter()
-        .map(|(person, face, cos)| (person, face, rounded_score(version, cos)))
+        .map(|(person, face, cos)| (person, face, two_decimals(calibration, cos)))
         .filter(|(_, _, score)| *score >= threshold)
         .collect();
     dedupe(scored)

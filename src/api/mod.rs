@@ -33,6 +33,8 @@ pub struct RequestContext {
     pub language: Option<String>,
     /// The SecretId that signed the call; `None` when signature checking is turned off.
     pub secret_id: Option<String>,
+    /// The Host the client reached the server by (links to result files point there).
+    pub host: Option<String>,
 }
 
 /// Turn validated parameters into a request type. Validation has already checked every type, so a failure

@@ -27,7 +27,7 @@ use image::RgbImage;
 use crate::admission::{Gate, Ticket};
 use attributes::{AttributeModels, HeadPose, MaskProbability, ModelAttributes};
 use detect::{Detection, Detector};
-use embed::Embedder;
+use embed::{Embedder, Recognition};
 pub use error::FaceError;
 use image_input::Decoded;
 use mesh::{FaceMesh, Mesh};
@@ -78,6 +78,9 @@ pub struct PipelineConfig {
     pub max_concurrent: usize,
     /// Memory that decoded images (and their working copies) may take at once.
     pub decode_budget_bytes: u64,
+    /// Retired recognition networks to load too (files of `embed::ALL`), because some group still serves
+    /// embeddings they made.
+    pub retired_models: Vec<String>,
 }
 
 /// An image to decode: base64 text (`Image`) or file bytes (a `Url` download).
@@ -90,8 +93,8 @@ pub struct FacePipeline {
     /// ONNX Runtime allows one environment per process; sessions made elsewhere (benches) borrow this one.
     environment: ort::environment::Environment,
     detector: Detector,
-    v3: Embedder,
-    v2: Embedder,
+    /// The current recognition networks of both versions, and retired ones still serving some group.
+    embedders: Vec<Embedder>,
     liveness: liveness::Liveness,
     mesh: FaceMesh,
     attributes: AttributeModels,
@@ -104,20 +107,35 @@ impl FacePipeline {
     pub fn load(models_dir: &Path, config: &PipelineConfig) -> anyhow::Result<Self> {
         let manifest = Manifest::load(models_dir)?;
         let env = manifest.init_runtime()?;
-        let load = |file: &str| Model::load(&env, &manifest, file, config.intra_threads);
+        let load = |file: &str| {
+            Model::load_copies(
+                &env,
+                &manifest,
+                file,
+                config.intra_threads,
+                config.max_concurrent,
+            )
+        };
         Ok(Self {
             detector: Detector::new(load("yunet_n_dynamic.onnx")?),
             environment: env.clone(),
-            v3: Embedder::new(
-                load("faceapi_recognition_128.onnx")?,
-                150,
-                embed::DLIB_150_TEMPLATE,
-            ),
-            v2: Embedder::new(
-                load("mobileface_recognition.onnx")?,
-                112,
-                embed::ARCFACE_112_TEMPLATE,
-            ),
+            embedders: {
+                let mut specs = vec![
+                    Recognition::current(ModelVersion::V3),
+                    Recognition::current(ModelVersion::V2),
+                ];
+                for file in &config.retired_models {
+                    let spec = Recognition::by_file(file)
+                        .ok_or_else(|| anyhow::anyhow!("unknown recognition model {file}"))?;
+                    if !specs.contains(&spec) {
+                        specs.push(spec);
+                    }
+                }
+                specs
+                    .into_iter()
+                    .map(|spec| Ok(Embedder::new(load(spec.file)?, spec)))
+                    .collect::<anyhow::Result<_>>()?
+            },
             liveness: liveness::Liveness::new(
                 load("minifasnet_2.7_80x80_MiniFASNetV2.onnx")?,
                 load("minifasnet_4_0_0_80x80_MiniFASNetV1SE.onnx")?,
@@ -137,11 +155,15 @@ impl FacePipeline {
         &self.environment
     }
 
+    /// The network that embeds new faces of `version`.
     pub fn embedder(&self, version: ModelVersion) -> &Embedder {
-        match version {
-            ModelVersion::V2 => &self.v2,
-            ModelVersion::V3 => &self.v3,
-        }
+        self.embedder_for(Recognition::current(version))
+            .expect("the current networks are always loaded")
+    }
+
+    /// A loaded network, current or retired.
+    pub fn embedder_for(&self, spec: &Recognition) -> Option<&Embedder> {
+        self.embedders.iter().find(|e| e.spec() == spec)
     }
 
     /// Faces in the image, largest first. `crowd` looks at the image at 1280 px instead of 640 px, which finds
@@ -273,9 +295,39 @@ impl FacePipeline {
         face: &Detection,
         version: ModelVersion,
     ) -> Result<Vec<f32>, FaceError> {
-        self.embedder(version)
-            .embed(image, &face.landmarks)
+        self.embed_with(image, &face.landmarks, Recognition::current(version))
+    }
+
+    /// The embedding of the face at `landmarks` by one network (current or retired).
+    pub fn embed_with(
+        &self,
+        image: &RgbImage,
+        landmarks: &[[f32; 2]; 5],
+        spec: &Recognition,
+    ) -> Result<Vec<f32>, FaceError> {
+        self.embedder_for(spec)
+            .ok_or_else(|| FaceError::Unavailable(format!("{} is not loaded", spec.file)))?
+            .embed(image, landmarks)
             .map_err(FaceError::inference)
+    }
+
+    /// The embedding of a stored face (its loose crop, PNG, and 5 landmarks in it, JSON), for another
+    /// network than the one it was enrolled with.
+    pub fn embed_stored_blocking(
+        &self,
+        crop_png: &[u8],
+        landmarks_json: &str,
+        spec: &Recognition,
+    ) -> Result<Vec<f32>, FaceError> {
+        let crop = image::load_from_memory_with_format(crop_png, image::ImageFormat::Png)
+            .map_err(|e| FaceError::NotDecodable(format!("stored crop: {e}")))?
+            .into_rgb8();
+        let points: Vec<[f32; 2]> = serde_json::from_str(landmarks_json)
+            .map_err(|e| FaceError::NotDecodable(format!("stored landmarks: {e}")))?;
+        let landmarks: [[f32; 2]; 5] = points
+            .try_into()
+            .map_err(|_| FaceError::NotDecodable("stored landmarks: not 5 points".into()))?;
+        self.embed_with(&crop, &landmarks, spec)
     }
 
     /// Probability (0-1) that the face is live rather than a photo of a photo or of a screen.
@@ -389,6 +441,7 @@ impl FacePipeline {
             .map(|(_, probe)| probe.peak_bytes(working_copies))
             .collect();
         let mut ticket = self.decoding.enter_bytes(peaks.iter().sum()).await?;
+        let started = std::time::Instant::now();
         // Each image carries its share, so a request that keeps one image frees the other's share; the first
         // keeps what is left. The shares travel into the blocking task: if the request is dropped while the
         // pixels are being decoded, the memory stays counted until the decoder has let go of it.
@@ -397,7 +450,7 @@ impl FacePipeline {
             .map(|peak| ticket.split_bytes(*peak))
             .collect();
         shares.insert(0, Some(ticket));
-        blocking(move || {
+        let decoded = blocking(move || {
             probed
                 .into_iter()
                 .zip(shares)
@@ -410,7 +463,9 @@ impl FacePipeline {
                 })
                 .collect()
         })
-        .await
+        .await;
+        stage("decode", started);
+        decoded
     }
 
     /// Run `work` on a blocking thread once an inference permit is free. The permit is held until `work`
@@ -421,12 +476,17 @@ impl FacePipeline {
         E: From<FaceError> + Send + 'static,
         F: FnOnce(&FacePipeline) -> Result<T, E> + Send + 'static,
     {
+        let waited = std::time::Instant::now();
         let permit = self.inference.enter().await.map_err(FaceError::from)?;
+        stage("inference_wait", waited);
         let this = self.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            span.in_scope(|| work(&this))
+            let started = std::time::Instant::now();
+            let done = span.in_scope(|| work(&this));
+            stage("inference", started);
+            done
         })
         .await
         .map_err(|e| FaceError::Unavailable(format!("face pipeline task failed: {e}")))?
@@ -439,6 +499,12 @@ impl FacePipeline {
     pub fn decode_gate(&self) -> &Arc<Gate> {
         &self.decoding
     }
+}
+
+/// Time spent in one stage of a request (`iai_stage_duration_seconds`; benches/search_load.py reads it).
+pub fn stage(name: &'static str, since: std::time::Instant) {
+    metrics::histogram!("iai_stage_duration_seconds", "stage" => name)
+        .record(since.elapsed().as_secs_f64());
 }
 
 /// Run `work` on a blocking thread, in the caller's tracing span.

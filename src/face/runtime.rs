@@ -107,10 +107,13 @@ fn ort_log(level: LogLevel, category: &str, _id: &str, location: &str, message: 
     }
 }
 
-/// One loaded model. ONNX Runtime sessions run with `&mut self`, so calls on one model take turns; each
-/// call uses `intra_threads` threads.
+/// One loaded model: `copies` sessions of it, because an ONNX Runtime session runs with `&mut self`. With one
+/// session per admitted model call (the inference gate's size), concurrent requests never queue behind each
+/// other on the same model; each call uses `intra_threads` threads. The networks are small (the largest,
+/// dlib's, holds 23 MB of weights), so the copies cost little memory.
 pub struct Model {
-    session: Mutex<Session>,
+    sessions: Vec<Mutex<Session>>,
+    next: std::sync::atomic::AtomicUsize,
     pub name: String,
 }
 
@@ -121,19 +124,44 @@ impl Model {
         file: &str,
         intra_threads: usize,
     ) -> anyhow::Result<Self> {
+        Self::load_copies(env, manifest, file, intra_threads, 1)
+    }
+
+    pub fn load_copies(
+        env: &Environment,
+        manifest: &Manifest,
+        file: &str,
+        intra_threads: usize,
+        copies: usize,
+    ) -> anyhow::Result<Self> {
         let path = manifest.verified(file)?;
-        let session = Session::builder(env)
-            .and_then(|b| {
-                b.with_optimization_level(GraphOptimizationLevel::Level3)
-                    .map_err(Into::into)
+        let sessions = (0..copies.max(1))
+            .map(|_| {
+                Session::builder(env)
+                    .and_then(|b| {
+                        b.with_optimization_level(GraphOptimizationLevel::Level3)
+                            .map_err(Into::into)
+                    })
+                    .and_then(|b| b.with_intra_threads(intra_threads).map_err(Into::into))
+                    .and_then(|mut b| b.commit_from_file(&path))
+                    .map(Mutex::new)
+                    .map_err(|e| anyhow::anyhow!("cannot load the model {}: {e}", path.display()))
             })
-            .and_then(|b| b.with_intra_threads(intra_threads).map_err(Into::into))
-            .and_then(|mut b| b.commit_from_file(&path))
-            .map_err(|e| anyhow::anyhow!("cannot load the model {}: {e}", path.display()))?;
+            .collect::<anyhow::Result<_>>()?;
         Ok(Self {
-            session: Mutex::new(session),
+            sessions,
+            next: std::sync::atomic::AtomicUsize::new(0),
             name: file.to_owned(),
         })
+    }
+
+    /// A free session, or (all busy: more callers than copies) the next one in turn.
+    fn session(&self) -> parking_lot::MutexGuard<'_, Session> {
+        if let Some(free) = self.sessions.iter().find_map(|s| s.try_lock()) {
+            return free;
+        }
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.sessions[turn % self.sessions.len()].lock()
     }
 
     /// Run with one float input; returns every output as (shape, data), in the model's output order.
@@ -142,7 +170,7 @@ impl Model {
         input: (Vec<usize>, Vec<f32>),
     ) -> anyhow::Result<Vec<(Vec<usize>, Vec<f32>)>> {
         let tensor = ort::value::Tensor::from_array(input)?;
-        let mut session = self.session.lock();
+        let mut session = self.session();
         let started = std::time::Instant::now();
         let outputs = session.run(ort::inputs![tensor])?;
         metrics::histogram!("iai_inference_duration_seconds", "model" => self.name.clone())

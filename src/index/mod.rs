@@ -20,9 +20,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::face::ModelVersion;
+use crate::face::embed::Recognition;
 use crate::face::embed::normalise;
 use crate::store::{StoreError, groups, persons};
 use flat::{FlatIndex, Hit};
+
+/// A new face's embeddings by network (model file): each group takes the one of the network it serves.
+pub type FaceVectors = Vec<(String, Vec<f32>)>;
 
 /// What a committed write did, for the index to follow.
 #[derive(Debug, Clone)]
@@ -30,6 +34,15 @@ pub enum Change {
     CreateGroup {
         group_id: String,
         version: ModelVersion,
+        model: &'static Recognition,
+    },
+    /// The group now serves another version or network: its index is replaced by one built from these
+    /// (person, face key, embedding) rows, read in the same transaction.
+    Rebuild {
+        group_id: String,
+        version: ModelVersion,
+        model: &'static Recognition,
+        faces: Vec<(String, u64, Vec<f32>)>,
     },
     DeleteGroup {
         group_id: String,
@@ -39,7 +52,7 @@ pub enum Change {
     AddFaces {
         group_ids: Vec<String>,
         person_id: String,
-        faces: Vec<(u64, Vec<f32>)>,
+        faces: Vec<(u64, FaceVectors)>,
     },
     RemoveFaces {
         group_ids: Vec<String>,
@@ -53,6 +66,8 @@ pub enum Change {
 
 pub struct GroupIndex {
     pub version: ModelVersion,
+    /// The network whose embeddings this index holds.
+    pub model: &'static Recognition,
     faces: FlatIndex,
     face_owner: HashMap<u64, u32>,
     persons: FlatIndex,
@@ -81,20 +96,14 @@ pub fn fused<'a>(dim: usize, embeddings: impl Iterator<Item = &'a [f32]>) -> Vec
     mean
 }
 
-pub fn dim(version: ModelVersion) -> usize {
-    match version {
-        ModelVersion::V3 => 128,
-        ModelVersion::V2 => 256,
-    }
-}
-
 impl GroupIndex {
-    pub fn new(version: ModelVersion) -> Self {
+    pub fn new(version: ModelVersion, model: &'static Recognition) -> Self {
         Self {
             version,
-            faces: FlatIndex::new(dim(version)),
+            model,
+            faces: FlatIndex::new(model.dim),
             face_owner: HashMap::new(),
-            persons: FlatIndex::new(dim(version)),
+            persons: FlatIndex::new(model.dim),
             person_faces: HashMap::new(),
             person_ids: Vec::new(),
             slots: HashMap::new(),
@@ -275,6 +284,15 @@ impl GroupIndex {
             .map(|hit| (self.person_ids[hit.key as usize].clone(), hit.score))
             .collect()
     }
+
+    /// Every person of the group with its fused feature, in no particular order (the duplicate-person
+    /// checks copy them under the read lock).
+    pub fn person_vectors(&self) -> impl Iterator<Item = (&Arc<str>, &[f32])> + '_ {
+        self.person_faces.keys().filter_map(|&slot| {
+            let vector = self.persons.get(u64::from(slot))?;
+            Some((&self.person_ids[slot as usize], vector))
+        })
+    }
 }
 
 /// Scans of up to this many vectors take well under a millisecond and run where they are asked for; larger
@@ -304,18 +322,26 @@ impl Scanner {
         vectors: usize,
         scan: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ScanFailed> {
+        let timed = move || {
+            let started = std::time::Instant::now();
+            let found = scan();
+            crate::face::stage("scan", started);
+            found
+        };
         if vectors <= INLINE_SCAN_VECTORS {
-            return Ok(scan());
+            return Ok(timed());
         }
+        let waited = std::time::Instant::now();
         let ticket = self
             .gate
             .enter()
             .await
             .map_err(|e| ScanFailed(e.to_string()))?;
+        crate::face::stage("scan_wait", waited);
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _ticket = ticket;
-            span.in_scope(scan)
+            span.in_scope(timed)
         })
         .await
         .map_err(|e| ScanFailed(e.to_string()))
@@ -339,6 +365,7 @@ pub type Digest = std::collections::BTreeMap<String, GroupDigest>;
 /// scan in progress, and those checks run on the async workers.
 pub struct Group {
     pub version: ModelVersion,
+    pub model: &'static Recognition,
     faces: AtomicUsize,
     persons: AtomicUsize,
     index: RwLock<GroupIndex>,
@@ -348,6 +375,7 @@ impl Group {
     fn new(index: GroupIndex) -> Self {
         let group = Self {
             version: index.version,
+            model: index.model,
             faces: AtomicUsize::new(0),
             persons: AtomicUsize::new(0),
             index: RwLock::new(index),
@@ -393,7 +421,9 @@ impl Indexes {
         for group in groups::list(conn, 0, i64::MAX as u64)? {
             let version =
                 ModelVersion::parse(&group.face_model_version).unwrap_or(ModelVersion::V3);
-            let mut index = GroupIndex::new(version);
+            let model = Recognition::by_file(&group.serving_model)
+                .unwrap_or_else(|| Recognition::current(version));
+            let mut index = GroupIndex::new(version, model);
             index.reserve(counts.get(&group.group_id).copied().unwrap_or(0) as usize);
             built.insert(group.group_id, index);
         }
@@ -448,8 +478,24 @@ impl Indexes {
 
     pub fn apply(&self, change: &Change) {
         match change {
-            Change::CreateGroup { group_id, version } => {
-                self.insert_group(group_id.clone(), GroupIndex::new(*version))
+            Change::CreateGroup {
+                group_id,
+                version,
+                model,
+            } => self.insert_group(group_id.clone(), GroupIndex::new(*version, model)),
+            Change::Rebuild {
+                group_id,
+                version,
+                model,
+                faces,
+            } => {
+                let mut index = GroupIndex::new(*version, model);
+                index.reserve(faces.len());
+                for (person, key, vector) in faces {
+                    index.add_faces_unfused(person, &[(*key, vector.clone())]);
+                }
+                index.refresh_all();
+                self.insert_group(group_id.clone(), index);
             }
             Change::DeleteGroup { group_id } => {
                 self.groups.write().remove(group_id);
@@ -460,7 +506,16 @@ impl Indexes {
                 faces,
             } => {
                 for group in group_ids.iter().filter_map(|g| self.group(g)) {
-                    group.change(|index| index.add_faces(person_id, faces));
+                    // The embeddings by the network this group serves (a face without one is not indexed
+                    // here: the transaction that stored it refuses that case).
+                    let mine: Vec<(u64, Vec<f32>)> = faces
+                        .iter()
+                        .filter_map(|(key, vectors)| {
+                            let (_, v) = vectors.iter().find(|(m, _)| m == group.model.file)?;
+                            Some((*key, v.clone()))
+                        })
+                        .collect();
+                    group.change(|index| index.add_faces(person_id, &mine));
                 }
             }
             Change::RemoveFaces { group_ids, faces } => {
@@ -493,7 +548,7 @@ mod tests {
 
     #[test]
     fn fused_features_follow_face_changes() {
-        let mut index = GroupIndex::new(ModelVersion::V3);
+        let mut index = GroupIndex::new(ModelVersion::V3, &crate::face::embed::DLIB_128);
         index.add_faces("p", &[(1, v(&[1.0, 0.0])), (2, v(&[0.0, 1.0]))]);
         index.add_faces("q", &[(3, v(&[-1.0, 0.0]))]);
         let (best, cosine) = index.search_persons(&v(&[1.0, 1.0]), 1).remove(0);
@@ -510,7 +565,7 @@ mod tests {
 
     #[test]
     fn persons_that_come_and_go_do_not_grow_the_index() {
-        let mut index = GroupIndex::new(ModelVersion::V3);
+        let mut index = GroupIndex::new(ModelVersion::V3, &crate::face::embed::DLIB_128);
         index.add_faces("keep", &[(1, v(&[1.0]))]);
         for i in 0..100u64 {
             let id = format!("visitor-{i}");
@@ -549,12 +604,12 @@ mod tests {
 
     #[test]
     fn equal_contents_give_equal_digests_whatever_the_history() {
-        let mut built = GroupIndex::new(ModelVersion::V3);
+        let mut built = GroupIndex::new(ModelVersion::V3, &crate::face::embed::DLIB_128);
         built.add_faces("p", &[(1, v(&[1.0, 0.2])), (2, v(&[0.3, 1.0]))]);
         built.add_faces("q", &[(3, v(&[-1.0, 0.0]))]);
         built.add_faces("p", &[(4, v(&[0.5, 0.5, 0.5]))]);
         built.remove_faces(&[1]);
-        let mut loaded = GroupIndex::new(ModelVersion::V3);
+        let mut loaded = GroupIndex::new(ModelVersion::V3, &crate::face::embed::DLIB_128);
         loaded.add_faces_unfused("q", &[(3, v(&[-1.0, 0.0]))]);
         loaded.add_faces_unfused("p", &[(4, v(&[0.5, 0.5, 0.5])), (2, v(&[0.3, 1.0]))]);
         loaded.refresh_all();

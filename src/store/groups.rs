@@ -11,6 +11,8 @@ pub struct NewGroup {
     pub tag: String,
     pub ex_descriptions: Vec<String>,
     pub face_model_version: String,
+    /// The network the group's index holds embeddings of (a model file).
+    pub serving_model: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +24,20 @@ pub struct GroupRow {
     pub face_model_version: String,
     pub created_ms: i64,
     pub updated_ms: i64,
+    pub serving_model: String,
+    /// Where the group is moving (`Target`), and what it served before its last upgrade.
+    pub target: Option<Target>,
+    pub previous: Option<(String, String)>,
+}
+
+/// A group's move to another version or network: it keeps serving what it serves until every face has an
+/// embedding of `model`, then switches at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub version: String,
+    pub model: String,
+    /// The upgrade job behind the move; `None` when a version's network changed.
+    pub job: Option<String>,
 }
 
 /// What ModifyGroup may change; `None` leaves a value as it is.
@@ -32,8 +48,8 @@ pub struct GroupChange {
     pub ex_descriptions: Option<Vec<String>>,
 }
 
-const COLUMNS: &str =
-    "group_id, name, tag, ex_descriptions, face_model_version, created_ms, updated_ms";
+const COLUMNS: &str = "group_id, name, tag, ex_descriptions, face_model_version, created_ms, updated_ms, \
+     serving_model, target_version, target_model, target_job, previous_version, previous_model";
 
 fn from_row(row: &Row) -> rusqlite::Result<GroupRow> {
     let ex: String = row.get(3)?;
@@ -45,6 +61,25 @@ fn from_row(row: &Row) -> rusqlite::Result<GroupRow> {
         face_model_version: row.get(4)?,
         created_ms: row.get(5)?,
         updated_ms: row.get(6)?,
+        serving_model: row.get(7)?,
+        target: match (
+            row.get::<_, Option<String>>(8)?,
+            row.get::<_, Option<String>>(9)?,
+        ) {
+            (Some(version), Some(model)) => Some(Target {
+                version,
+                model,
+                job: row.get(10)?,
+            }),
+            _ => None,
+        },
+        previous: match (
+            row.get::<_, Option<String>>(11)?,
+            row.get::<_, Option<String>>(12)?,
+        ) {
+            (Some(version), Some(model)) => Some((version, model)),
+            _ => None,
+        },
     })
 }
 
@@ -72,9 +107,17 @@ pub fn insert(conn: &Connection, group: &NewGroup, now_ms: i64) -> Result<GroupR
     }
     let ex = serde_json::to_string(&group.ex_descriptions).expect("strings serialize");
     conn.execute(
-        "INSERT INTO groups (group_id, name, tag, ex_descriptions, face_model_version, created_ms, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-        params![group.group_id, group.name, group.tag, ex, group.face_model_version, now_ms],
+        "INSERT INTO groups (group_id, name, tag, ex_descriptions, face_model_version, created_ms, updated_ms,
+         serving_model) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+        params![
+            group.group_id,
+            group.name,
+            group.tag,
+            ex,
+            group.face_model_version,
+            now_ms,
+            group.serving_model
+        ],
     )?;
     get(conn, &group.group_id)
 }
@@ -135,6 +178,68 @@ pub fn update(
     Ok(group)
 }
 
+/// Start moving a group to `target` (it keeps serving what it serves meanwhile).
+pub fn set_target(conn: &Connection, group_id: &str, target: &Target) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE groups SET target_version = ?2, target_model = ?3, target_job = ?4 WHERE group_id = ?1",
+        params![group_id, target.version, target.model, target.job],
+    )?;
+    Ok(())
+}
+
+/// Complete a move: the group serves its target version and network; an upgrade (version change) keeps
+/// what it served before for one revert.
+pub fn switch_to_target(
+    conn: &Connection,
+    group_id: &str,
+    now_ms: i64,
+) -> Result<GroupRow, StoreError> {
+    let group = get(conn, group_id)?;
+    let Some(target) = &group.target else {
+        return Ok(group);
+    };
+    let upgrade = target.version != group.face_model_version;
+    conn.execute(
+        "UPDATE groups SET
+             previous_version = CASE WHEN ?2 THEN face_model_version ELSE previous_version END,
+             previous_model = CASE WHEN ?2 THEN serving_model ELSE previous_model END,
+             face_model_version = target_version, serving_model = target_model,
+             target_version = NULL, target_model = NULL, target_job = NULL, updated_ms = ?3
+         WHERE group_id = ?1",
+        params![group_id, upgrade, now_ms],
+    )?;
+    get(conn, group_id)
+}
+
+/// Give up a move (the upgrade failed): the group keeps serving what it serves.
+pub fn clear_target(conn: &Connection, group_id: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE groups SET target_version = NULL, target_model = NULL, target_job = NULL WHERE group_id = ?1",
+        [group_id],
+    )?;
+    Ok(())
+}
+
+/// Go back to what the group served before its last upgrade (once: the record of it is cleared).
+pub fn revert(conn: &Connection, group_id: &str, now_ms: i64) -> Result<GroupRow, StoreError> {
+    conn.execute(
+        "UPDATE groups SET face_model_version = previous_version, serving_model = previous_model,
+             previous_version = NULL, previous_model = NULL, updated_ms = ?2
+         WHERE group_id = ?1 AND previous_version IS NOT NULL",
+        params![group_id, now_ms],
+    )?;
+    get(conn, group_id)
+}
+
+/// Groups that are moving, oldest first.
+pub fn moving(conn: &Connection) -> Result<Vec<GroupRow>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM groups WHERE target_model IS NOT NULL ORDER BY rowid"
+    ))?;
+    let rows = stmt.query_map([], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Delete a group. Persons that were only in this group go with it (their faces and embeddings cascade);
 /// persons also in other groups stay, losing only this group's custom field values.
 pub fn delete(conn: &Connection, group_id: &str) -> Result<(), StoreError> {
@@ -189,6 +294,7 @@ mod tests {
             tag: String::new(),
             ex_descriptions: vec!["a".into()],
             face_model_version: "3.0".into(),
+            serving_model: "mobilefacenet_192.onnx".into(),
         }
     }
 

@@ -5,7 +5,9 @@
 //! Every call runs on the blocking pool and inside one transaction, committed before the caller answers.
 
 pub mod groups;
+pub mod jobs;
 pub mod persons;
+pub mod vectors;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +18,10 @@ use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
 /// The numbered schema files, in order. Add a file, never edit an applied one.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_embedding_models.sql"),
+];
 
 pub const DB_FILE: &str = "iai.sqlite3";
 
@@ -231,6 +236,72 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    /// A data directory from before migration 0002: its embeddings are labelled with the networks that made
+    /// them (3.0 was dlib's, 2.0 MobileFace-256), each group serves them, and at start the groups are set
+    /// moving to their version's current network.
+    #[tokio::test]
+    async fn a_schema_1_database_keeps_its_embeddings_and_is_set_to_move() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            Migrations::new(vec![M::up(MIGRATIONS[0])])
+                .to_latest(&mut conn)
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO groups (group_id, name, face_model_version, created_ms, updated_ms)
+                     VALUES ('g3', 'g3', '3.0', 1, 1), ('g2', 'g2', '2.0', 1, 1);
+                 INSERT INTO persons (person_id, name, created_ms, updated_ms) VALUES ('p', 'p', 1, 1);
+                 INSERT INTO group_members (group_id, person_id, joined_ms) VALUES ('g3', 'p', 1), ('g2', 'p', 1);
+                 INSERT INTO faces (face_id, person_id, rect_x, rect_y, rect_width, rect_height, crop_png,
+                                    landmarks, created_ms) VALUES ('1', 'p', 0, 0, 9, 9, x'00', '[]', 1);
+                 INSERT INTO face_embeddings (face_id, face_model_version, embedding)
+                     VALUES ('1', '3.0', x'0000803f'), ('1', '2.0', x'00000040');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        {
+            let conn = store.conn.lock();
+            let vectors: Vec<(String, Vec<u8>)> = conn
+                .prepare("SELECT model, embedding FROM face_vectors ORDER BY model")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(
+                vectors,
+                vec![
+                    (
+                        "faceapi_recognition_128.onnx".into(),
+                        vec![0, 0, 0x80, 0x3f]
+                    ),
+                    ("mobileface_recognition.onnx".into(), vec![0, 0, 0, 0x40]),
+                ]
+            );
+            let g3 = groups::get(&conn, "g3").unwrap();
+            assert_eq!(g3.serving_model, "faceapi_recognition_128.onnx");
+            assert_eq!(
+                groups::get(&conn, "g2").unwrap().serving_model,
+                "mobileface_recognition.onnx"
+            );
+        }
+        let mut retired = crate::jobs::plan_network_changes(&store).await.unwrap();
+        retired.sort();
+        assert_eq!(
+            retired,
+            [
+                "faceapi_recognition_128.onnx",
+                "mobileface_recognition.onnx"
+            ]
+        );
+        let conn = store.conn.lock();
+        let target = |id: &str| groups::get(&conn, id).unwrap().target.unwrap();
+        assert_eq!(target("g3").model, "mobilefacenet_192.onnx");
+        assert_eq!(target("g2").model, "faceapi_recognition_128.onnx");
+        assert!(target("g2").job.is_none());
     }
 
     #[test]

@@ -25,8 +25,9 @@ pub struct NewFace {
     pub crop_png: Vec<u8>,
     pub landmarks: String,
     pub quality: Option<f64>,
-    pub version: String,
-    pub embedding: Vec<f32>,
+    /// The face's embeddings, by network (model file): one for each network its person's groups serve or
+    /// are moving to.
+    pub vectors: Vec<(String, Vec<f32>)>,
 }
 
 pub fn find(conn: &Connection, person_id: &str) -> Result<Option<PersonRow>, StoreError> {
@@ -191,6 +192,70 @@ pub fn model_version(conn: &Connection, person_id: &str) -> Result<Option<String
         .optional()?)
 }
 
+/// The networks a person's faces need embeddings of: what each of its groups serves, and where each is
+/// moving. `serving` lists only the former (a face without those would be missing from a live index).
+pub struct NeededModels {
+    pub serving: Vec<String>,
+    pub all: Vec<String>,
+}
+
+pub fn needed_models(conn: &Connection, person_id: &str) -> Result<NeededModels, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT g.serving_model, g.target_model FROM group_members m JOIN groups g ON g.group_id = m.group_id
+         WHERE m.person_id = ?1",
+    )?;
+    let rows = stmt.query_map([person_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+    })?;
+    let (mut serving, mut all) = (Vec::new(), Vec::new());
+    for row in rows {
+        let (model, target) = row?;
+        for m in std::iter::once(&model).chain(target.as_ref()) {
+            if !all.contains(m) {
+                all.push(m.clone());
+            }
+        }
+        if !serving.contains(&model) {
+            serving.push(model);
+        }
+    }
+    Ok(NeededModels { serving, all })
+}
+
+/// The version and network of the person's first group (groups of one person agree, unless one of them was
+/// upgraded), for comparisons with the person's stored faces; None for a person without groups.
+pub fn serving(conn: &Connection, person_id: &str) -> Result<Option<(String, String)>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT g.face_model_version, g.serving_model FROM group_members m
+             JOIN groups g ON g.group_id = m.group_id WHERE m.person_id = ?1 ORDER BY m.rowid LIMIT 1",
+            [person_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Stored crops of the person's faces without an embedding by `model`.
+pub fn crops_missing(
+    conn: &Connection,
+    person_id: &str,
+    model: &str,
+) -> Result<Vec<super::vectors::StoredCrop>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT f.face_id, f.person_id, f.crop_png, f.landmarks FROM faces f WHERE f.person_id = ?1
+           AND NOT EXISTS (SELECT 1 FROM face_vectors v WHERE v.face_id = f.face_id AND v.model = ?2)",
+    )?;
+    let rows = stmt.query_map(params![person_id, model], |r| {
+        Ok(super::vectors::StoredCrop {
+            face_id: r.get(0)?,
+            person_id: r.get(1)?,
+            crop_png: r.get(2)?,
+            landmarks: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Persons of a group in the order they joined, with their values there.
 pub fn members(
     conn: &Connection,
@@ -241,10 +306,9 @@ pub fn insert_face(
             now_ms
         ],
     )?;
-    conn.execute(
-        "INSERT INTO face_embeddings (face_id, face_model_version, embedding) VALUES (?1, ?2, ?3)",
-        params![face.face_id, face.version, encode(&face.embedding)],
-    )?;
+    for (model, vector) in &face.vectors {
+        super::vectors::insert(conn, &face.face_id, model, vector, now_ms)?;
+    }
     Ok(())
 }
 
@@ -255,6 +319,15 @@ pub fn delete_face(conn: &Connection, person_id: &str, face_id: &str) -> Result<
     )? > 0)
 }
 
+pub fn face_exists(conn: &Connection, face_id: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row("SELECT 1 FROM faces WHERE face_id = ?1", [face_id], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some())
+}
+
 /// Face ids of a person in the order they were added.
 pub fn face_ids(conn: &Connection, person_id: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt =
@@ -263,24 +336,24 @@ pub fn face_ids(conn: &Connection, person_id: &str) -> Result<Vec<String>, Store
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// (face id, embedding) of a person's faces for a model version.
+/// (face id, embedding) of a person's faces by one network (faces without one are left out).
 pub fn embeddings(
     conn: &Connection,
     person_id: &str,
-    version: &str,
+    model: &str,
 ) -> Result<Vec<(String, Vec<f32>)>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT f.face_id, e.embedding FROM faces f JOIN face_embeddings e ON e.face_id = f.face_id
-         WHERE f.person_id = ?1 AND e.face_model_version = ?2 ORDER BY f.created_ms, f.rowid",
+        "SELECT f.face_id, e.embedding FROM faces f JOIN face_vectors e ON e.face_id = f.face_id
+         WHERE f.person_id = ?1 AND e.model = ?2 ORDER BY f.created_ms, f.rowid",
     )?;
-    let rows = stmt.query_map(params![person_id, version], |r| {
+    let rows = stmt.query_map(params![person_id, model], |r| {
         let blob: Vec<u8> = r.get(1)?;
         Ok((r.get(0)?, decode(&blob)))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Every (group, person, face id, embedding) of the groups' own model versions, for the start-up rebuild;
+/// Every (group, person, face id, embedding) by the network each group serves, for the start-up rebuild;
 /// streamed to `each` so that a million faces are not held twice.
 pub fn for_each_indexed_face(
     conn: &Connection,
@@ -290,7 +363,7 @@ pub fn for_each_indexed_face(
         "SELECT m.group_id, f.person_id, f.face_id, e.embedding FROM group_members m
          JOIN groups g ON g.group_id = m.group_id
          JOIN faces f ON f.person_id = m.person_id
-         JOIN face_embeddings e ON e.face_id = f.face_id AND e.face_model_version = g.face_model_version
+         JOIN face_vectors e ON e.face_id = f.face_id AND e.model = g.serving_model
          ORDER BY m.group_id",
     )?;
     let mut rows = stmt.query([])?;
@@ -334,6 +407,7 @@ mod tests {
                     tag: String::new(),
                     ex_descriptions: vec![],
                     face_model_version: "3.0".into(),
+                    serving_model: "m".into(),
                 },
                 1,
             )
@@ -352,13 +426,16 @@ mod tests {
             crop_png: vec![0],
             landmarks: "[]".into(),
             quality: None,
-            version: "3.0".into(),
-            embedding: vec![0.5, -0.25],
+            vectors: vec![("m".into(), vec![0.5, -0.25]), ("n".into(), vec![1.0])],
         };
         insert_face(&conn, "p", &face, 1).unwrap();
         assert_eq!(
-            embeddings(&conn, "p", "3.0").unwrap(),
+            embeddings(&conn, "p", "m").unwrap(),
             vec![("42".to_string(), vec![0.5, -0.25])]
+        );
+        assert_eq!(
+            needed_models(&conn, "p").unwrap().all,
+            vec!["m".to_string()]
         );
         let mut seen = Vec::new();
         for_each_indexed_face(&conn, |g, p, f, _| seen.push(format!("{g}/{p}/{f}"))).unwrap();

@@ -4,19 +4,21 @@
 //!   missing;
 //! - `GET /metrics`: Prometheus text;
 //! - `GET /index/digest`: counts and a hash of every group's live index, taken while no write can happen,
-//!   for `iai-server check-index` to compare with a rebuild from the database.
+//!   for `iai-server check-index` to compare with a rebuild from the database;
+//! - `GET /files/{name}?Expires=..&Signature=..`: the result files of jobs, behind links that expire.
 //!
 //! `/metrics` and `/index/digest` name groups and their sizes: keep the port on a trusted network, or
 //! block those paths in front of the server.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::server::AppState;
+use crate::jobs::links::LinkError;
 
 /// What the operator endpoints need from the service behind the wire.
 pub trait Operations: Send + Sync + 'static {
@@ -26,6 +28,47 @@ pub trait Operations: Send + Sync + 'static {
     fn metrics_text(&self) -> String;
     /// The live index's digest, as JSON.
     fn index_digest(&self) -> impl Future<Output = Result<serde_json::Value, String>> + Send;
+    /// A job's result file behind a signed link (`jobs::links`).
+    fn result_file(&self, name: &str, expires: i64, signature: &str) -> Result<Vec<u8>, LinkError>;
+}
+
+#[derive(serde::Deserialize)]
+pub struct LinkQuery {
+    #[serde(rename = "Expires")]
+    expires: i64,
+    #[serde(rename = "Signature")]
+    signature: String,
+}
+
+/// `GET /files/{name}?Expires=..&Signature=..`: a job's result file (JSON), while its link is valid.
+pub async fn result_file<S: Operations>(
+    State(state): State<Arc<AppState<S>>>,
+    Path(name): Path<String>,
+    query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let (Some(service), Ok(Query(link))) = (state.service(), query) else {
+        return json_response(
+            StatusCode::FORBIDDEN,
+            json!({"error": "the link is not valid"}),
+        );
+    };
+    match service.result_file(&name, link.expires, &link.signature) {
+        Ok(bytes) => {
+            let mut response = (StatusCode::OK, bytes).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(e) => {
+            let status = match e {
+                LinkError::Invalid => StatusCode::FORBIDDEN,
+                LinkError::Expired | LinkError::Gone => StatusCode::GONE,
+            };
+            json_response(status, json!({"error": e.to_string()}))
+        }
+    }
 }
 
 pub async fn health() -> Response {

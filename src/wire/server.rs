@@ -78,6 +78,10 @@ pub fn router<S: Iai + Operations>(state: Arc<AppState<S>>) -> Router {
             "/index/digest",
             get(ops::index_digest::<S>).fallback(handle::<S>),
         )
+        .route(
+            "/files/{name}",
+            get(ops::result_file::<S>).fallback(handle::<S>),
+        )
         .fallback(handle::<S>)
         .with_state(state)
         .layer(RequestBodyTimeoutLayer::new(body_idle_timeout))
@@ -172,6 +176,11 @@ async fn answer<S: Iai>(
     // The parameters now own what the call needs; the raw bytes go (the ticket stays, for the parameters).
     drop(body);
     ctx.request_id = request_id.to_owned();
+    ctx.host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
     facts.action = Some(ctx.action.clone());
     facts.secret_id = ctx.secret_id.clone();
     let action = ctx.action.clone();
@@ -273,6 +282,14 @@ mod tests {
         }
         async fn index_digest(&self) -> Result<serde_json::Value, String> {
             Ok(serde_json::json!({"groups": {}}))
+        }
+        fn result_file(
+            &self,
+            _: &str,
+            _: i64,
+            _: &str,
+        ) -> Result<Vec<u8>, crate::jobs::links::LinkError> {
+            Err(crate::jobs::links::LinkError::Gone)
         }
     }
 

@@ -68,7 +68,7 @@ def test_metrics_parse_and_follow_the_calls(server, client, unique):
     assert sample(after, "iai_request_duration_seconds", "iai_request_duration_seconds_bucket",
                   action="CreatePerson", le="+Inf") >= 1
     # Inference time per model: CreatePerson ran the detector and the 3.0 embedder.
-    for model in ["yunet_n_dynamic.onnx", "faceapi_recognition_128.onnx"]:
+    for model in ["yunet_n_dynamic.onnx", "mobilefacenet_192.onnx"]:
         assert sample(after, "iai_inference_duration_seconds", "iai_inference_duration_seconds_count",
                       model=model) >= 1
     # Admission: every gate reports its capacity, what is in use and its queue.
@@ -150,7 +150,7 @@ def test_check_index_finds_an_index_that_disagrees_with_the_database(own_server,
     assert status == 0 and "equals a rebuild" in output, output
     # Behind the server's back, a stored embedding disappears: the live index still has it.
     with sqlite3.connect(own_server.data_dir / "iai.sqlite3") as db:
-        db.execute("DELETE FROM face_embeddings WHERE rowid = (SELECT min(rowid) FROM face_embeddings)")
+        db.execute("DELETE FROM face_vectors WHERE rowid = (SELECT min(rowid) FROM face_vectors)")
     status, output = check_index(own_server)
     assert status == 1, output
     assert f"MISMATCH group {group}" in output and "2 faces" in output and "1 faces" in output, output

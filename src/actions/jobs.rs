@@ -1,0 +1,234 @@
+//! The model-version jobs (CONTROL.md §A.1-A.4): UpgradeGroupFaceModelVersion,
+//! RevertGroupFaceModelVersion, GetUpgradeGroupFaceModelVersionJobList,
+//! GetUpgradeGroupFaceModelVersionResult. An upgrade sets the group moving to 3.0 (`jobs::mover` embeds its
+//! faces and switches it); the group keeps answering on 2.0, fully writable, until the switch. A revert moves
+//! it back (its 2.0 embeddings were kept), once per group.
+
+use std::sync::Arc;
+
+use super::rules::{self, Page};
+use crate::api::model::*;
+use crate::api::{ApiError, ErrorCode, RequestContext};
+use crate::face::ModelVersion;
+use crate::face::embed::Recognition;
+use crate::jobs::Jobs;
+use crate::jobs::links::bare_host;
+use crate::jobs::mover::FAILED_FACES_LINK;
+use crate::store::jobs::{self as job_rows, JobRow, UPGRADE};
+use crate::store::{Store, groups, now_ms, vectors};
+
+/// A JobId in Tencent's shape: `{account}_upgrade_group_{unix seconds}_{8 letters and digits}`.
+fn new_job_id(kind: &str) -> String {
+    let tail: String = uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .chars()
+        .take(8)
+        .collect();
+    format!("iai_{kind}_{}_{tail}", now_ms() / 1000)
+}
+
+fn cannot_upgrade(why: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::FailedOperationGroupCannotUpgrade, why)
+}
+
+pub async fn upgrade(
+    store: &Store,
+    jobs: &Arc<Jobs>,
+    req: UpgradeGroupFaceModelVersionRequest,
+) -> Result<UpgradeGroupFaceModelVersionResponse, ApiError> {
+    rules::check_group_id(&req.group_id)?;
+    let to = rules::face_model_version(Some(&req.face_model_version))?;
+    if to != ModelVersion::V3.as_str() {
+        return Err(cannot_upgrade(
+            "Groups can only be upgraded from 2.0 to 3.0.",
+        ));
+    }
+    let job_id = new_job_id("upgrade_group");
+    let model = Recognition::current(ModelVersion::V3).file;
+    let id = job_id.clone();
+    store
+        .write(move |tx| {
+            let group = groups::get(tx, &req.group_id)?;
+            if group.face_model_version != ModelVersion::V2.as_str() {
+                return Err(cannot_upgrade(format!(
+                    "The group already uses model {}.",
+                    group.face_model_version
+                )));
+            }
+            if group.target.is_some() {
+                return Err(cannot_upgrade("The group is already being upgraded."));
+            }
+            let now = now_ms();
+            job_rows::insert(
+                tx,
+                &JobRow {
+                    job_id: id.clone(),
+                    kind: UPGRADE.into(),
+                    group_id: Some(req.group_id.clone()),
+                    params: serde_json::json!({"from": "2.0", "to": "3.0"}),
+                    status: job_rows::UPGRADING,
+                    progress: 0.0,
+                    result: None,
+                    started_ms: now,
+                    finished_ms: None,
+                },
+            )?;
+            // A retried upgrade tries faces that failed before again.
+            vectors::clear_failures(tx, &req.group_id, model)?;
+            groups::set_target(
+                tx,
+                &req.group_id,
+                &groups::Target {
+                    version: to.clone(),
+                    model: model.to_owned(),
+                    job: Some(id),
+                },
+            )?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    jobs.wake_mover();
+    Ok(UpgradeGroupFaceModelVersionResponse { job_id })
+}
+
+fn job_not_found() -> ApiError {
+    ApiError::code(ErrorCode::FailedOperationUpgradeJobIdNotExist)
+}
+
+fn check_job_id(job_id: &str) -> Result<(), ApiError> {
+    if job_id.is_empty() || job_id.len() > 128 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameterInvalidParameter,
+            "JobId must be 1 to 128 characters.",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn revert(
+    store: &Store,
+    jobs: &Arc<Jobs>,
+    req: RevertGroupFaceModelVersionRequest,
+) -> Result<RevertGroupFaceModelVersionResponse, ApiError> {
+    check_job_id(&req.job_id)?;
+    store
+        .write(move |tx| {
+            let job = job_rows::find(tx, &req.job_id)?
+                .filter(|j| j.kind == UPGRADE)
+                .ok_or_else(job_not_found)?;
+            let group_id = job.group_id.clone().unwrap_or_default();
+            let group = groups::get(tx, &group_id)?;
+            let cannot = |why: &str| {
+                ApiError::new(
+                    ErrorCode::FailedOperationJobCannnotRollback,
+                    format!("The job cannot be rolled back: {why}."),
+                )
+            };
+            if job.status != job_rows::UPGRADED {
+                return Err(cannot("only a finished upgrade can be rolled back"));
+            }
+            if job_rows::of_group(tx, &group_id)?
+                .iter()
+                .any(|j| j.status == job_rows::ROLLED_BACK)
+            {
+                return Err(cannot("the group has been rolled back once already"));
+            }
+            if job_rows::of_group(tx, &group_id)?
+                .first()
+                .is_some_and(|newest| newest.job_id != job.job_id)
+            {
+                return Err(cannot("it is not the group's last upgrade"));
+            }
+            let (Some((version, model)), None) = (group.previous.clone(), &group.target) else {
+                return Err(cannot("the group is moving, or has nothing to go back to"));
+            };
+            groups::set_target(
+                tx,
+                &group_id,
+                &groups::Target {
+                    version,
+                    model,
+                    job: Some(job.job_id),
+                },
+            )?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    jobs.wake_mover();
+    Ok(RevertGroupFaceModelVersionResponse {})
+}
+
+fn job_info(job: &JobRow) -> UpgradeJobInfo {
+    UpgradeJobInfo {
+        job_id: job.job_id.clone(),
+        group_id: job.group_id.clone().unwrap_or_default(),
+        from_face_model_version: job.params["from"].as_str().unwrap_or("2.0").to_owned(),
+        to_face_model_version: job.params["to"].as_str().unwrap_or("3.0").to_owned(),
+        start_time: job.started_ms.max(0) as u64,
+        status: job.status.max(0) as u64,
+    }
+}
+
+pub async fn list(
+    store: &Store,
+    req: GetUpgradeGroupFaceModelVersionJobListRequest,
+) -> Result<GetUpgradeGroupFaceModelVersionJobListResponse, ApiError> {
+    store
+        .read(move |conn| {
+            let total = job_rows::count(conn, UPGRADE)?;
+            let page = Page::new(req.offset, req.limit, 1000, total)?;
+            let jobs = job_rows::list(conn, UPGRADE, page.offset, page.limit)?;
+            Ok::<_, ApiError>(GetUpgradeGroupFaceModelVersionJobListResponse {
+                job_infos: jobs.iter().map(job_info).collect(),
+                job_num: total,
+            })
+        })
+        .await
+}
+
+pub async fn result(
+    store: &Store,
+    jobs: &Arc<Jobs>,
+    ctx: &RequestContext,
+    req: GetUpgradeGroupFaceModelVersionResultRequest,
+) -> Result<GetUpgradeGroupFaceModelVersionResultResponse, ApiError> {
+    check_job_id(&req.job_id)?;
+    let job = store
+        .read(move |conn| Ok::<_, ApiError>(job_rows::find(conn, &req.job_id)?))
+        .await?
+        .filter(|j| j.kind == UPGRADE)
+        .ok_or_else(job_not_found)?;
+    let now = now_ms();
+    let end = match job.finished_ms {
+        Some(finished) => finished,
+        // Estimated from the rate so far; before the first batch, a second from now.
+        None if job.progress > 0.0 => {
+            let elapsed = (now - job.started_ms).max(0) as f64;
+            job.started_ms + (elapsed * 100.0 / job.progress) as i64
+        }
+        None => now + 1000,
+    };
+    let failed_faces_url = match job
+        .result
+        .as_ref()
+        .and_then(|r| r["failed_faces_file"].as_str())
+    {
+        Some(file) if jobs.links.exists(file) => {
+            let host = ctx.host.as_deref().map(bare_host).unwrap_or("127.0.0.1");
+            jobs.links.url(host, file, now / 1000, FAILED_FACES_LINK)
+        }
+        _ => String::new(),
+    };
+    let info = job_info(&job);
+    Ok(GetUpgradeGroupFaceModelVersionResultResponse {
+        end_timestamp: end.max(0) as u64,
+        progress: (job.progress * 100.0).round() / 100.0,
+        status: job.status,
+        start_time: info.start_time,
+        from_face_model_version: info.from_face_model_version,
+        to_face_model_version: info.to_face_model_version,
+        group_id: info.group_id,
+        failed_faces_url,
+    })
+}

@@ -1,0 +1,293 @@
+//! The legacy duplicate-person actions (CONTROL.md §A.5-A.8): CheckSimilarPerson,
+//! EstimateCheckSimilarPersonCostTime, GetCheckSimilarPersonJobIdList, GetSimilarPersonResult. A check is a
+//! job row; `jobs::similar` runs it (snapshot, scan, result file).
+
+use std::sync::Arc;
+
+use super::rules;
+use crate::api::model::*;
+use crate::api::{ApiError, ErrorCode, RequestContext};
+use crate::face::ModelVersion;
+use crate::index::{Indexes, Scanner};
+use crate::jobs::Jobs;
+use crate::jobs::links::bare_host;
+use crate::jobs::similar::{self, Params};
+use crate::store::jobs::{self as job_rows, CHECK_DONE, CHECK_RUNNING, JobRow, SIMILAR};
+use crate::store::{Store, now_ms};
+
+/// A JobId in Tencent's shape: `{account}_merge_person_{unix seconds}_{8 letters and digits}`.
+fn new_job_id() -> String {
+    let tail: String = uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .chars()
+        .take(8)
+        .collect();
+    format!("iai_merge_person_{}_{tail}", now_ms() / 1000)
+}
+
+/// The checked groups: 1 to 10 distinct existing groups, all of FaceModelVersion 3.0, at most 2,000,000
+/// persons (counted once per group), not all empty. Returns the distinct ids in the order asked and the
+/// persons they hold.
+fn check_groups(indexes: &Indexes, ids: &[String]) -> Result<(Vec<String>, u64), ApiError> {
+    let mut unique: Vec<String> = Vec::new();
+    for id in ids {
+        if !unique.contains(id) {
+            unique.push(id.clone());
+        }
+    }
+    if unique.is_empty() || unique.len() > similar::MAX_GROUPS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameterValueGroupIdsExceed,
+            format!("GroupIds must list 1 to {} groups.", similar::MAX_GROUPS),
+        ));
+    }
+    let mut groups = Vec::new();
+    for id in &unique {
+        rules::check_group_id(id)?;
+        let group = indexes
+            .group(id)
+            .ok_or_else(|| ApiError::code(ErrorCode::InvalidParameterValueGroupIdNotExist))?;
+        groups.push(group);
+    }
+    if groups.iter().any(|g| g.version != groups[0].version) {
+        return Err(ApiError::code(
+            ErrorCode::FailedOperationAcrossVersionsError,
+        ));
+    }
+    if groups[0].version != ModelVersion::V3 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameterValueUnsupportedGroupFaceModelVersion,
+            "Duplicate-person checks need groups of FaceModelVersion 3.0.",
+        ));
+    }
+    let persons: u64 = groups.iter().map(|g| g.person_count() as u64).sum();
+    check_person_total(persons)?;
+    Ok((unique, persons))
+}
+
+fn check_person_total(persons: u64) -> Result<(), ApiError> {
+    if persons > similar::MAX_PERSONS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameterValueGroupFaceNumExceed,
+            format!(
+                "The groups hold {persons} persons; a duplicate-person check takes at most {}.",
+                similar::MAX_PERSONS
+            ),
+        ));
+    }
+    if persons == 0 {
+        return Err(ApiError::code(
+            ErrorCode::InvalidParameterValueNoFaceInGroups,
+        ));
+    }
+    Ok(())
+}
+
+/// The scan rate for estimates: measured by a short calibration scan at first use (on the blocking pool,
+/// admitted by the scan gate), then by the checks themselves; capped by the operator's throttle.
+async fn rate(scanner: &Scanner) -> Result<f64, ApiError> {
+    let measured = match similar::measured() {
+        Some(rate) => rate,
+        None => {
+            let rate = scanner
+                .run(similar::CALIBRATION_PERSONS * 2, similar::calibrate)
+                .await
+                .map_err(super::search::scan_failed)?;
+            similar::set_measured(rate);
+            rate
+        }
+    };
+    Ok(similar::capped(measured))
+}
+
+/// Pairs still to compare by the unfinished checks (they run before a new one).
+fn queued_pairs(unfinished: &[JobRow]) -> u64 {
+    unfinished.iter().map(similar::remaining_pairs).sum()
+}
+
+fn too_long(minutes: u64) -> ApiError {
+    ApiError::new(
+        ErrorCode::FailedOperationCheckSimilarPersonTimeExceed,
+        format!(
+            "The check would finish in about {minutes} minutes (with the checks queued before it); the limit is {} minutes. Retry later.",
+            similar::MAX_MINUTES
+        ),
+    )
+}
+
+pub async fn check(
+    store: &Store,
+    indexes: &Indexes,
+    scanner: &Scanner,
+    jobs: &Arc<Jobs>,
+    req: CheckSimilarPersonRequest,
+) -> Result<CheckSimilarPersonResponse, ApiError> {
+    let (group_ids, persons) = check_groups(indexes, &req.group_ids)?;
+    let control = req.unique_person_control;
+    if similar::threshold_score(control).is_none() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameterValueUniquePersonControlIllegal,
+            "UniquePersonControl must be 1 or 2.",
+        ));
+    }
+    let rate = rate(scanner).await?;
+    let pairs = similar::pairs(persons);
+    let job_id = new_job_id();
+    let id = job_id.clone();
+    store
+        .write(move |tx| {
+            let unfinished = job_rows::with_status(tx, SIMILAR, CHECK_RUNNING)?;
+            if unfinished
+                .iter()
+                .filter_map(Params::of)
+                .any(|p| p.same_groups(&group_ids))
+            {
+                return Err(ApiError::code(
+                    ErrorCode::FailedOperationCheckDuplicatePersonTaskNotFinished,
+                ));
+            }
+            let minutes = similar::minutes(queued_pairs(&unfinished) + pairs, rate);
+            if minutes > similar::MAX_MINUTES {
+                return Err(too_long(minutes));
+            }
+            let params = Params {
+                group_ids,
+                unique_person_control: control,
+                pairs,
+            };
+            job_rows::insert(
+                tx,
+                &JobRow {
+                    job_id: id,
+                    kind: SIMILAR.into(),
+                    group_id: None,
+                    params: serde_json::to_value(&params).unwrap_or_default(),
+                    status: CHECK_RUNNING,
+                    progress: 0.0,
+                    result: None,
+                    started_ms: now_ms(),
+                    finished_ms: None,
+                },
+            )?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    jobs.wake_checks();
+    Ok(CheckSimilarPersonResponse { job_id })
+}
+
+pub async fn estimate(
+    store: &Store,
+    indexes: &Indexes,
+    scanner: &Scanner,
+    req: EstimateCheckSimilarPersonCostTimeRequest,
+) -> Result<EstimateCheckSimilarPersonCostTimeResponse, ApiError> {
+    let (_, persons) = check_groups(indexes, &req.group_ids)?;
+    let rate = rate(scanner).await?;
+    let queued = store
+        .read(|conn| {
+            Ok::<_, ApiError>(queued_pairs(&job_rows::with_status(
+                conn,
+                SIMILAR,
+                CHECK_RUNNING,
+            )?))
+        })
+        .await?;
+    let minutes = similar::minutes(queued + similar::pairs(persons), rate);
+    if minutes > similar::MAX_MINUTES {
+        return Err(too_long(minutes));
+    }
+    Ok(EstimateCheckSimilarPersonCostTimeResponse {
+        estimated_time_cost: minutes,
+    })
+}
+
+pub async fn list(
+    store: &Store,
+    req: GetCheckSimilarPersonJobIdListRequest,
+) -> Result<GetCheckSimilarPersonJobIdListResponse, ApiError> {
+    let limit = req.limit.unwrap_or(10);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameterValueLimitExceed,
+            "Limit must be between 1 and 1000.",
+        ));
+    }
+    let offset = req.offset.unwrap_or(0);
+    store
+        .read(move |conn| {
+            let total = job_rows::count(conn, SIMILAR)?;
+            if total == 0 {
+                return Err(ApiError::code(ErrorCode::FailedOperationJobNotExist));
+            }
+            let jobs = job_rows::list(conn, SIMILAR, offset, limit)?;
+            Ok(GetCheckSimilarPersonJobIdListResponse {
+                job_id_infos: jobs
+                    .iter()
+                    .map(|job| JobIdInfo {
+                        job_id: job.job_id.clone(),
+                        start_time: job.started_ms.max(0) as u64,
+                        job_status: job.status,
+                    })
+                    .collect(),
+                job_id_num: total,
+            })
+        })
+        .await
+}
+
+pub async fn result(
+    store: &Store,
+    jobs: &Arc<Jobs>,
+    ctx: &RequestContext,
+    req: GetSimilarPersonResultRequest,
+) -> Result<GetSimilarPersonResultResponse, ApiError> {
+    let job_id = req.job_id;
+    let job = store
+        .read(move |conn| Ok::<_, ApiError>(job_rows::find(conn, &job_id)?))
+        .await?
+        .filter(|j| j.kind == SIMILAR)
+        .ok_or_else(|| ApiError::code(ErrorCode::FailedOperationJobIdNotExist))?;
+    let file = similar::result_file(&job.job_id);
+    // The link only for a finished check whose file is still kept (90 days).
+    let url = if job.status == CHECK_DONE && jobs.links.exists(&file) {
+        let host = ctx.host.as_deref().map(bare_host).unwrap_or("127.0.0.1");
+        jobs.links
+            .url(host, &file, now_ms() / 1000, similar::RESULT_LINK)
+    } else {
+        String::new()
+    };
+    let progress = if job.status == CHECK_DONE {
+        100.0
+    } else {
+        ((job.progress * 100.0).round() / 100.0).min(99.99)
+    };
+    Ok(GetSimilarPersonResultResponse {
+        progress,
+        similar_persons_url: url,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn person_totals() {
+        assert!(check_person_total(2_000_000).is_ok());
+        assert_eq!(
+            check_person_total(2_000_001).unwrap_err().code,
+            ErrorCode::InvalidParameterValueGroupFaceNumExceed
+        );
+        assert_eq!(
+            check_person_total(0).unwrap_err().code,
+            ErrorCode::InvalidParameterValueNoFaceInGroups
+        );
+        let id = new_job_id();
+        let tail = id.rsplit('_').next().unwrap();
+        assert!(id.starts_with("iai_merge_person_"));
+        assert_eq!(tail.len(), 8);
+        assert!(tail.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+}

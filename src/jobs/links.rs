@@ -1,0 +1,171 @@
+//! Result files of jobs (the faces an upgrade could not move, the persons a duplicate check found), kept in
+//! `<data dir>/files/` and handed out as links that expire, as Tencent's COS links do: the link carries its
+//! expiry and an HMAC-SHA256 of name and expiry under a key kept in `<data dir>/url.key`, so the files need
+//! no other credentials and a link cannot be extended or pointed at another file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use hmac::{KeyInit, Mac};
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+pub struct Links {
+    key: Vec<u8>,
+    dir: PathBuf,
+}
+
+/// Why a link was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("the link has expired")]
+    Expired,
+    #[error("the link is not valid")]
+    Invalid,
+    #[error("the file no longer exists")]
+    Gone,
+}
+
+impl Links {
+    pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        let dir = data_dir.join("files");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let key_path = data_dir.join("url.key");
+        let key = match std::fs::read(&key_path) {
+            Ok(key) if key.len() >= 32 => key,
+            _ => {
+                let key: Vec<u8> = (0..2)
+                    .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
+                    .collect();
+                std::fs::write(&key_path, &key)
+                    .with_context(|| format!("cannot write {}", key_path.display()))?;
+                key
+            }
+        };
+        Ok(Self { key, dir })
+    }
+
+    fn signature(&self, name: &str, expires: i64) -> String {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("any key length");
+        mac.update(format!("{name}\n{expires}").as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Keep a result file under `name` (letters, digits, `_`, `-`, `.`).
+    pub fn write(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        anyhow::ensure!(safe_name(name), "bad result file name {name}");
+        let path = self.dir.join(name);
+        let partial = self.dir.join(format!("{name}.partial"));
+        std::fs::write(&partial, bytes)?;
+        std::fs::rename(&partial, &path)?;
+        Ok(())
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        safe_name(name) && self.dir.join(name).exists()
+    }
+
+    /// A link to `name` on `host` (as the client reached this server), valid for `valid` from `now`.
+    pub fn url(&self, host: &str, name: &str, now: i64, valid: Duration) -> String {
+        let expires = now + valid.as_secs() as i64;
+        format!(
+            "http://{host}/files/{name}?Expires={expires}&Signature={}",
+            self.signature(name, expires)
+        )
+    }
+
+    /// The file behind a link, if the link is genuine and not expired.
+    pub fn read(
+        &self,
+        name: &str,
+        expires: i64,
+        signature: &str,
+        now: i64,
+    ) -> Result<Vec<u8>, LinkError> {
+        if !safe_name(name) {
+            return Err(LinkError::Invalid);
+        }
+        let expected = self.signature(name, expires);
+        if !bool::from(expected.as_bytes().ct_eq(signature.as_bytes())) {
+            return Err(LinkError::Invalid);
+        }
+        if now > expires {
+            return Err(LinkError::Expired);
+        }
+        std::fs::read(self.dir.join(name)).map_err(|_| LinkError::Gone)
+    }
+
+    /// Delete result files older than `age`.
+    pub fn purge(&self, age: Duration) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|elapsed| elapsed > age);
+            if old {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// `host` as a client sent it, without a scheme (tccli sends `http://127.0.0.1:PORT` as its Host).
+pub fn bare_host(host: &str) -> &str {
+    host.trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_expire_and_cannot_be_forged() {
+        let dir = tempfile::tempdir().unwrap();
+        let links = Links::open(dir.path()).unwrap();
+        links.write("job_1.json", b"[]").unwrap();
+        let url = links.url("h:1", "job_1.json", 1000, Duration::from_secs(60));
+        let query = url.split_once('?').unwrap().1;
+        let (expires, signature) = query.split_once("&Signature=").unwrap();
+        let expires: i64 = expires.trim_start_matches("Expires=").parse().unwrap();
+        assert_eq!(expires, 1060);
+        assert_eq!(
+            links.read("job_1.json", expires, signature, 1050).unwrap(),
+            b"[]"
+        );
+        assert_eq!(
+            links.read("job_1.json", expires, signature, 1061),
+            Err(LinkError::Expired)
+        );
+        assert_eq!(
+            links.read("job_1.json", expires + 600, signature, 1050),
+            Err(LinkError::Invalid)
+        );
+        assert_eq!(
+            links.read("../url.key", expires, signature, 1050),
+            Err(LinkError::Invalid)
+        );
+        // The key survives a restart: old links stay valid.
+        let again = Links::open(dir.path()).unwrap();
+        assert!(again.read("job_1.json", expires, signature, 1050).is_ok());
+        assert_eq!(bare_host("http://127.0.0.1:8080"), "127.0.0.1:8080");
+    }
+}

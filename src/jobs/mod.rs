@@ -1,0 +1,116 @@
+//! Background work, persisted in the store and resumed at start:
+//! - `mover`: groups moving to another network or version. A version's network changed (its faces are
+//!   embedded again from their stored crops), or UpgradeGroupFaceModelVersion / RevertGroupFaceModelVersion.
+//!   A group keeps serving what it serves until every face has an embedding of the target network, then
+//!   switches at once;
+//! - `similar`: the legacy duplicate-person checks (CheckSimilarPerson);
+//! - `links`: the result files both produce, behind links that expire.
+
+pub mod links;
+pub mod mover;
+pub mod similar;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::face::FacePipeline;
+use crate::face::ModelVersion;
+use crate::face::embed::Recognition;
+use crate::index::Indexes;
+use crate::store::{Store, StoreError, groups};
+use links::Links;
+
+/// How fast background re-embedding goes (configuration: `reembed_batch_faces`, `reembed_pause_ms`).
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub batch_faces: usize,
+    pub pause: std::time::Duration,
+}
+
+/// What the background workers share, and how requests wake them.
+pub struct Jobs {
+    pub store: Store,
+    pub indexes: Arc<Indexes>,
+    pub faces: Arc<FacePipeline>,
+    pub links: Arc<Links>,
+    pub pace: Pace,
+    moves: Notify,
+    checks: Notify,
+}
+
+impl Jobs {
+    pub fn new(
+        store: Store,
+        indexes: Arc<Indexes>,
+        faces: Arc<FacePipeline>,
+        links: Arc<Links>,
+        pace: Pace,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            indexes,
+            faces,
+            links,
+            pace,
+            moves: Notify::new(),
+            checks: Notify::new(),
+        })
+    }
+
+    /// Start the workers (they pick up whatever the store says is under way).
+    pub fn start(self: &Arc<Self>) {
+        tokio::spawn(mover::run(self.clone()));
+        tokio::spawn(similar::run(self.clone()));
+    }
+
+    /// A group started moving.
+    pub fn wake_mover(&self) {
+        self.moves.notify_one();
+    }
+
+    /// A duplicate check was asked for.
+    pub fn wake_checks(&self) {
+        self.checks.notify_one();
+    }
+}
+
+/// At start: every group whose network is no longer its version's current one starts moving to it (the
+/// stored faces are embedded again in the background; the group answers on its old embeddings meanwhile).
+/// Returns the retired networks some group still serves, which must be loaded.
+pub async fn plan_network_changes(store: &Store) -> Result<Vec<String>, StoreError> {
+    store
+        .write(|tx| {
+            let mut retired = Vec::new();
+            for group in groups::list(tx, 0, i64::MAX as u64)? {
+                let version =
+                    ModelVersion::parse(&group.face_model_version).unwrap_or(ModelVersion::V3);
+                let current = Recognition::current(version);
+                if group.serving_model == current.file {
+                    continue;
+                }
+                if !retired.contains(&group.serving_model) {
+                    retired.push(group.serving_model.clone());
+                }
+                if group.target.is_none() {
+                    tracing::info!(
+                        group = group.group_id,
+                        from = group.serving_model,
+                        to = current.file,
+                        "the group's network changed: its faces will be embedded again"
+                    );
+                    groups::set_target(
+                        tx,
+                        &group.group_id,
+                        &groups::Target {
+                            version: group.face_model_version.clone(),
+                            model: current.file.to_owned(),
+                            job: None,
+                        },
+                    )?;
+                }
+            }
+            Ok::<_, StoreError>(retired)
+        })
+        .await
+}

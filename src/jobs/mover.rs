@@ -1,0 +1,233 @@
+//! Moving groups to another network or version. For each moving group: embed, from their stored crops, the
+//! faces that have no embedding by the target network yet (in batches, through the same inference gate as
+//! requests), then switch the group in one transaction that re-checks that nothing is missing and rebuilds
+//! its index from what it read. Faces added meanwhile get the target's embedding when they are stored (they
+//! are embedded with every network their groups serve or move to), so the loop ends.
+//!
+//! A face whose crop the network cannot embed is recorded (`face_vector_failures`), kept and counted. A
+//! network change switches anyway (the face stays stored but is not searchable by the new network; the log
+//! and `/metrics` say how many). An upgrade does not: the job fails (status 3) with the list behind
+//! `FailedFacesUrl`, and the group stays as it was, as Tencent's does.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::Jobs;
+use crate::face::ModelVersion;
+use crate::face::embed::Recognition;
+use crate::index::Change;
+use crate::store::groups::{self, GroupRow};
+use crate::store::jobs::{self, UPGRADE_FAILED, UPGRADED};
+use crate::store::{StoreError, now_ms, vectors};
+
+/// How long a result link of a failed upgrade stays valid (Tencent: half an hour).
+pub const FAILED_FACES_LINK: Duration = Duration::from_secs(30 * 60);
+
+pub async fn run(jobs: Arc<Jobs>) {
+    loop {
+        let moving = match jobs.store.read(groups::moving).await {
+            Ok(moving) => moving,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the groups that are moving");
+                Vec::new()
+            }
+        };
+        metrics::gauge!("iai_groups_moving").set(moving.len() as f64);
+        if moving.is_empty() {
+            // Woken by an upgrade or revert; the timeout only guards against a missed wake-up.
+            let _ = tokio::time::timeout(Duration::from_secs(30), jobs.moves.notified()).await;
+            continue;
+        }
+        for group in moving {
+            if let Err(e) = advance(&jobs, &group).await {
+                tracing::error!(group = group.group_id, error = %e, "moving the group failed; will retry");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+/// Embed what is missing for one group, then switch it (or fail its upgrade).
+async fn advance(jobs: &Arc<Jobs>, group: &GroupRow) -> Result<(), StoreError> {
+    let Some(target) = group.target.clone() else {
+        return Ok(());
+    };
+    let Some(model) = Recognition::by_file(&target.model) else {
+        tracing::error!(
+            group = group.group_id,
+            model = target.model,
+            "unknown target network; move abandoned"
+        );
+        let id = group.group_id.clone();
+        return jobs
+            .store
+            .write(move |tx| groups::clear_target(tx, &id))
+            .await;
+    };
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let mut done_here = 0u64;
+    loop {
+        let (id, file, size) = (group.group_id.clone(), model.file, jobs.pace.batch_faces);
+        let batch = jobs
+            .store
+            .read(move |conn| vectors::missing(conn, &id, file, size))
+            .await?;
+        if batch.is_empty() {
+            break;
+        }
+        let embedded = jobs
+            .faces
+            .run(move |p| {
+                Ok::<_, crate::face::FaceError>(
+                    batch
+                        .into_iter()
+                        .map(|c| {
+                            let v = p.embed_stored_blocking(&c.crop_png, &c.landmarks, model);
+                            (c.face_id, v.map_err(|e| e.to_string()))
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        done_here += embedded.len() as u64;
+        let failed = embedded.iter().filter(|(_, v)| v.is_err()).count();
+        metrics::counter!("iai_reembedded_faces_total", "model" => model.file)
+            .increment((embedded.len() - failed) as u64);
+        metrics::counter!("iai_reembed_failures_total", "model" => model.file)
+            .increment(failed as u64);
+        let (id, job) = (group.group_id.clone(), target.job.clone());
+        let (total, have, failures) = jobs
+            .store
+            .write(move |tx| {
+                let now = now_ms();
+                for (face_id, vector) in &embedded {
+                    match vector {
+                        Ok(v) if crate::store::persons::face_exists(tx, face_id)? => {
+                            vectors::insert(tx, face_id, model.file, v, now)?
+                        }
+                        Ok(_) => {}
+                        Err(why) => {
+                            tracing::warn!(
+                                face = face_id,
+                                model = model.file,
+                                reason = why,
+                                "a stored face could not be embedded"
+                            );
+                            vectors::record_failure(tx, face_id, model.file, why, now)?
+                        }
+                    }
+                }
+                let progress = vectors::progress(tx, &id, model.file)?;
+                if let Some(job) = &job {
+                    let (total, have, failed) = progress;
+                    let percent = if total == 0 {
+                        100.0
+                    } else {
+                        100.0 * (have + failed) as f64 / total as f64
+                    };
+                    // 100 only once the switch is done.
+                    jobs::set_progress(tx, job, percent.min(99.9))?;
+                }
+                Ok::<_, StoreError>(progress)
+            })
+            .await?;
+        metrics::gauge!("iai_moving_faces_remaining")
+            .set(total.saturating_sub(have + failures) as f64);
+        if !jobs.pace.pause.is_zero() {
+            tokio::time::sleep(jobs.pace.pause).await;
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            last_report = Instant::now();
+            let rate = done_here as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            tracing::info!(
+                group = group.group_id,
+                model = model.file,
+                done = have,
+                failed = failures,
+                total,
+                faces_per_second = (rate * 10.0).round() / 10.0,
+                "embedding the group's faces again"
+            );
+        }
+    }
+    switch(jobs, group, model).await
+}
+
+/// Switch the group to its target in one transaction, or fail its upgrade when faces could not be moved.
+async fn switch(
+    jobs: &Arc<Jobs>,
+    group: &GroupRow,
+    model: &'static Recognition,
+) -> Result<(), StoreError> {
+    let id = group.group_id.clone();
+    let links = jobs.links.clone();
+    let indexes = jobs.indexes.clone();
+    let outcome = jobs
+        .store
+        .write_then(
+            move |tx| -> Result<Option<(usize, Change)>, StoreError> {
+                let group = groups::get(tx, &id)?;
+                let Some(target) = group.target.clone() else {
+                    return Ok(None);
+                };
+                if target.model != model.file || !vectors::missing(tx, &id, model.file, 1)?.is_empty() {
+                    // Changed, or a face came in without the embedding: the next round handles it.
+                    return Ok(None);
+                }
+                let failures = vectors::failures(tx, &id, model.file)?;
+                let now = now_ms();
+                let job = target.job.as_ref().map(|job| jobs::find(tx, job)).transpose()?.flatten();
+                let upgrading = job.as_ref().filter(|j| j.status == jobs::UPGRADING);
+                if let Some(job) = upgrading
+                    && !failures.is_empty()
+                {
+                    let job = &job.job_id;
+                    // An upgrade that would leave faces behind fails; the group stays as it is.
+                    let listed: Vec<serde_json::Value> = failures
+                        .iter()
+                        .map(|(person, face, _)| serde_json::json!({"person_id": person, "face_id": face, "type": 1}))
+                        .collect();
+                    let file = format!("{job}.failed_faces.json");
+                    links
+                        .write(&file, serde_json::Value::Array(listed).to_string().as_bytes())
+                        .map_err(|e| StoreError::Task(e.to_string()))?;
+                    jobs::finish(tx, job, UPGRADE_FAILED, Some(&serde_json::json!({"failed_faces_file": file, "failed": failures.len()})), now)?;
+                    groups::clear_target(tx, &id)?;
+                    return Ok(None);
+                }
+                let switched = groups::switch_to_target(tx, &id, now)?;
+                if let Some(job) = job {
+                    let status = if job.status == UPGRADED { jobs::ROLLED_BACK } else { UPGRADED };
+                    if status == UPGRADED {
+                        jobs::finish(tx, &job.job_id, UPGRADED, None, now)?;
+                    } else {
+                        jobs::set_status(tx, &job.job_id, status)?;
+                    }
+                }
+                let faces = vectors::of_group(tx, &id, model.file)?
+                    .into_iter()
+                    .filter_map(|(person, face, vector)| Some((person, face.parse().ok()?, vector)))
+                    .collect();
+                vectors::delete_unused(tx)?;
+                let version = ModelVersion::parse(&switched.face_model_version).unwrap_or(ModelVersion::V3);
+                Ok(Some((failures.len(), Change::Rebuild { group_id: id.clone(), version, model, faces })))
+            },
+            move |outcome: &Option<(usize, Change)>| {
+                if let Some((_, change)) = outcome {
+                    indexes.apply(change);
+                }
+            },
+        )
+        .await?;
+    if let Some((failed, _)) = outcome {
+        tracing::info!(
+            group = group.group_id,
+            model = model.file,
+            not_embedded = failed,
+            "the group now serves its new network"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! Face embeddings by network (`face_vectors`), and what a group's move to another network needs: the faces
+//! still without an embedding of it, their stored crops, and the faces that could not be embedded.
+
+use rusqlite::{Connection, params};
+
+use super::StoreError;
+use super::persons::{decode, encode};
+
+pub fn insert(
+    conn: &Connection,
+    face_id: &str,
+    model: &str,
+    vector: &[f32],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT OR REPLACE INTO face_vectors (face_id, model, embedding, created_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![face_id, model, encode(vector), now_ms],
+    )?;
+    Ok(())
+}
+
+/// A face to embed again: its stored crop and the 5 landmarks in it.
+pub struct StoredCrop {
+    pub face_id: String,
+    pub person_id: String,
+    pub crop_png: Vec<u8>,
+    pub landmarks: String,
+}
+
+/// Faces of the group's persons that have no embedding by `model` yet (and have not failed it), at most
+/// `limit`.
+pub fn missing(
+    conn: &Connection,
+    group_id: &str,
+    model: &str,
+    limit: usize,
+) -> Result<Vec<StoredCrop>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT f.face_id, f.person_id, f.crop_png, f.landmarks FROM group_members m
+         JOIN faces f ON f.person_id = m.person_id
+         WHERE m.group_id = ?1
+           AND NOT EXISTS (SELECT 1 FROM face_vectors v WHERE v.face_id = f.face_id AND v.model = ?2)
+           AND NOT EXISTS (SELECT 1 FROM face_vector_failures x WHERE x.face_id = f.face_id AND x.model = ?2)
+         LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![group_id, model, limit as i64], |r| {
+        Ok(StoredCrop {
+            face_id: r.get(0)?,
+            person_id: r.get(1)?,
+            crop_png: r.get(2)?,
+            landmarks: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// (faces of the group, of which with an embedding by `model`, of which failed): a move's progress.
+pub fn progress(
+    conn: &Connection,
+    group_id: &str,
+    model: &str,
+) -> Result<(u64, u64, u64), StoreError> {
+    Ok(conn.query_row(
+        "SELECT count(*),
+                count(v.face_id),
+                count(x.face_id)
+         FROM group_members m JOIN faces f ON f.person_id = m.person_id
+         LEFT JOIN face_vectors v ON v.face_id = f.face_id AND v.model = ?2
+         LEFT JOIN face_vector_failures x ON x.face_id = f.face_id AND x.model = ?2
+         WHERE m.group_id = ?1",
+        params![group_id, model],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        },
+    )?)
+}
+
+pub fn record_failure(
+    conn: &Connection,
+    face_id: &str,
+    model: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT OR REPLACE INTO face_vector_failures (face_id, model, reason, failed_ms)
+         SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM faces WHERE face_id = ?1)",
+        params![face_id, model, reason, now_ms],
+    )?;
+    Ok(())
+}
+
+/// (person id, face id, reason) of the group's faces `model` could not embed.
+pub fn failures(
+    conn: &Connection,
+    group_id: &str,
+    model: &str,
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT f.person_id, f.face_id, x.reason FROM group_members m
+         JOIN faces f ON f.person_id = m.person_id
+         JOIN face_vector_failures x ON x.face_id = f.face_id AND x.model = ?2
+         WHERE m.group_id = ?1 ORDER BY f.person_id, f.face_id",
+    )?;
+    let rows = stmt.query_map(params![group_id, model], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Forget failures of a network for the group's faces (a retried upgrade tries them again).
+pub fn clear_failures(conn: &Connection, group_id: &str, model: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM face_vector_failures WHERE model = ?2 AND face_id IN (
+             SELECT f.face_id FROM group_members m JOIN faces f ON f.person_id = m.person_id
+             WHERE m.group_id = ?1)",
+        params![group_id, model],
+    )?;
+    Ok(())
+}
+
+/// Every (person, face, embedding by `model`) of the group, for its index.
+pub fn of_group(
+    conn: &Connection,
+    group_id: &str,
+    model: &str,
+) -> Result<Vec<(String, String, Vec<f32>)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT f.person_id, f.face_id, v.embedding FROM group_members m
+         JOIN faces f ON f.person_id = m.person_id
+         JOIN face_vectors v ON v.face_id = f.face_id AND v.model = ?2
+         WHERE m.group_id = ?1",
+    )?;
+    let rows = stmt.query_map(params![group_id, model], |r| {
+        let blob: Vec<u8> = r.get(2)?;
+        Ok((r.get(0)?, r.get(1)?, decode(&blob)))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Delete embeddings by networks no group serves, moves to, or may revert to (they would never be read).
+pub fn delete_unused(conn: &Connection) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "DELETE FROM face_vectors WHERE model NOT IN (
+             SELECT serving_model FROM groups
+             UNION SELECT target_model FROM groups WHERE target_model IS NOT NULL
+             UNION SELECT previous_model FROM groups WHERE previous_model IS NOT NULL)",
+        [],
+    )?)
+}
