@@ -1,24 +1,28 @@
-//! The face pipeline in process, next to a baseline measured in the same run: the bare YuNet model call on an
-//! already prepared 640x640 input. Ratios to read: decode + detect, and detect + align + embed (CompareFace's
-//! work for one image), over that baseline. Needs `models/` (tools/fetch_models.py) and ../shared/faces.
+//! The face pipeline in process, next to baselines measured in the same run: the bare YuNet model call on an
+//! already prepared 640x640 input, and the embedding of the network that was 3.0 before MobileFaceNet (dlib's,
+//! now 2.0). Ratios to read: decode + detect, and detect + align + embed (CompareFace's work for one image),
+//! over YuNet; MobileFaceNet's embedding, with and without the mirror image, over dlib's. One thread per model
+//! call, as the server runs them by default. Needs `models/` (tools/fetch_models.py) and ../shared/faces.
 //! `cargo bench --bench pipeline`.
 
 use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use iai_server::face::embed::{DLIB_128, MOBILEFACENET_192, Recognition};
 use iai_server::face::image_input::decode_bytes;
 use iai_server::face::runtime::{Manifest, Model};
 use iai_server::face::{FacePipeline, ModelVersion, PipelineConfig};
 
 fn bench_pipeline(c: &mut Criterion) {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = 1;
     let pipeline = FacePipeline::load(
         Path::new("models"),
         &PipelineConfig {
             intra_threads: threads,
             max_concurrent: 1,
             decode_budget_bytes: 1 << 30,
+            retired_models: Vec::new(),
         },
     )
     .expect("models/ must be filled: python3 tools/fetch_models.py");
@@ -55,6 +59,23 @@ fn bench_pipeline(c: &mut Criterion) {
                     .unwrap(),
             )
         })
+    });
+    let faces = pipeline.detect_blocking(&decoded.image, false).unwrap();
+    let landmarks = faces[0].landmarks;
+    let embed = |spec: &Recognition, mirror: bool| {
+        let embedder = pipeline.embedder_for(spec).unwrap();
+        let crop = embedder.align(&decoded.image, &landmarks);
+        embedder.embed_aligned_with(&crop, mirror).unwrap()
+    };
+    group.bench_function("align + embed: dlib 128 (3.0 until now; baseline)", |b| {
+        b.iter(|| black_box(embed(&DLIB_128, DLIB_128.mirror)))
+    });
+    group.bench_function(
+        "align + embed: MobileFaceNet 192 with its mirror image",
+        |b| b.iter(|| black_box(embed(&MOBILEFACENET_192, true))),
+    );
+    group.bench_function("align + embed: MobileFaceNet 192, one pass", |b| {
+        b.iter(|| black_box(embed(&MOBILEFACENET_192, false)))
     });
     group.finish();
 }
