@@ -17,7 +17,7 @@
 //! body_budget_bytes = 536870912     # default: sized from the machine's memory
 //! inference_threads = 1             # threads inside one model call
 //! max_concurrent_inference = 2      # model calls at once; default: one per core
-//! reembed_batch_faces = 32          # background re-embedding: faces per batch
+//! reembed_batch_persons = 16        # background re-embedding: persons per batch
 //! reembed_pause_ms = 0              # background re-embedding: pause between batches
 //! similar_max_pairs_per_second = 1e7  # duplicate-person checks: scan rate cap (default: none)
 //! [[keys]]
@@ -79,9 +79,9 @@ pub struct Config {
     pub decode_budget_bytes: Option<u64>,
     /// Memory for request bodies in flight; `None`: `default_body_budget()`.
     pub body_budget_bytes: Option<u64>,
-    /// Background re-embedding (model changes, upgrades): faces per batch. Each batch takes one inference
-    /// permit, so requests get their turn between batches.
-    pub reembed_batch_faces: usize,
+    /// Background re-embedding (model changes, upgrades): persons per batch (each with up to 5 faces).
+    /// Each batch takes one inference permit, so requests get their turn between batches.
+    pub reembed_batch_persons: usize,
     /// Background re-embedding: pause between batches, to leave more of the machine to requests.
     pub reembed_pause_ms: u64,
     /// Duplicate-person checks: at most this many pairs compared per second (none when unset).
@@ -129,7 +129,7 @@ impl Default for Config {
             body_idle_timeout_secs: 10,
             decode_budget_bytes: None,
             body_budget_bytes: None,
-            reembed_batch_faces: 32,
+            reembed_batch_persons: 16,
             reembed_pause_ms: 0,
             similar_max_pairs_per_second: None,
         }

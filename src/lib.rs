@@ -130,7 +130,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
         faces.clone(),
         links,
         jobs::Pace {
-            batch_faces: config.reembed_batch_faces.max(1),
+            batch_persons: config.reembed_batch_persons.max(1),
             pause: std::time::Duration::from_millis(config.reembed_pause_ms),
         },
     );

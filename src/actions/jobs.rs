@@ -37,7 +37,14 @@ pub async fn upgrade(
     jobs: &Arc<Jobs>,
     req: UpgradeGroupFaceModelVersionRequest,
 ) -> Result<UpgradeGroupFaceModelVersionResponse, ApiError> {
-    rules::check_group_id(&req.group_id)?;
+    // §A.1 lists no GroupIdTooLong: every malformed id is GroupIdIllegal here.
+    rules::check_group_id(&req.group_id).map_err(|e| {
+        if e.code == ErrorCode::InvalidParameterValueGroupIdTooLong {
+            ApiError::new(ErrorCode::InvalidParameterValueGroupIdIllegal, e.message)
+        } else {
+            e
+        }
+    })?;
     let to = rules::face_model_version(Some(&req.face_model_version))?;
     if to != ModelVersion::V3.as_str() {
         return Err(cannot_upgrade(

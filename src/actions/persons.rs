@@ -278,17 +278,21 @@ impl Persons<'_> {
         let (group_id, person_id, name) =
             (req.group_id.clone(), req.person_id.clone(), req.person_name);
         let indexes = self.indexes.clone();
-        self.store
+        let created = group.created_ms;
+        let (_, version) = self
+            .store
             .write_then(
                 move |tx| {
                     // Everything below is read inside the transaction: the group may have been deleted or
-                    // recreated while the face was being embedded.
+                    // recreated while the face was being embedded. An upgrade that switched the group
+                    // meanwhile is fine: the face was embedded by the network it moved to as well.
                     let group = groups::get(tx, &group_id)?;
-                    if version_of(&group.face_model_version) != version
+                    if group.created_ms != created
                         || !row.vectors.iter().any(|(m, _)| *m == group.serving_model)
                     {
                         return Err(changed_meanwhile());
                     }
+                    let version = version_of(&group.face_model_version);
                     // Under the write lock the index holds exactly the committed faces: no count query.
                     let faces = indexes
                         .group(&group_id)
@@ -303,15 +307,16 @@ impl Persons<'_> {
                     rows::insert(tx, &person_id, &name, gender, now)?;
                     rows::add_member(tx, &group_id, &person_id, &values, now)?;
                     rows::insert_face(tx, &person_id, &row, now)?;
-                    Ok(Change::AddFaces {
+                    let change = Change::AddFaces {
                         group_ids: vec![group_id],
                         person_id,
                         faces: vec![(key, row.vectors)],
-                    })
+                    };
+                    Ok((change, version))
                 },
                 {
                     let indexes = self.indexes.clone();
-                    move |change| indexes.apply(change)
+                    move |(change, _): &(Change, ModelVersion)| indexes.apply(change)
                 },
             )
             .await?;
@@ -719,7 +724,10 @@ impl Persons<'_> {
                         .collect();
                     for model in &models {
                         let stored = rows::embeddings(tx, &person_id, model)?;
-                        if stored.len() < face_ids.len() {
+                        // A face the network could not embed (recorded failure) stays out of this
+                        // group's index, as at start-up; any other face without one came in meanwhile.
+                        let failed = vectors::failed_of_person(tx, &person_id, model)?;
+                        if stored.len() + failed < face_ids.len() {
                             return Err(changed_meanwhile());
                         }
                         for (id, vector) in stored {

@@ -255,7 +255,7 @@ impl Search<'_> {
             * queries.len();
         let searched_groups: Vec<(Arc<Group>, Calibration)> = groups
             .iter()
-            .map(|(_, group)| (group.clone(), Calibration::new(group.model, version)))
+            .map(|(_, group)| (group.clone(), Calibration::search(group.model)))
             .collect();
         let models = {
             let mut models = Vec::new();

@@ -4,8 +4,9 @@
 //! 40/50/60 are FAR 1e-3/1e-4/1e-5 (CompareFace), and search scores continue the same scale, 70/80/90/100
 //! at 1e-6/1e-7/1e-8/1e-9 per comparison, which is what SPEC.md §7.5's library-size rule says (a 10k-face
 //! search at score 70 has a 1e-2 chance of a false candidate: 1e4 x 1e-6; at 100k, 80 is 1e-2: 1e5 x
-//! 1e-7). So one curve per network serves 1:1 and 1:N: score = 10 + 10 x -log10(FAR) for 3.0, and
-//! 40 + 10 x -log10(FAR) for 2.0 (70/80/90 at 1e-3/1e-4/1e-5), linear in cosine between the knots.
+//! 1e-7). So one curve per network serves 1:1 and 1:N: score = 10 + 10 x -log10(FAR) for 3.0, and for
+//! 2.0's 1:1 scores 40 + 10 x -log10(FAR) (70/80/90 at 1e-3/1e-4/1e-5), linear in cosine between the knots.
+//! Search scores use the 3.0 scale for both versions (`Calibration::search`): the library-size table is one.
 //!
 //! Each network's knots are the impostor cosines at FAR 1e-1 .. 1e-9 measured by
 //! `cargo run --release --example calibrate` on the calibration photos (pooled ORL + wild_extra + Yale,
@@ -91,6 +92,14 @@ impl Calibration {
             knots.push((1.0, 100.0));
         }
         Self { knots }
+    }
+
+    /// Search scores of a network's cosines, whatever the group's version: SPEC.md §7.5's library-size
+    /// table (10k faces: 70/80/90 = 1e-2/1e-3/1e-4 for the whole search) is one scale, which is 3.0's
+    /// per-comparison one (70 = 1e-6 per comparison). A 2.0 group's 1:1 scale (70 = 1e-3) would put a
+    /// false candidate above 80 in most searches of a 10k library.
+    pub fn search(network: &Recognition) -> Self {
+        Self::new(network, ModelVersion::V3)
     }
 
     /// The calibration of the network that embeds new faces of `version`.

@@ -21,10 +21,11 @@ use crate::index::Indexes;
 use crate::store::{Store, StoreError, groups};
 use links::Links;
 
-/// How fast background re-embedding goes (configuration: `reembed_batch_faces`, `reembed_pause_ms`).
+/// How fast background re-embedding goes (configuration: `reembed_batch_persons`, `reembed_pause_ms`).
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {
-    pub batch_faces: usize,
+    /// Persons per batch (each with up to 5 faces); each batch takes one inference permit.
+    pub batch_persons: usize,
     pub pause: std::time::Duration,
 }
 

@@ -9,6 +9,7 @@
 //! and `/metrics` say how many). An upgrade does not: the job fails (status 3) with the list behind
 //! `FailedFacesUrl`, and the group stays as it was, as Tencent's does.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,8 +25,10 @@ use crate::store::{StoreError, now_ms, vectors};
 pub const FAILED_FACES_LINK: Duration = Duration::from_secs(30 * 60);
 
 pub async fn run(jobs: Arc<Jobs>) {
+    // Per moving group: the last person of its current pass, and when its progress was last reported.
+    let mut passes: HashMap<String, Pass> = HashMap::new();
     loop {
-        let moving = match jobs.store.read(groups::moving).await {
+        let mut moving = match jobs.store.read(groups::moving).await {
             Ok(moving) => moving,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the groups that are moving");
@@ -33,13 +36,19 @@ pub async fn run(jobs: Arc<Jobs>) {
             }
         };
         metrics::gauge!("iai_groups_moving").set(moving.len() as f64);
+        passes.retain(|id, _| moving.iter().any(|g| &g.group_id == id));
         if moving.is_empty() {
+            metrics::gauge!("iai_moving_faces_remaining").set(0.0);
             // Woken by an upgrade or revert; the timeout only guards against a missed wake-up.
             let _ = tokio::time::timeout(Duration::from_secs(30), jobs.moves.notified()).await;
             continue;
         }
+        // One batch per group per round, users' jobs (upgrades, reverts) first: a small revert does not
+        // wait behind a large group's network change.
+        moving.sort_by_key(|g| g.target.as_ref().is_none_or(|t| t.job.is_none()));
         for group in moving {
-            if let Err(e) = advance(&jobs, &group).await {
+            let pass = passes.entry(group.group_id.clone()).or_default();
+            if let Err(e) = step(&jobs, &group, pass).await {
                 tracing::error!(group = group.group_id, error = %e, "moving the group failed; will retry");
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
@@ -47,8 +56,31 @@ pub async fn run(jobs: Arc<Jobs>) {
     }
 }
 
-/// Embed what is missing for one group, then switch it (or fail its upgrade).
-async fn advance(jobs: &Arc<Jobs>, group: &GroupRow) -> Result<(), StoreError> {
+/// Where a group's move stands.
+struct Pass {
+    /// The last person embedded in this pass over the group's members ("" at the start of a pass).
+    after: String,
+    started: Instant,
+    embedded: u64,
+    last_report: Instant,
+    last_progress: Option<Instant>,
+}
+
+impl Default for Pass {
+    fn default() -> Self {
+        Self {
+            after: String::new(),
+            started: Instant::now(),
+            embedded: 0,
+            last_report: Instant::now(),
+            last_progress: None,
+        }
+    }
+}
+
+/// One batch of a group's move: embed the missing faces of its next persons; at the end of a pass, switch
+/// (or, if faces came in without the target's embedding meanwhile, start another pass).
+async fn step(jobs: &Arc<Jobs>, group: &GroupRow, pass: &mut Pass) -> Result<(), StoreError> {
     let Some(target) = group.target.clone() else {
         return Ok(());
     };
@@ -61,120 +93,162 @@ async fn advance(jobs: &Arc<Jobs>, group: &GroupRow) -> Result<(), StoreError> {
         let id = group.group_id.clone();
         return jobs
             .store
-            .write(move |tx| groups::clear_target(tx, &id))
+            .write(move |tx| {
+                if let Some(job) = &target.job {
+                    jobs::finish(tx, job, UPGRADE_FAILED, None, now_ms())?;
+                }
+                groups::clear_target(tx, &id)
+            })
             .await;
     };
-    let started = Instant::now();
-    let mut last_report = Instant::now();
-    let mut done_here = 0u64;
-    loop {
-        let (id, file, size) = (group.group_id.clone(), model.file, jobs.pace.batch_faces);
-        let batch = jobs
-            .store
-            .read(move |conn| vectors::missing(conn, &id, file, size))
-            .await?;
-        if batch.is_empty() {
-            break;
+    let (id, file, size, after) = (
+        group.group_id.clone(),
+        model.file,
+        jobs.pace.batch_persons,
+        pass.after.clone(),
+    );
+    let (batch, last) = jobs
+        .store
+        .read(move |conn| vectors::missing_after(conn, &id, file, &after, size))
+        .await?;
+    let Some(last) = last else {
+        // The end of a pass.
+        report_progress(jobs, group, model, pass, true).await?;
+        if !switch(jobs, group, model).await? {
+            pass.after.clear();
         }
-        let embedded = jobs
-            .faces
-            .run(move |p| {
-                Ok::<_, crate::face::FaceError>(
-                    batch
-                        .into_iter()
-                        .map(|c| {
-                            let v = p.embed_stored_blocking(&c.crop_png, &c.landmarks, model);
-                            (c.face_id, v.map_err(|e| e.to_string()))
-                        })
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?;
-        done_here += embedded.len() as u64;
-        let failed = embedded.iter().filter(|(_, v)| v.is_err()).count();
-        metrics::counter!("iai_reembedded_faces_total", "model" => model.file)
-            .increment((embedded.len() - failed) as u64);
-        metrics::counter!("iai_reembed_failures_total", "model" => model.file)
-            .increment(failed as u64);
-        let (id, job) = (group.group_id.clone(), target.job.clone());
-        let (total, have, failures) = jobs
-            .store
-            .write(move |tx| {
-                let now = now_ms();
-                for (face_id, vector) in &embedded {
-                    match vector {
-                        Ok(v) if crate::store::persons::face_exists(tx, face_id)? => {
-                            vectors::insert(tx, face_id, model.file, v, now)?
-                        }
-                        Ok(_) => {}
-                        Err(why) => {
-                            tracing::warn!(
-                                face = face_id,
-                                model = model.file,
-                                reason = why,
-                                "a stored face could not be embedded"
-                            );
-                            vectors::record_failure(tx, face_id, model.file, why, now)?
-                        }
+        return Ok(());
+    };
+    pass.after = last;
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let embedded = jobs
+        .faces
+        .run(move |p| {
+            Ok::<_, crate::face::FaceError>(
+                batch
+                    .into_iter()
+                    .map(|c| {
+                        let v = p.embed_stored_blocking(&c.crop_png, &c.landmarks, model);
+                        (c.face_id, v.map_err(|e| e.to_string()))
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?;
+    pass.embedded += embedded.len() as u64;
+    let failed = embedded.iter().filter(|(_, v)| v.is_err()).count();
+    metrics::counter!("iai_reembedded_faces_total", "model" => model.file)
+        .increment((embedded.len() - failed) as u64);
+    metrics::counter!("iai_reembed_failures_total", "model" => model.file).increment(failed as u64);
+    jobs.store
+        .write(move |tx| {
+            let now = now_ms();
+            for (face_id, vector) in &embedded {
+                match vector {
+                    Ok(v) if crate::store::persons::face_exists(tx, face_id)? => {
+                        vectors::insert(tx, face_id, model.file, v, now)?
+                    }
+                    Ok(_) => {}
+                    Err(why) => {
+                        tracing::warn!(
+                            face = face_id,
+                            model = model.file,
+                            reason = why,
+                            "a stored face could not be embedded"
+                        );
+                        vectors::record_failure(tx, face_id, model.file, why, now)?
                     }
                 }
-                let progress = vectors::progress(tx, &id, model.file)?;
-                if let Some(job) = &job {
-                    let (total, have, failed) = progress;
-                    let percent = if total == 0 {
-                        100.0
-                    } else {
-                        100.0 * (have + failed) as f64 / total as f64
-                    };
-                    // 100 only once the switch is done.
-                    jobs::set_progress(tx, job, percent.min(99.9))?;
-                }
-                Ok::<_, StoreError>(progress)
-            })
-            .await?;
-        metrics::gauge!("iai_moving_faces_remaining")
-            .set(total.saturating_sub(have + failures) as f64);
-        if !jobs.pace.pause.is_zero() {
-            tokio::time::sleep(jobs.pace.pause).await;
-        }
-        if last_report.elapsed() > Duration::from_secs(10) {
-            last_report = Instant::now();
-            let rate = done_here as f64 / started.elapsed().as_secs_f64().max(1e-3);
-            tracing::info!(
-                group = group.group_id,
-                model = model.file,
-                done = have,
-                failed = failures,
-                total,
-                faces_per_second = (rate * 10.0).round() / 10.0,
-                "embedding the group's faces again"
-            );
-        }
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    report_progress(jobs, group, model, pass, false).await?;
+    if !jobs.pace.pause.is_zero() {
+        tokio::time::sleep(jobs.pace.pause).await;
     }
-    switch(jobs, group, model).await
+    Ok(())
+}
+
+/// Progress of a move, in the job row, `/metrics` and the log: counted (one pass over the group) at most
+/// every 2 s, so that a large group's move does not recount it after every batch.
+async fn report_progress(
+    jobs: &Arc<Jobs>,
+    group: &GroupRow,
+    model: &'static Recognition,
+    pass: &mut Pass,
+    now: bool,
+) -> Result<(), StoreError> {
+    if !now
+        && pass
+            .last_progress
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(2))
+    {
+        return Ok(());
+    }
+    pass.last_progress = Some(Instant::now());
+    let (id, job) = (
+        group.group_id.clone(),
+        group.target.as_ref().and_then(|t| t.job.clone()),
+    );
+    let (total, have, failures) = jobs
+        .store
+        .read(move |conn| vectors::progress(conn, &id, model.file))
+        .await?;
+    if let Some(job) = job {
+        let percent = if total == 0 {
+            100.0
+        } else {
+            100.0 * (have + failures) as f64 / total as f64
+        };
+        // 100 only once the switch is done.
+        jobs.store
+            .write(move |tx| jobs::set_progress(tx, &job, percent.min(99.9)))
+            .await?;
+    }
+    metrics::gauge!("iai_moving_faces_remaining").set(total.saturating_sub(have + failures) as f64);
+    if pass.last_report.elapsed() > Duration::from_secs(10) {
+        pass.last_report = Instant::now();
+        let rate = pass.embedded as f64 / pass.started.elapsed().as_secs_f64().max(1e-3);
+        tracing::info!(
+            group = group.group_id,
+            model = model.file,
+            done = have,
+            failed = failures,
+            total,
+            faces_per_second = (rate * 10.0).round() / 10.0,
+            "embedding the group's faces again"
+        );
+    }
+    Ok(())
 }
 
 /// Switch the group to its target in one transaction, or fail its upgrade when faces could not be moved.
+/// Returns false when the group still has faces to embed (another pass is needed).
 async fn switch(
     jobs: &Arc<Jobs>,
     group: &GroupRow,
     model: &'static Recognition,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let id = group.group_id.clone();
     let links = jobs.links.clone();
     let indexes = jobs.indexes.clone();
     let outcome = jobs
         .store
         .write_then(
-            move |tx| -> Result<Option<(usize, Change)>, StoreError> {
-                let group = groups::get(tx, &id)?;
-                let Some(target) = group.target.clone() else {
-                    return Ok(None);
+            move |tx| -> Result<Outcome, StoreError> {
+                let Some(group) = groups::find(tx, &id)? else {
+                    return Ok(Outcome::Ended);
                 };
-                if target.model != model.file || !vectors::missing(tx, &id, model.file, 1)?.is_empty() {
-                    // Changed, or a face came in without the embedding: the next round handles it.
-                    return Ok(None);
+                let Some(target) = group.target.clone() else {
+                    return Ok(Outcome::Ended);
+                };
+                if target.model != model.file || vectors::any_missing(tx, &id, model.file)? {
+                    // Changed, or a face came in without the embedding: another pass handles it.
+                    return Ok(Outcome::Again);
                 }
                 let failures = vectors::failures(tx, &id, model.file)?;
                 let now = now_ms();
@@ -195,8 +269,9 @@ async fn switch(
                         .map_err(|e| StoreError::Task(e.to_string()))?;
                     jobs::finish(tx, job, UPGRADE_FAILED, Some(&serde_json::json!({"failed_faces_file": file, "failed": failures.len()})), now)?;
                     groups::clear_target(tx, &id)?;
-                    return Ok(None);
+                    return Ok(Outcome::Ended);
                 }
+                let replaced = group.serving_model.clone();
                 let switched = groups::switch_to_target(tx, &id, now)?;
                 if let Some(job) = job {
                     let status = if job.status == UPGRADED { jobs::ROLLED_BACK } else { UPGRADED };
@@ -210,24 +285,38 @@ async fn switch(
                     .into_iter()
                     .filter_map(|(person, face, vector)| Some((person, face.parse().ok()?, vector)))
                     .collect();
-                vectors::delete_unused(tx)?;
+                vectors::delete_if_unused(tx, &replaced)?;
                 let version = ModelVersion::parse(&switched.face_model_version).unwrap_or(ModelVersion::V3);
-                Ok(Some((failures.len(), Change::Rebuild { group_id: id.clone(), version, model, faces })))
+                Ok(Outcome::Switched(failures.len(), Change::Rebuild { group_id: id.clone(), version, model, faces }))
             },
-            move |outcome: &Option<(usize, Change)>| {
-                if let Some((_, change)) = outcome {
+            move |outcome: &Outcome| {
+                if let Outcome::Switched(_, change) = outcome {
                     indexes.apply(change);
                 }
             },
         )
         .await?;
-    if let Some((failed, _)) = outcome {
-        tracing::info!(
-            group = group.group_id,
-            model = model.file,
-            not_embedded = failed,
-            "the group now serves its new network"
-        );
+    match outcome {
+        Outcome::Switched(failed, _) => {
+            tracing::info!(
+                group = group.group_id,
+                model = model.file,
+                not_embedded = failed,
+                "the group now serves its new network"
+            );
+            Ok(true)
+        }
+        Outcome::Ended => Ok(true),
+        Outcome::Again => Ok(false),
     }
-    Ok(())
+}
+
+/// How a switch attempt ended.
+enum Outcome {
+    /// The group serves its target now (faces the network could not embed, the index change).
+    Switched(usize, Change),
+    /// The move is over without a switch: the group is gone, no longer moving, or its upgrade failed.
+    Ended,
+    /// Faces still lack the target's embedding.
+    Again,
 }

@@ -251,6 +251,18 @@ pub fn delete(conn: &Connection, group_id: &str) -> Result<(), StoreError> {
         [group_id],
     )?;
     conn.execute("DELETE FROM groups WHERE group_id = ?1", [group_id])?;
+    // An upgrade of the group that was still running can no longer finish: it failed.
+    conn.execute(
+        "UPDATE jobs SET status = ?3, progress = 100, finished_ms = ?4
+         WHERE kind = ?1 AND group_id = ?2 AND status = ?5",
+        rusqlite::params![
+            super::jobs::UPGRADE,
+            group_id,
+            super::jobs::UPGRADE_FAILED,
+            super::now_ms(),
+            super::jobs::UPGRADING
+        ],
+    )?;
     Ok(())
 }
 

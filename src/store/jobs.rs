@@ -119,9 +119,10 @@ pub fn of_group(conn: &Connection, group_id: &str) -> Result<Vec<JobRow>, StoreE
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The progress of a running job (a finished one keeps its 100: a revert reuses its upgrade's row).
 pub fn set_progress(conn: &Connection, job_id: &str, progress: f64) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE jobs SET progress = ?2 WHERE job_id = ?1",
+        "UPDATE jobs SET progress = ?2 WHERE job_id = ?1 AND finished_ms IS NULL",
         params![job_id, progress],
     )?;
     Ok(())

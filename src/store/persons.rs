@@ -243,7 +243,8 @@ pub fn crops_missing(
 ) -> Result<Vec<super::vectors::StoredCrop>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT f.face_id, f.person_id, f.crop_png, f.landmarks FROM faces f WHERE f.person_id = ?1
-           AND NOT EXISTS (SELECT 1 FROM face_vectors v WHERE v.face_id = f.face_id AND v.model = ?2)",
+           AND NOT EXISTS (SELECT 1 FROM face_vectors v WHERE v.face_id = f.face_id AND v.model = ?2)
+           AND NOT EXISTS (SELECT 1 FROM face_vector_failures x WHERE x.face_id = f.face_id AND x.model = ?2)",
     )?;
     let rows = stmt.query_map(params![person_id, model], |r| {
         Ok(super::vectors::StoredCrop {

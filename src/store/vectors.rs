@@ -17,7 +17,26 @@ pub fn insert(
         "INSERT OR REPLACE INTO face_vectors (face_id, model, embedding, created_ms) VALUES (?1, ?2, ?3, ?4)",
         params![face_id, model, encode(vector), now_ms],
     )?;
+    // An earlier failure of this network on the face no longer holds.
+    conn.execute(
+        "DELETE FROM face_vector_failures WHERE face_id = ?1 AND model = ?2",
+        params![face_id, model],
+    )?;
     Ok(())
+}
+
+/// How many of the person's faces `model` could not embed (they stay stored, unindexed for that network).
+pub fn failed_of_person(
+    conn: &Connection,
+    person_id: &str,
+    model: &str,
+) -> Result<usize, StoreError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM faces f JOIN face_vector_failures x ON x.face_id = f.face_id AND x.model = ?2
+         WHERE f.person_id = ?1",
+        params![person_id, model],
+        |r| r.get::<_, i64>(0),
+    )? as usize)
 }
 
 /// A face to embed again: its stored crop and the 5 landmarks in it.
@@ -28,31 +47,56 @@ pub struct StoredCrop {
     pub landmarks: String,
 }
 
-/// Faces of the group's persons that have no embedding by `model` yet (and have not failed it), at most
-/// `limit`.
-pub fn missing(
+/// Faces of the group's persons that have no embedding by `model` yet (and have not failed it): those of
+/// the next `persons` persons after `after` (by PersonId, a range of the membership key, so a pass over a
+/// large group reads each member once), and the last person looked at (None at the end of the group).
+pub fn missing_after(
     conn: &Connection,
     group_id: &str,
     model: &str,
-    limit: usize,
-) -> Result<Vec<StoredCrop>, StoreError> {
+    after: &str,
+    persons: usize,
+) -> Result<(Vec<StoredCrop>, Option<String>), StoreError> {
+    let page: Vec<String> = conn
+        .prepare(
+            "SELECT person_id FROM group_members WHERE group_id = ?1 AND person_id > ?2
+             ORDER BY person_id LIMIT ?3",
+        )?
+        .query_map(params![group_id, after, persons as i64], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     let mut stmt = conn.prepare(
-        "SELECT f.face_id, f.person_id, f.crop_png, f.landmarks FROM group_members m
-         JOIN faces f ON f.person_id = m.person_id
+        "SELECT f.face_id, f.person_id, f.crop_png, f.landmarks FROM faces f WHERE f.person_id = ?1
+           AND NOT EXISTS (SELECT 1 FROM face_vectors v WHERE v.face_id = f.face_id AND v.model = ?2)
+           AND NOT EXISTS (SELECT 1 FROM face_vector_failures x WHERE x.face_id = f.face_id AND x.model = ?2)",
+    )?;
+    let mut crops = Vec::new();
+    for person in &page {
+        let rows = stmt.query_map(params![person, model], |r| {
+            Ok(StoredCrop {
+                face_id: r.get(0)?,
+                person_id: r.get(1)?,
+                crop_png: r.get(2)?,
+                landmarks: r.get(3)?,
+            })
+        })?;
+        for row in rows {
+            crops.push(row?);
+        }
+    }
+    Ok((crops, page.last().cloned()))
+}
+
+/// Whether some face of the group's persons has no embedding by `model` and has not failed it (one pass
+/// over the group: the check before a switch).
+pub fn any_missing(conn: &Connection, group_id: &str, model: &str) -> Result<bool, StoreError> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM group_members m JOIN faces f ON f.person_id = m.person_id
          WHERE m.group_id = ?1
            AND NOT EXISTS (SELECT 1 FROM face_vectors v WHERE v.face_id = f.face_id AND v.model = ?2)
-           AND NOT EXISTS (SELECT 1 FROM face_vector_failures x WHERE x.face_id = f.face_id AND x.model = ?2)
-         LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(params![group_id, model, limit as i64], |r| {
-        Ok(StoredCrop {
-            face_id: r.get(0)?,
-            person_id: r.get(1)?,
-            crop_png: r.get(2)?,
-            landmarks: r.get(3)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+           AND NOT EXISTS (SELECT 1 FROM face_vector_failures x WHERE x.face_id = f.face_id AND x.model = ?2))",
+        params![group_id, model],
+        |r| r.get(0),
+    )?)
 }
 
 /// (faces of the group, of which with an embedding by `model`, of which failed): a move's progress.
@@ -143,13 +187,18 @@ pub fn of_group(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Delete embeddings by networks no group serves, moves to, or may revert to (they would never be read).
-pub fn delete_unused(conn: &Connection) -> Result<usize, StoreError> {
-    Ok(conn.execute(
-        "DELETE FROM face_vectors WHERE model NOT IN (
-             SELECT serving_model FROM groups
-             UNION SELECT target_model FROM groups WHERE target_model IS NOT NULL
-             UNION SELECT previous_model FROM groups WHERE previous_model IS NOT NULL)",
-        [],
-    )?)
+/// Delete the embeddings by `model` when no group serves it, moves to it, or may revert to it (they would
+/// never be read). Cheap when some group still uses it; otherwise one pass over the embeddings, once per
+/// network retired.
+pub fn delete_if_unused(conn: &Connection, model: &str) -> Result<usize, StoreError> {
+    let used: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM groups
+         WHERE serving_model = ?1 OR target_model = ?1 OR previous_model = ?1)",
+        [model],
+        |r| r.get(0),
+    )?;
+    if used {
+        return Ok(0);
+    }
+    Ok(conn.execute("DELETE FROM face_vectors WHERE model = ?1", [model])?)
 }
