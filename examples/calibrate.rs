@@ -68,8 +68,10 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Impostor (sorted, highest first) and genuine cosines over pairs within each named set.
-fn pairs_within(embedded: &[Embedded], sets: &[&str], variant: usize) -> (Vec<f32>, Vec<f32>) {
+/// Impostor (sorted, highest first) and genuine cosines over pairs within each named set, one photo
+/// embedded by variant `a` and the other by `b` (each unordered pair once when they are the same variant,
+/// both ways round when not).
+fn pairs_within(embedded: &[Embedded], sets: &[&str], a: usize, b: usize) -> (Vec<f32>, Vec<f32>) {
     let (mut impostor, mut genuine) = (Vec::new(), Vec::new());
     for set in sets {
         let members: Vec<&Embedded> = embedded
@@ -77,8 +79,11 @@ fn pairs_within(embedded: &[Embedded], sets: &[&str], variant: usize) -> (Vec<f3
             .filter(|e| e.identity.split('/').next() == Some(set))
             .collect();
         for i in 0..members.len() {
-            for j in i + 1..members.len() {
-                let c = cosine(&members[i].vectors[variant], &members[j].vectors[variant]);
+            for j in 0..members.len() {
+                if i == j || (a == b && j < i) {
+                    continue;
+                }
+                let c = cosine(&members[i].vectors[a], &members[j].vectors[b]);
                 if members[i].identity == members[j].identity {
                     genuine.push(c)
                 } else {
@@ -238,7 +243,7 @@ fn main() -> anyhow::Result<()> {
         sets.insert(0, POOLED.to_vec());
         let mut pooled_fit = None;
         for group in &sets {
-            let (impostor, genuine) = pairs_within(&embedded, group, v);
+            let (impostor, genuine) = pairs_within(&embedded, group, v, v);
             let median = impostor[impostor.len() / 2];
             let mut line = format!(
                 "{:<20} {:>7} impostor, {:>5} genuine pairs; median impostor {median:.4}",
@@ -348,26 +353,7 @@ fn main() -> anyhow::Result<()> {
 fn mirror_only_on_one_side(embedded: &[Embedded]) {
     let knots = iai_server::face::score::curve(&iai_server::face::embed::MOBILEFACENET_192).at_far;
     for (label, a, b) in [("both mirrored", 0, 0), ("one side mirrored", 0, 1)] {
-        let (mut impostor, mut genuine) = (Vec::new(), Vec::new());
-        for set in POOLED {
-            let members: Vec<&Embedded> = embedded
-                .iter()
-                .filter(|e| e.identity.split('/').next() == Some(set))
-                .collect();
-            for i in 0..members.len() {
-                for j in 0..members.len() {
-                    if i == j || (a == b && j < i) {
-                        continue;
-                    }
-                    let c = cosine(&members[i].vectors[a], &members[j].vectors[b]);
-                    if members[i].identity == members[j].identity {
-                        genuine.push(c)
-                    } else {
-                        impostor.push(c)
-                    }
-                }
-            }
-        }
+        let (impostor, genuine) = pairs_within(embedded, POOLED, a, b);
         let share = |v: &[f32], f: &dyn Fn(f32) -> bool| {
             v.iter().filter(|&&c| f(c)).count() as f64 / v.len() as f64
         };

@@ -12,21 +12,9 @@ use crate::api::{ApiError, ErrorCode, RequestContext};
 use crate::face::ModelVersion;
 use crate::face::embed::Recognition;
 use crate::jobs::Jobs;
-use crate::jobs::links::bare_host;
 use crate::jobs::mover::FAILED_FACES_LINK;
 use crate::store::jobs::{self as job_rows, JobRow, UPGRADE};
 use crate::store::{Store, groups, now_ms, vectors};
-
-/// A JobId in Tencent's shape: `{account}_upgrade_group_{unix seconds}_{8 letters and digits}`.
-fn new_job_id(kind: &str) -> String {
-    let tail: String = uuid::Uuid::new_v4()
-        .simple()
-        .to_string()
-        .chars()
-        .take(8)
-        .collect();
-    format!("iai_{kind}_{}_{tail}", now_ms() / 1000)
-}
 
 fn cannot_upgrade(why: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::FailedOperationGroupCannotUpgrade, why)
@@ -51,7 +39,7 @@ pub async fn upgrade(
             "Groups can only be upgraded from 2.0 to 3.0.",
         ));
     }
-    let job_id = new_job_id("upgrade_group");
+    let job_id = crate::jobs::new_job_id("upgrade_group");
     let model = Recognition::current(ModelVersion::V3).file;
     let id = job_id.clone();
     store
@@ -135,13 +123,11 @@ pub async fn revert(
             if job.status != job_rows::UPGRADED {
                 return Err(cannot("only a finished upgrade can be rolled back"));
             }
-            if job_rows::of_group(tx, &group_id)?
-                .iter()
-                .any(|j| j.status == job_rows::ROLLED_BACK)
-            {
+            let upgrades = job_rows::of_group(tx, &group_id)?;
+            if upgrades.iter().any(|j| j.status == job_rows::ROLLED_BACK) {
                 return Err(cannot("the group has been rolled back once already"));
             }
-            if job_rows::of_group(tx, &group_id)?
+            if upgrades
                 .first()
                 .is_some_and(|newest| newest.job_id != job.job_id)
             {
@@ -222,8 +208,8 @@ pub async fn result(
         .and_then(|r| r["failed_faces_file"].as_str())
     {
         Some(file) if jobs.links.exists(file) => {
-            let host = ctx.host.as_deref().map(bare_host).unwrap_or("127.0.0.1");
-            jobs.links.url(host, file, now / 1000, FAILED_FACES_LINK)
+            jobs.links
+                .url_for_request(ctx.host.as_deref(), file, FAILED_FACES_LINK)
         }
         _ => String::new(),
     };

@@ -384,17 +384,7 @@ impl Persons<'_> {
             .await?;
         self.store
             .write(move |tx| {
-                let now = now_ms();
-                for (face_id, vector) in &embedded {
-                    match vector {
-                        Ok(v) if rows::face_exists(tx, face_id)? => {
-                            vectors::insert(tx, face_id, model.file, v, now)?
-                        }
-                        Ok(_) => {}
-                        Err(why) => vectors::record_failure(tx, face_id, model.file, why, now)?,
-                    }
-                }
-                Ok::<_, ApiError>(())
+                Ok::<_, ApiError>(vectors::save_embedded(tx, model.file, &embedded, now_ms())?)
             })
             .await
     }

@@ -99,6 +99,18 @@ pub fn face_model_version(requested: Option<&str>) -> Result<String, ApiError> {
 }
 
 /// A checked page request: Limit 1..=max (default 10), Offset within the list (default 0).
+/// A list's `Limit`: 10 when absent, else 1 to `max_limit` (`InvalidParameterValue.LimitExceed`).
+pub fn check_limit(limit: Option<u64>, max_limit: u64) -> Result<u64, ApiError> {
+    let limit = limit.unwrap_or(10);
+    if limit == 0 || limit > max_limit {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameterValueLimitExceed,
+            format!("Limit must be between 1 and {max_limit}."),
+        ));
+    }
+    Ok(limit)
+}
+
 pub struct Page {
     pub offset: u64,
     pub limit: u64,
@@ -111,13 +123,7 @@ impl Page {
         max_limit: u64,
         total: u64,
     ) -> Result<Self, ApiError> {
-        let limit = limit.unwrap_or(10);
-        if limit == 0 || limit > max_limit {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameterValueLimitExceed,
-                format!("Limit must be between 1 and {max_limit}."),
-            ));
-        }
+        let limit = check_limit(limit, max_limit)?;
         let offset = offset.unwrap_or(0);
         if offset > 0 && offset >= total {
             return Err(ApiError::new(

@@ -213,6 +213,7 @@ impl Search<'_> {
         let rotate = q.need_rotate_detection == Some(1);
         let decoded = image_input(self.faces, self.downloader, q.image, q.url, rotate).await?;
         // (box, embedding by each network, or None when the face failed QualityControl)
+        let networks = models.clone();
         let queries = self
             .faces
             .run(move |p| -> Result<_, ApiError> {
@@ -226,7 +227,7 @@ impl Search<'_> {
                             check_quality_blocking(p, &decoded.image, &face, quality_control);
                         let embedding = match passed {
                             Ok(()) => Some(
-                                models
+                                networks
                                     .iter()
                                     .map(|m| p.embed_with(&decoded.image, &face.landmarks, m))
                                     .collect::<Result<Vec<_>, _>>()?,
@@ -257,15 +258,6 @@ impl Search<'_> {
             .iter()
             .map(|(_, group)| (group.clone(), Calibration::search(group.model)))
             .collect();
-        let models = {
-            let mut models = Vec::new();
-            for (_, group) in &groups {
-                if !models.contains(&group.model) {
-                    models.push(group.model);
-                }
-            }
-            models
-        };
         let results = self
             .scanner
             .run(scanned, move || {

@@ -10,21 +10,9 @@ use crate::api::{ApiError, ErrorCode, RequestContext};
 use crate::face::ModelVersion;
 use crate::index::{Indexes, Scanner};
 use crate::jobs::Jobs;
-use crate::jobs::links::bare_host;
 use crate::jobs::similar::{self, Params};
 use crate::store::jobs::{self as job_rows, CHECK_DONE, CHECK_RUNNING, JobRow, SIMILAR};
 use crate::store::{Store, now_ms};
-
-/// A JobId in Tencent's shape: `{account}_merge_person_{unix seconds}_{8 letters and digits}`.
-fn new_job_id() -> String {
-    let tail: String = uuid::Uuid::new_v4()
-        .simple()
-        .to_string()
-        .chars()
-        .take(8)
-        .collect();
-    format!("iai_merge_person_{}_{tail}", now_ms() / 1000)
-}
 
 /// The checked groups: 1 to 10 distinct existing groups, all of FaceModelVersion 3.0, at most 2,000,000
 /// persons (counted once per group), not all empty. Returns the distinct ids in the order asked and the
@@ -133,7 +121,7 @@ pub async fn check(
     }
     let rate = rate(scanner).await?;
     let pairs = similar::pairs(persons);
-    let job_id = new_job_id();
+    let job_id = crate::jobs::new_job_id("merge_person");
     let id = job_id.clone();
     store
         .write(move |tx| {
@@ -207,13 +195,8 @@ pub async fn list(
     store: &Store,
     req: GetCheckSimilarPersonJobIdListRequest,
 ) -> Result<GetCheckSimilarPersonJobIdListResponse, ApiError> {
-    let limit = req.limit.unwrap_or(10);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::new(
-            ErrorCode::InvalidParameterValueLimitExceed,
-            "Limit must be between 1 and 1000.",
-        ));
-    }
+    // §A.7 lists no OffsetExceed: an offset past the end is an empty page (so no `rules::Page`).
+    let limit = rules::check_limit(req.limit, 1000)?;
     let offset = req.offset.unwrap_or(0);
     store
         .read(move |conn| {
@@ -252,9 +235,8 @@ pub async fn result(
     let file = similar::result_file(&job.job_id);
     // The link only for a finished check whose file is still kept (90 days).
     let url = if job.status == CHECK_DONE && jobs.links.exists(&file) {
-        let host = ctx.host.as_deref().map(bare_host).unwrap_or("127.0.0.1");
         jobs.links
-            .url(host, &file, now_ms() / 1000, similar::RESULT_LINK)
+            .url_for_request(ctx.host.as_deref(), &file, similar::RESULT_LINK)
     } else {
         String::new()
     };
@@ -284,7 +266,7 @@ mod tests {
             check_person_total(0).unwrap_err().code,
             ErrorCode::InvalidParameterValueNoFaceInGroups
         );
-        let id = new_job_id();
+        let id = crate::jobs::new_job_id("merge_person");
         let tail = id.rsplit('_').next().unwrap();
         assert!(id.starts_with("iai_merge_person_"));
         assert_eq!(tail.len(), 8);

@@ -170,7 +170,7 @@ const BLOCK: usize = 256;
 /// keep the sums in vector registers (two AVX2 or one AVX-512 register of partial sums). Plain multiply
 /// and add, not `mul_add`: without FMA hardware that would be a slow library call.
 #[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-fn dot_block(query: &[f32], vectors: &[f32], scores: &mut [f32]) {
+pub(crate) fn dot_block(query: &[f32], vectors: &[f32], scores: &mut [f32]) {
     let dim = query.len();
     for (vector, score) in vectors.chunks_exact(dim).zip(scores.iter_mut()) {
         let mut lanes = [0f32; 16];

@@ -77,6 +77,12 @@ impl Links {
         )
     }
 
+    /// A link valid from now, on the host the request reached (its `Host` header; 127.0.0.1 without one).
+    pub fn url_for_request(&self, host: Option<&str>, name: &str, valid: Duration) -> String {
+        let host = host.map(bare_host).unwrap_or("127.0.0.1");
+        self.url(host, name, crate::store::now_ms() / 1000, valid)
+    }
+
     /// The file behind a link, if the link is genuine and not expired.
     pub fn read(
         &self,

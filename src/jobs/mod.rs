@@ -21,6 +21,18 @@ use crate::index::Indexes;
 use crate::store::{Store, StoreError, groups};
 use links::Links;
 
+/// A JobId in Tencent's shape, `{account}_{kind}_{unix seconds}_{8 letters and digits}` (e.g.
+/// `iai_upgrade_group_1796000000_0f3a9c2b`; this server's account part is `iai`).
+pub fn new_job_id(kind: &str) -> String {
+    let tail: String = uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .chars()
+        .take(8)
+        .collect();
+    format!("iai_{kind}_{}_{tail}", crate::store::now_ms() / 1000)
+}
+
 /// How fast background re-embedding goes (configuration: `reembed_batch_persons`, `reembed_pause_ms`).
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {

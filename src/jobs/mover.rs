@@ -144,27 +144,7 @@ async fn step(jobs: &Arc<Jobs>, group: &GroupRow, pass: &mut Pass) -> Result<(),
         .increment((embedded.len() - failed) as u64);
     metrics::counter!("iai_reembed_failures_total", "model" => model.file).increment(failed as u64);
     jobs.store
-        .write(move |tx| {
-            let now = now_ms();
-            for (face_id, vector) in &embedded {
-                match vector {
-                    Ok(v) if crate::store::persons::face_exists(tx, face_id)? => {
-                        vectors::insert(tx, face_id, model.file, v, now)?
-                    }
-                    Ok(_) => {}
-                    Err(why) => {
-                        tracing::warn!(
-                            face = face_id,
-                            model = model.file,
-                            reason = why,
-                            "a stored face could not be embedded"
-                        );
-                        vectors::record_failure(tx, face_id, model.file, why, now)?
-                    }
-                }
-            }
-            Ok::<_, StoreError>(())
-        })
+        .write(move |tx| vectors::save_embedded(tx, model.file, &embedded, now_ms()))
         .await?;
     report_progress(jobs, group, model, pass, false).await?;
     if !jobs.pace.pause.is_zero() {

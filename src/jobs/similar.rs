@@ -26,7 +26,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use multiversion::multiversion;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +34,7 @@ use crate::face::ModelVersion;
 use crate::face::embed::Recognition;
 use crate::face::score::Calibration;
 use crate::index::Group;
+use crate::index::flat::dot_block;
 use crate::store::jobs::{self as job_rows, CHECK_DONE, CHECK_RUNNING, JobRow, SIMILAR};
 use crate::store::{StoreError, now_ms, persons};
 
@@ -297,24 +297,6 @@ pub fn round_end(n: usize, start: usize, budget: u64) -> usize {
     end
 }
 
-/// `scores[j]` = query . vectors[j] (compiled for each SIMD level, chosen at run time).
-#[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
-fn dots(query: &[f32], vectors: &[f32], scores: &mut [f32]) {
-    let dim = query.len();
-    for (vector, score) in vectors.chunks_exact(dim).zip(scores.iter_mut()) {
-        let mut lanes = [0f32; 16];
-        let (ca, cb) = (query.chunks_exact(16), vector.chunks_exact(16));
-        let (ra, rb) = (ca.remainder(), cb.remainder());
-        for (x, y) in ca.zip(cb) {
-            for i in 0..16 {
-                lanes[i] += x[i] * y[i];
-            }
-        }
-        let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-        *score = lanes.iter().sum::<f32>() + tail;
-    }
-}
-
 /// Every pair (i, j), i in `rows`, j > i, whose cosine reaches `floor`: blocks of `BLOCK_ROWS` rows on the
 /// current rayon pool, each block scored against column tiles of `TILE` persons.
 pub fn scan_rows(vectors: &[f32], dim: usize, rows: Range<usize>, floor: f32) -> Vec<Pair> {
@@ -338,7 +320,7 @@ pub fn scan_rows(vectors: &[f32], dim: usize, rows: Range<usize>, floor: f32) ->
                         continue;
                     }
                     let scores = &mut scores[..tile_end - from];
-                    dots(
+                    dot_block(
                         &vectors[i * dim..(i + 1) * dim],
                         &vectors[from * dim..tile_end * dim],
                         scores,

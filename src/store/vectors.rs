@@ -39,6 +39,34 @@ pub fn failed_of_person(
     )? as usize)
 }
 
+/// Store what a network made of stored crops (face id, embedding or why not): embeddings, and failures
+/// (logged and recorded; the face is kept). Faces deleted meanwhile are skipped.
+pub fn save_embedded(
+    conn: &Connection,
+    model: &str,
+    embedded: &[(String, Result<Vec<f32>, String>)],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    for (face_id, vector) in embedded {
+        match vector {
+            Ok(v) if super::persons::face_exists(conn, face_id)? => {
+                insert(conn, face_id, model, v, now_ms)?
+            }
+            Ok(_) => {}
+            Err(why) => {
+                tracing::warn!(
+                    face = face_id,
+                    model,
+                    reason = why,
+                    "a stored face could not be embedded"
+                );
+                record_failure(conn, face_id, model, why, now_ms)?
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A face to embed again: its stored crop and the 5 landmarks in it.
 pub struct StoredCrop {
     pub face_id: String,

@@ -1,6 +1,7 @@
 """Start the real iai-server binary on a free port with a fresh data directory, and hand tests the official
 clients pointed at it. Nothing is mocked: real HTTP, a real SQLite file, the real SDKs."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.common.sign import Sign
 from tencentcloud.iai.v20180301 import iai_client
+from tencentcloud.iai.v20200303 import iai_client as iai_client_2020
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHARED = pathlib.Path(os.environ.get("IAI_SHARED_DIR", ROOT.parent / "shared"))
@@ -93,6 +95,19 @@ class Server:
         self.start()
 
 
+@contextlib.contextmanager
+def running_server(base: pathlib.Path, config_text: str = ""):
+    """A server of a test's own, on `base/data`, configured by `config_text` (TOML); stopped afterwards."""
+    config = base / "iai.toml"
+    config.write_text(config_text)
+    srv = Server(base / "data", config)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("iai")
@@ -107,12 +122,13 @@ def server(tmp_path_factory):
 
 
 def make_client(server, method="POST", sign="TC3-HMAC-SHA256", secret_id=SECRET_ID, secret_key=SECRET_KEY,
-                token=None, language="zh-CN"):
+                token=None, language="zh-CN", version="2018-03-01"):
     """The official Python SDK client, exactly as a user would configure it (SPEC.md §9.1)."""
     cred = credential.Credential(secret_id, secret_key, token)
     http = HttpProfile(endpoint=server.endpoint, protocol="http", reqMethod=method)
     profile = ClientProfile(httpProfile=http, signMethod=sign, language=language)
-    return iai_client.IaiClient(cred, "ap-guangzhou", profile)
+    module = iai_client if version == "2018-03-01" else iai_client_2020
+    return module.IaiClient(cred, "ap-guangzhou", profile)
 
 
 def common_client(server, version="2018-03-01", **kw):

@@ -2,14 +2,10 @@
 AnalyzeDenseLandmarks, DetectFaceAttributes and DetectFaceSimilarity (2020-03-03)."""
 
 import pytest
-from tencentcloud.common import credential
-from tencentcloud.common.profile.client_profile import ClientProfile
-from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.iai.v20180301 import models
-from tencentcloud.iai.v20200303 import iai_client as iai_client_2020
 from tencentcloud.iai.v20200303 import models as models_2020
 
-from conftest import SECRET_ID, SECRET_KEY
+from conftest import make_client
 from test_faces import EDGE, FACES, THRESHOLD, b64, error_code
 
 POSE = EDGE / "pose"
@@ -190,9 +186,7 @@ def test_detect_face_attributes_fills_what_was_asked(client):
 
 
 def test_detect_face_similarity_of_2020_03_03(server):
-    cred = credential.Credential(SECRET_ID, SECRET_KEY)
-    profile = ClientProfile(httpProfile=HttpProfile(endpoint=server.endpoint, protocol="http"))
-    client = iai_client_2020.IaiClient(cred, "ap-guangzhou", profile)
+    client = make_client(server, version="2020-03-03")
     tests = FACES / "tests"
     req = models_2020.DetectFaceSimilarityRequest()
     obama, biden = sorted((tests / "fr_obama").iterdir()), sorted((tests / "fr_biden").iterdir())

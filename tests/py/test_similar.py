@@ -10,8 +10,9 @@ import urllib.parse
 import pytest
 import requests
 
-from conftest import Server, common_client
+from conftest import common_client, running_server
 from test_faces import FACES, b64, error_code
+from test_persons import photos
 
 TESTS = FACES / "tests"
 THROTTLE = "IAI_SIMILAR_MAX_PAIRS_PER_SECOND"
@@ -21,19 +22,10 @@ DISTINCT = ["compreface_A", "dlib_John_Salley", "dlib_John_Savage", "dlib_John_S
             "dlib_John_Simm", "fr_obama", "orl_s1", "orl_s2", "orl_s3", "orl_s4", "orl_s5"]
 
 
-def photos(identity):
-    return sorted((TESTS / identity).iterdir())
-
-
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    base = tmp_path_factory.mktemp("similar")
-    config = base / "iai.toml"
-    config.write_text("")
-    server = Server(base / "data", config)
-    server.start()
-    yield server
-    server.stop()
+    with running_server(tmp_path_factory.mktemp("similar")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import requests
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.iai.v20200303 import models as models20
 
-from conftest import Server, make_client
+from conftest import make_client, running_server
 from test_faces import error_code
 from test_persons import create_face, create_group, create_person, photos, search
 from test_races import check_index
@@ -28,24 +28,12 @@ LATECOMERS = ["dlib_John_Shimkus", "dlib_John_Simm", "orl_s2", "orl_s3", "orl_s4
 
 @pytest.fixture
 def slow_server(tmp_path):
-    config = tmp_path / "iai.toml"
-    config.write_text(SLOW)
-    srv = Server(tmp_path / "data", config)
-    srv.start()
-    yield srv
-    srv.stop()
+    with running_server(tmp_path, SLOW) as srv:
+        yield srv
 
 
 def client20(server):
-    from tencentcloud.common import credential
-    from tencentcloud.common.profile.client_profile import ClientProfile
-    from tencentcloud.common.profile.http_profile import HttpProfile
-    from tencentcloud.iai.v20200303 import iai_client
-
-    import conftest
-    cred = credential.Credential(conftest.SECRET_ID, conftest.SECRET_KEY)
-    http = HttpProfile(endpoint=server.endpoint, protocol="http")
-    return iai_client.IaiClient(cred, "ap-guangzhou", ClientProfile(httpProfile=http))
+    return make_client(server, version="2020-03-03")
 
 
 def upgrade(client, group, version="3.0"):
