@@ -20,10 +20,16 @@
 //! reembed_batch_persons = 16        # background re-embedding: persons per batch
 //! reembed_pause_ms = 0              # background re-embedding: pause between batches
 //! similar_max_pairs_per_second = 1e7  # duplicate-person checks: scan rate cap (default: none)
+//! owner_uin = 100000000001          # the main account's uin in CAM resources (qcs::iai::uin/<owner_uin>:...)
 //! [[keys]]
 //! secret_id = "AKID..."
 //! secret_key = "..."
 //! token = "..."        # optional: calls must then carry this X-TC-Token
+//! [qps]                # calls a second per principal and interface group (default 50; 0 = off)
+//! search = 50
+//! upgrade_group_face_model_version = 10
+//! [qps.users.alice]    # one sub-user's own limits
+//! search = 5
 //! ```
 
 use std::path::PathBuf;
@@ -34,6 +40,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::wire::auth::{ApiKey, KeyRing};
+use crate::wire::limits::QpsConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
@@ -86,6 +93,10 @@ pub struct Config {
     pub reembed_pause_ms: u64,
     /// Duplicate-person checks: at most this many pairs compared per second (none when unset).
     pub similar_max_pairs_per_second: Option<f64>,
+    /// The main account's uin, as CAM resources name it.
+    pub owner_uin: u64,
+    /// QPS limits per interface group and principal.
+    pub qps: QpsConfig,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -132,6 +143,8 @@ impl Default for Config {
             reembed_batch_persons: 16,
             reembed_pause_ms: 0,
             similar_max_pairs_per_second: None,
+            owner_uin: 100_000_000_001,
+            qps: QpsConfig::default(),
         }
     }
 }
@@ -206,6 +219,7 @@ impl Config {
             .merge(Env::prefixed("IAI_").ignore(&["CONFIG", "KEYS", "URL_ALLOWED_HOSTS"]))
             .merge(Serialized::defaults(cli))
             .extract()?;
+        config.qps.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }
 

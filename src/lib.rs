@@ -4,6 +4,8 @@
 //! - `wire`: HTTP, signatures, parameter parsing, the response envelope;
 //! - `api`: the API model generated from the specification and the `Iai` trait (one method per action);
 //! - `actions`: the `Iai` implementation, with the service's rules and error codes;
+//! - `cam`: Tencent's CAM API beside it (sub-users, keys, policies) and the policies' evaluation, which
+//!   `wire` applies to every call;
 //! - `store`: SQLite persistence;
 //! - `index`: the in-memory search index, rebuilt from the store at start and following every write;
 //! - `face`: images, detection, alignment, embeddings and scores with ONNX models;
@@ -14,6 +16,7 @@
 pub mod actions;
 pub mod admission;
 pub mod api;
+pub mod cam;
 pub mod check_index;
 pub mod config;
 pub mod face;
@@ -47,6 +50,15 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     let store = tokio::task::spawn_blocking(move || store::Store::open(&data_dir)).await??;
     tracing::info!(database = %store.path().display(), "store ready");
 
+    // CAM needs signatures: with checking off there is no caller to authorise.
+    let (keys, cam) = match keys {
+        Some(keys) => {
+            let cam =
+                Arc::new(cam::CamService::open(store.clone(), config.owner_uin, keys.configured_ids()).await?);
+            (Some(keys.with_stored_keys(cam.directory().clone())), Some(cam))
+        }
+        None => (None, None),
+    };
     let state = AppState::<actions::IaiService>::new(
         WireConfig {
             keys,
@@ -54,8 +66,10 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
             body_budget_bytes: config.body_budget(),
             body_timeout: Duration::from_secs(config.body_timeout_secs),
             body_idle_timeout: Duration::from_secs(config.body_idle_timeout_secs),
+            qps: config.qps.clone(),
         },
         metrics,
+        cam,
     );
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::rules::{self, Page};
 use crate::api::model::*;
-use crate::api::{ApiError, ErrorCode};
+use crate::api::{ApiError, ErrorCode, GroupFilter};
 use crate::face::ModelVersion;
 use crate::face::embed::Recognition;
 use crate::index::{Change, Indexes};
@@ -79,15 +79,34 @@ pub async fn delete(
     Ok(DeleteGroupResponse {})
 }
 
+/// The groups in creation order; under a group-scoped CAM policy only those the caller may see, counted
+/// and paged among themselves.
 pub async fn list(
     store: &Store,
     req: GetGroupListRequest,
+    visible: Option<GroupFilter>,
 ) -> Result<GetGroupListResponse, ApiError> {
     store
         .read(move |conn| {
-            let total = rows::count(conn)?;
-            let page = Page::new(req.offset, req.limit, 1000, total)?;
-            let groups = rows::list(conn, page.offset, page.limit)?;
+            let (total, groups) = match visible {
+                None => {
+                    let total = rows::count(conn)?;
+                    let page = Page::new(req.offset, req.limit, 1000, total)?;
+                    (total, rows::list(conn, page.offset, page.limit)?)
+                }
+                Some(visible) => {
+                    let mut all = rows::list(conn, 0, i64::MAX as u64)?;
+                    all.retain(|g| visible.allows(&g.group_id));
+                    let total = all.len() as u64;
+                    let page = Page::new(req.offset, req.limit, 1000, total)?;
+                    let groups = all
+                        .into_iter()
+                        .skip(page.offset as usize)
+                        .take(page.limit as usize)
+                        .collect();
+                    (total, groups)
+                }
+            };
             Ok(GetGroupListResponse {
                 group_infos: groups.into_iter().map(group_info).collect(),
                 group_num: Some(total),

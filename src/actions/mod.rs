@@ -309,10 +309,10 @@ impl Iai for IaiService {
 
     async fn get_group_list(
         &self,
-        _: &RequestContext,
+        ctx: &RequestContext,
         req: GetGroupListRequest,
     ) -> Result<GetGroupListResponse, ApiError> {
-        groups::list(&self.store, req).await
+        groups::list(&self.store, req, ctx.visible_groups.clone()).await
     }
 
     async fn get_group_info(

@@ -4,6 +4,7 @@
 //! Nothing here knows about HTTP or storage: `wire` turns requests into `(action, params)` and back,
 //! `actions` implements the `Iai` trait on top of `store`.
 
+pub mod access;
 mod error;
 pub mod schema;
 
@@ -35,6 +36,37 @@ pub struct RequestContext {
     pub secret_id: Option<String>,
     /// The Host the client reached the server by (links to result files point there).
     pub host: Option<String>,
+    /// Who signed the call: the main account (the configuration's keys) or a CAM sub-user. `Main` when
+    /// signature checking is off.
+    pub principal: Principal,
+    /// For a listing under a group-scoped CAM policy (GetGroupList): the groups the caller may see.
+    pub visible_groups: Option<GroupFilter>,
+}
+
+/// The account a call acts as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Principal {
+    /// The owner: the keys in the configuration, and keys it created for itself through CAM.
+    #[default]
+    Main,
+    /// A CAM sub-user, by uin.
+    User(u64),
+}
+
+/// Which groups (by GroupId) a listing may answer.
+#[derive(Clone)]
+pub struct GroupFilter(pub std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl GroupFilter {
+    pub fn allows(&self, group_id: &str) -> bool {
+        (self.0)(group_id)
+    }
+}
+
+impl std::fmt::Debug for GroupFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupFilter")
+    }
 }
 
 /// Turn validated parameters into a request type. Validation has already checked every type, so a failure

@@ -4,6 +4,7 @@
 //!
 //! Every call runs on the blocking pool and inside one transaction, committed before the caller answers.
 
+pub mod cam;
 pub mod groups;
 pub mod jobs;
 pub mod persons;
@@ -21,6 +22,7 @@ use rusqlite_migration::{M, Migrations};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_embedding_models.sql"),
+    include_str!("../../migrations/0003_cam.sql"),
 ];
 
 pub const DB_FILE: &str = "iai.sqlite3";

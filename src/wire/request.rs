@@ -1,5 +1,7 @@
-//! From an HTTP request to a validated call: which signature scheme, which action and version, and the
-//! action's parameters as JSON checked against the schema (SPEC.md §2).
+//! From an HTTP request to a validated call: which signature scheme, which service (IAI, or CAM when the
+//! version is CAM's or the TC3 credential scope names `cam`), action and version, and the action's
+//! parameters as JSON checked against the schema (SPEC.md §2). `authenticate` and `params` are the two
+//! halves, so that the QPS limits can refuse a call between them, before its parameters are parsed.
 //!
 //! - TC3: action and version in `X-TC-*` headers; parameters in a JSON body (POST), a form body, or the
 //!   query string (GET).
@@ -12,6 +14,7 @@ use serde_json::Value;
 use super::auth::{KeyRing, tc3, v1};
 use crate::api::schema::{self, VERSION_2018, VERSION_2020};
 use crate::api::{ApiError, ErrorCode, RequestContext};
+use crate::cam::directory::Service;
 
 /// Parameters of the v1 scheme that are not the action's own.
 const V1_COMMON: &[&str] = &[
@@ -42,8 +45,25 @@ pub enum Auth<'a> {
     Off,
 }
 
+/// An authenticated call whose parameters are not parsed yet.
+pub struct Call {
+    /// Without request id.
+    pub ctx: RequestContext,
+    pub service: Service,
+    pub spec: &'static schema::ActionSpec,
+    /// The v1 scheme's decoded pairs (its parameters travel with the signature).
+    v1_pairs: Option<Vec<(String, String)>>,
+}
+
 /// Parse and authenticate; on success the call's context (without request id) and its validated parameters.
 pub fn parse(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, Value), ApiError> {
+    let call = authenticate(req, auth, now)?;
+    let params = params(&call, req)?;
+    Ok((call.ctx, params))
+}
+
+/// Check the method, find the scheme, service and action, and verify the signature.
+pub fn authenticate(req: &Incoming, auth: &Auth, now: i64) -> Result<Call, ApiError> {
     if req.method != Method::GET && req.method != Method::POST {
         return Err(ApiError::new(
             ErrorCode::UnsupportedProtocol,
@@ -57,9 +77,38 @@ pub fn parse(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, V
         || header(req.headers, "authorization")
             .is_some_and(|a| a.trim_start().starts_with(tc3::ALGORITHM));
     if is_tc3 {
-        parse_tc3(req, auth, now)
+        authenticate_tc3(req, auth, now)
     } else {
-        parse_v1(req, auth, now)
+        authenticate_v1(req, auth, now)
+    }
+}
+
+/// The call's parameters, validated against its action's fields.
+pub fn params(call: &Call, req: &Incoming) -> Result<Value, ApiError> {
+    let fields = call.spec.request;
+    if let Some(pairs) = &call.v1_pairs {
+        let business = pairs.iter().filter(|(k, _)| !V1_COMMON.contains(&k.as_str()));
+        return schema::from_flat(business.map(|(k, v)| (k.as_str(), v.as_str())), fields);
+    }
+    let content_type = header(req.headers, header::CONTENT_TYPE.as_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if req.method == Method::GET {
+        schema::from_flat(
+            pairs(req.raw_query.as_bytes())
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+            fields,
+        )
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        schema::from_flat(
+            pairs(req.body)
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+            fields,
+        )
+    } else {
+        json_params(req.body, fields)
     }
 }
 
@@ -78,7 +127,7 @@ pub fn action_hint(req: &Incoming) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-fn parse_tc3(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, Value), ApiError> {
+fn authenticate_tc3(req: &Incoming, auth: &Auth, now: i64) -> Result<Call, ApiError> {
     let mut ctx = RequestContext {
         action: header(req.headers, "x-tc-action")
             .ok_or_else(|| ApiError::missing_parameter("Action"))?
@@ -90,6 +139,10 @@ fn parse_tc3(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, V
         language: header(req.headers, "x-tc-language").map(str::to_owned),
         ..Default::default()
     };
+    let scope_service = header(req.headers, "authorization")
+        .and_then(tc3::Authorization::parse)
+        .map(|a| a.service);
+    let service = route(&ctx.version, scope_service);
     if let Auth::Verify(keys) = auth {
         let signed = tc3::Tc3Request {
             method: req.method.as_str(),
@@ -97,34 +150,20 @@ fn parse_tc3(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, V
             headers: req.headers,
             body: req.body,
         };
-        ctx.secret_id = Some(tc3::verify(keys, &signed, now)?);
+        let signer = tc3::verify(keys, &signed, now)?;
+        ctx.secret_id = Some(signer.secret_id);
+        ctx.principal = signer.principal;
     }
-    let spec = find_action(&ctx)?;
-
-    let content_type = header(req.headers, header::CONTENT_TYPE.as_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let params = if req.method == Method::GET {
-        schema::from_flat(
-            pairs(req.raw_query.as_bytes())
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-            spec.request,
-        )?
-    } else if content_type.starts_with("application/x-www-form-urlencoded") {
-        schema::from_flat(
-            pairs(req.body)
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-            spec.request,
-        )?
-    } else {
-        json_params(req.body, spec.request)?
-    };
-    Ok((ctx, params))
+    let spec = find_action(&ctx, service)?;
+    Ok(Call {
+        ctx,
+        service,
+        spec,
+        v1_pairs: None,
+    })
 }
 
-fn parse_v1(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, Value), ApiError> {
+fn authenticate_v1(req: &Incoming, auth: &Auth, now: i64) -> Result<Call, ApiError> {
     let params = if req.method == Method::POST {
         pairs(req.body)
     } else {
@@ -143,34 +182,67 @@ fn parse_v1(req: &Incoming, auth: &Auth, now: i64) -> Result<(RequestContext, Va
         language: get("Language"),
         ..Default::default()
     };
+    let service = route(&ctx.version, None);
     if let Auth::Verify(keys) = auth {
         let host = header(req.headers, header::HOST.as_str()).unwrap_or("");
-        ctx.secret_id = Some(v1::verify(keys, req.method.as_str(), host, &params, now)?);
+        let signer = v1::verify(keys, req.method.as_str(), host, &params, now)?;
+        ctx.secret_id = Some(signer.secret_id);
+        ctx.principal = signer.principal;
     }
-    let spec = find_action(&ctx)?;
-    let business = params
-        .iter()
-        .filter(|(k, _)| !V1_COMMON.contains(&k.as_str()));
-    let params = schema::from_flat(
-        business.map(|(k, v)| (k.as_str(), v.as_str())),
-        spec.request,
-    )?;
-    Ok((ctx, params))
+    let spec = find_action(&ctx, service)?;
+    Ok(Call {
+        ctx,
+        service,
+        spec,
+        v1_pairs: Some(params),
+    })
 }
 
-fn find_action(ctx: &RequestContext) -> Result<&'static schema::ActionSpec, ApiError> {
-    if ctx.version != VERSION_2018 && ctx.version != VERSION_2020 {
-        return Err(ApiError::new(
+/// CAM's calls carry its version, and TC3 ones name `cam` in the credential scope (the Python SDK and
+/// tccli do; the Node SDK names the endpoint's first label, so the version decides there).
+fn route(version: &str, scope_service: Option<&str>) -> Service {
+    if version == crate::cam::VERSION || scope_service == Some("cam") {
+        Service::Cam
+    } else {
+        Service::Iai
+    }
+}
+
+fn find_action(
+    ctx: &RequestContext,
+    service: Service,
+) -> Result<&'static schema::ActionSpec, ApiError> {
+    let no_version = || {
+        ApiError::new(
             ErrorCode::NoSuchVersion,
             format!(
-                "The requested version `{}` of service `iai` does not exist.",
-                ctx.version
+                "The requested version `{}` of service `{}` does not exist.",
+                ctx.version,
+                service.name()
             ),
-        ));
+        )
+    };
+    match service {
+        Service::Iai => {
+            if ctx.version != VERSION_2018 && ctx.version != VERSION_2020 {
+                return Err(no_version());
+            }
+            schema::find_action(&ctx.action)
+                .filter(|spec| spec.offered_in(&ctx.version))
+                .ok_or_else(|| ApiError::invalid_action(&ctx.action))
+        }
+        Service::Cam => {
+            if ctx.version != crate::cam::VERSION {
+                return Err(no_version());
+            }
+            crate::cam::find_action(&ctx.action).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidAction,
+                    format!("The action `{}` does not exist for service `cam`.", ctx.action),
+                )
+            })
+        }
     }
-    schema::find_action(&ctx.action)
-        .filter(|spec| spec.offered_in(&ctx.version))
-        .ok_or_else(|| ApiError::invalid_action(&ctx.action))
 }
 
 fn json_params(body: &[u8], fields: &[schema::Field]) -> Result<Value, ApiError> {

@@ -19,12 +19,16 @@ use tower_http::timeout::{RequestBodyDeadlineLayer, RequestBodyTimeoutLayer};
 use tracing::Instrument;
 
 use super::auth::KeyRing;
+use super::authorize::{self, Facts};
 use super::envelope::{self, new_request_id};
+use super::limits::{QpsConfig, RateLimits};
 use super::ops::{self, Operations};
 use super::request::{self, Auth, Incoming};
 use super::telemetry;
 use crate::admission::{Gate, Ticket};
-use crate::api::{ApiError, ErrorCode, Iai, dispatch};
+use crate::api::{ApiError, ErrorCode, Iai, Principal, access, dispatch};
+use crate::cam::CamService;
+use crate::cam::directory::{Directory, Service};
 
 pub struct WireConfig {
     /// `None` turns signature checking off (logged loudly at start).
@@ -36,22 +40,34 @@ pub struct WireConfig {
     pub body_timeout: Duration,
     /// The body may not stall (no bytes) for longer than this.
     pub body_idle_timeout: Duration,
+    /// QPS limits per interface group and principal.
+    pub qps: QpsConfig,
 }
 
 /// The service behind the wire, set once it has loaded (the server listens before, to answer `/health`
 /// and `/ready` while the index and models load).
 pub struct AppState<S> {
     service: OnceLock<Arc<S>>,
+    /// CAM (sub-users and policies); `None` answers CAM calls `UnsupportedOperation` and lets every key do
+    /// everything.
+    cam: Option<Arc<CamService>>,
+    limits: RateLimits,
     config: WireConfig,
     body_gate: Arc<Gate>,
     pub(super) metrics: telemetry::Metrics,
 }
 
 impl<S> AppState<S> {
-    pub fn new(config: WireConfig, metrics: telemetry::Metrics) -> Arc<Self> {
+    pub fn new(
+        config: WireConfig,
+        metrics: telemetry::Metrics,
+        cam: Option<Arc<CamService>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             body_gate: Gate::bytes("body", config.body_budget_bytes),
             service: OnceLock::new(),
+            cam,
+            limits: RateLimits::new(config.qps.clone()),
             config,
             metrics,
         })
@@ -113,7 +129,7 @@ async fn handle<S: Iai>(State(state): State<Arc<AppState<S>>>, request: Request<
     let (parts, body) = request.into_parts();
     let trace_id = parts.headers.get("x-tc-traceid").cloned();
     let mut facts = CallFacts::default();
-    let result = answer(&state, &parts, body, &request_id, &mut facts)
+    let result = answer(&state, &parts, body, &request_id, client, &mut facts)
         .instrument(span.clone())
         .await;
     let code = match &result {
@@ -143,14 +159,9 @@ async fn answer<S: Iai>(
     parts: &axum::http::request::Parts,
     body: Body,
     request_id: &str,
+    client: Option<SocketAddr>,
     facts: &mut CallFacts,
 ) -> Result<serde_json::Value, ApiError> {
-    let Some(service) = state.service() else {
-        return Err(ApiError::new(
-            ErrorCode::ServiceUnavailable,
-            "The server is starting (loading the search index and the models); retry shortly.",
-        ));
-    };
     let max = state.config.max_body_bytes;
     let declared = parts
         .headers
@@ -171,20 +182,70 @@ async fn answer<S: Iai>(
         Some(keys) => Auth::Verify(keys),
         None => Auth::Off,
     };
-    let (mut ctx, params) = request::parse(&incoming, &auth, chrono::Utc::now().timestamp())
+    let now = chrono::Utc::now().timestamp();
+    let call = request::authenticate(&incoming, &auth, now)
         .inspect_err(|_| facts.action = request::action_hint(&incoming))?;
+    facts.action = Some(call.ctx.action.clone());
+    facts.secret_id = call.ctx.secret_id.clone();
+    let directory: Option<Arc<Directory>> = state.cam.as_ref().map(|c| c.directory().load_full());
+    let access = match call.service {
+        Service::Iai => access::of(call.spec.name),
+        Service::Cam => None,
+    };
+    // QPS limits before anything of the parameters is parsed: a refused call costs next to nothing.
+    if let Some(access) = access {
+        let principal = call.ctx.principal;
+        let user_name = || match (principal, &directory) {
+            (Principal::User(uin), Some(d)) => d.user_name(uin).map(str::to_owned),
+            _ => None,
+        };
+        state
+            .limits
+            .check(principal, user_name, &call.ctx.action, access)?;
+    }
+    let params = request::params(&call, &incoming)?;
     // The parameters now own what the call needs; the raw bytes go (the ticket stays, for the parameters).
     drop(body);
+    let service_kind = call.service;
+    let mut ctx = call.ctx;
     ctx.request_id = request_id.to_owned();
     ctx.host = parts
         .headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned);
-    facts.action = Some(ctx.action.clone());
-    facts.secret_id = ctx.secret_id.clone();
+    if let Some(directory) = &directory {
+        ctx.visible_groups = authorize::authorize(
+            directory,
+            &Facts {
+                ctx: &ctx,
+                service: service_kind,
+                access,
+                params: &params,
+                ip: client.map(|c| c.ip()),
+                now,
+            },
+        )?;
+    }
     let action = ctx.action.clone();
-    let answer = dispatch(service.as_ref(), &ctx, &action, params).await;
+    let answer = match service_kind {
+        Service::Cam => match &state.cam {
+            Some(cam) => crate::cam::dispatch(cam.as_ref(), &ctx, &action, params).await,
+            None => Err(ApiError::new(
+                ErrorCode::UnsupportedOperation,
+                "CAM is not available on this server (signature checking is off).",
+            )),
+        },
+        Service::Iai => {
+            let Some(service) = state.service() else {
+                return Err(ApiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "The server is starting (loading the search index and the models); retry shortly.",
+                ));
+            };
+            dispatch(service.as_ref(), &ctx, &action, params).await
+        }
+    };
     if let Err(e) = &answer {
         tracing::debug!(%action, code = e.code.as_str(), message = %e.message, "action failed");
     }
@@ -305,8 +366,10 @@ mod tests {
                 body_budget_bytes: 1 << 20,
                 body_timeout: Duration::from_secs(5),
                 body_idle_timeout: Duration::from_millis(200),
+                qps: QpsConfig::default(),
             },
             telemetry::Metrics::install(),
+            None,
         )
     }
 

@@ -25,8 +25,16 @@ pub enum ErrorCode {
     DryRunOperation,
     /// Generic operation failure.
     FailedOperation,
+    /// 操作访问密钥错误。
+    FailedOperationAccesskey,
     /// Operation mixes groups/persons of different model versions.
     FailedOperationAcrossVersionsError,
+    /// 协助审批人已达到上限。
+    FailedOperationAssistApproverFull,
+    /// 生成AuthToken异常。
+    FailedOperationBuildAuthToken,
+    /// CIC的身份提供商禁止操作
+    FailedOperationCICIdentityForbidden,
     /// A de-duplication job on the same groups is still running.
     FailedOperationCheckDuplicatePersonTaskNotFinished,
     /// De-duplication would take too long (>5 h); try later.
@@ -37,10 +45,18 @@ pub enum ErrorCode {
     FailedOperationCreateFaceConcurrent,
     /// Custom field names in one group must be unique.
     FailedOperationDuplicatedGroupDescription,
+    /// 存在高风险操作。
+    FailedOperationExistHighRiskOperations,
     /// Face image did not pass the requested QualityControl level.
     FailedOperationFaceQualityNotQualified,
     /// Detected face is smaller than MinFaceSize and was discarded.
     FailedOperationFaceSizeTooSmall,
+    /// 凭据操作失败。
+    FailedOperationFlowAuthIllegal,
+    /// 禁止当前用户创建子账号。
+    FailedOperationForbidAdd,
+    /// 获取用户地域信息失败
+    FailedOperationGetUserAreaError,
     /// This group cannot be upgraded.
     FailedOperationGroupCannotUpgrade,
     /// Group is being deleted; retry later.
@@ -67,6 +83,16 @@ pub enum ErrorCode {
     FailedOperationJobIdNotExist,
     /// No de-duplication job records.
     FailedOperationJobNotExist,
+    /// 集团策略不允许操作。
+    FailedOperationOrganizationPolicyOperateError,
+    /// 用户策略数超过上限。
+    FailedOperationPolicyFull,
+    /// PolicyName字段指定的策略名已存在。
+    FailedOperationPolicyNameInUse,
+    /// 该策略版本已经是默认策略版本。
+    FailedOperationPolicyVersionAlreadyDefault,
+    /// 策略版本数已经达到上限。
+    FailedOperationPolicyVersionFull,
     /// Rate limit hit (product-level).
     FailedOperationRequestLimitExceeded,
     /// Backend timed out.
@@ -77,18 +103,182 @@ pub enum ErrorCode {
     FailedOperationSearchFacesExceed,
     /// Algorithm service error; retry.
     FailedOperationServerError,
+    /// 绑定标签失败。
+    FailedOperationTagResourceFailed,
     /// Unknown internal error.
     FailedOperationUnKnowError,
+    /// 解绑标签失败。
+    FailedOperationUnTagResourceFailed,
+    /// 禁止变更
+    FailedOperationUnmodifiable,
     /// Upgrade job id unknown.
     FailedOperationUpgradeJobIdNotExist,
+    /// 用户未绑定手机。
+    FailedOperationUserNotBindPhone,
+    /// 用户未绑定微信。
+    FailedOperationUserNotBindWechat,
+    /// 设置的用户没有权限。
+    FailedOperationUserUnbindNoPermission,
     /// Internal error.
     InternalError,
+    /// 内部错误。
+    InternalErrorSystemError,
+    /// 系统错误，未知异常。
+    InternalErrorUnknownError,
     /// Action name does not exist.
     InvalidAction,
     /// Generic: parameter has the wrong type/format. Example message pattern: 'The value type of parameter `X` is not valid.'
     InvalidParameter,
+    /// 策略文档的Action字段不合法。
+    InvalidParameterActionError,
+    /// 策略语法中操作不存在。
+    InvalidParameterActionMiss,
+    /// 策略语法中操作不存在。
+    InvalidParameterActionNotExist,
+    /// 策略语法中操作服务不存在。
+    InvalidParameterActionServiceNotExist,
+    /// 协助审批类型不合法。
+    InvalidParameterAssitApproverTypeError,
+    /// principal字段的授权对象关联策略数已达到上限。
+    InvalidParameterAttachmentFull,
+    /// 策略语法中条件内容不正确。
+    InvalidParameterConditionContentError,
+    /// 策略文档的condition字段不合法。
+    InvalidParameterConditionError,
+    /// 策略语法中条件操作符不正确。
+    InvalidParameterConditionTypeError,
+    /// 任务不存在。
+    InvalidParameterDeletionTaskNotExist,
+    /// Description入参长度不能大于300字节。
+    InvalidParameterDescriptionLengthOverlimit,
+    /// 策略文档的Effect字段不合法。
+    InvalidParameterEffectError,
+    /// EntityFilter字段不合法。
+    InvalidParameterEntityFilterError,
+    /// 用户组数量达到上限。
+    InvalidParameterGroupFull,
+    /// GroupId字段不合法。
+    InvalidParameterGroupIdError,
+    /// 用户组名称重复。
+    InvalidParameterGroupNameInUse,
+    /// 用户组不存在。
+    InvalidParameterGroupNotExist,
+    /// 用户组中的子用户数量达到上限。
+    InvalidParameterGroupUserFull,
+    /// IP段格式不合法。
+    InvalidParameterIPIllegal,
+    /// IP段重复。
+    InvalidParameterIPRangeOverlapping,
+    /// 身份提供商名称已经使用。
+    InvalidParameterIdentityNameInUse,
+    /// 接口不存在。
+    InvalidParameterInterfaceNotExist,
     /// Parameter invalid (product-level variant).
     InvalidParameterInvalidParameter,
+    /// Keyword字段不合法。
+    InvalidParameterKeywordError,
+    /// 多因子Token验证失败。
+    InvalidParameterMFATokenError,
+    /// 名字或者id号错误。
+    InvalidParameterNameOrIdCardError,
+    /// CAM不支持策略文档中所指定的资源类型。
+    InvalidParameterNotSupportProduct,
+    /// 一次操作实体数过多。
+    InvalidParameterOperateEntitiesOverLimit,
+    /// 一次操作策略数过多。
+    InvalidParameterOperatePoliciesOverLimit,
+    /// 当前角色仅支持企业管理员操作，如需修改，请联系企业管理员。
+    InvalidParameterOrganizationRoleOperateError,
+    /// 无效的pageToken
+    InvalidParameterPaginationTokenInvalid,
+    /// 非法入参。
+    InvalidParameterParamError,
+    /// 密码规则错误。
+    InvalidParameterPasswordRuleError,
+    /// 密码不符合用户安全设置。
+    InvalidParameterPasswordViolatedRules,
+    /// PolicyDocument字段不合法。
+    InvalidParameterPolicyDocumentError,
+    /// PolicyDocument字段超过长度限制。
+    InvalidParameterPolicyDocumentLengthOverLimit,
+    /// 输入参数PolicyId不合法。
+    InvalidParameterPolicyIdError,
+    /// 策略ID不存在。
+    InvalidParameterPolicyIdNotExist,
+    /// PolicyName字段不合法。
+    InvalidParameterPolicyNameError,
+    /// 策略版本不存在。
+    InvalidParameterPolicyVersionNotExists,
+    /// 策略文档的principal字段不合法。
+    InvalidParameterPrincipalError,
+    /// 角色载体不允许跨站。
+    InvalidParameterPrincipalQcsCrossError,
+    /// PrincipalQcsc错误。
+    InvalidParameterPrincipalQcsError,
+    /// PrincipalQcs不存在。
+    InvalidParameterPrincipalQcsNotExist,
+    /// PrincipalService不存在。
+    InvalidParameterPrincipalServiceNotExist,
+    /// 消息接收人超出限制。
+    InvalidParameterReceiverOverLimit,
+    /// 策略语法中资源内容不正确。
+    InvalidParameterResourceContentError,
+    /// 策略文档的Resource字段不合法。
+    InvalidParameterResourceError,
+    /// 策略语法中资源项目不正确。
+    InvalidParameterResourceProjectError,
+    /// 资源QCS错误。
+    InvalidParameterResourceQcsError,
+    /// 策略语法中资源地域不正确。
+    InvalidParameterResourceRegionError,
+    /// 策略语法中资源服务不存在。
+    InvalidParameterResourceServiceNotExist,
+    /// 策略语法中资源所属主账号不正确。
+    InvalidParameterResourceUinError,
+    /// 角色数量达到上限。
+    InvalidParameterRoleFull,
+    /// 角色名不合法。
+    InvalidParameterRoleNameError,
+    /// 相同名称的角色已存在。
+    InvalidParameterRoleNameInUse,
+    /// 角色不存在。
+    InvalidParameterRoleNotExist,
+    /// Scope字段不合法。
+    InvalidParameterScopeError,
+    /// 查询关键字长度错误。
+    InvalidParameterSearchKeywordLengthError,
+    /// 权限边界不能用服务相关策略。
+    InvalidParameterServiceLinkedPolicyCantInPermissionBoundary,
+    /// 服务相关角色不能使用权限边界。
+    InvalidParameterServiceLinkedRoleCantUsePermissionBoundary,
+    /// ServiceType字段不合法。
+    InvalidParameterServiceTypeError,
+    /// 策略文档的Statement字段不合法。
+    InvalidParameterStatementError,
+    /// 子账号数量达到上限。
+    InvalidParameterSubUserFull,
+    /// 子用户名称重复。
+    InvalidParameterSubUserNameInUse,
+    /// 子账号不存在已认证的手机。
+    InvalidParameterSubUserPhoneNotExsit,
+    /// 超出标签限制。
+    InvalidParameterTagLimitExceeded,
+    /// 标签参数错误。
+    InvalidParameterTagParamError,
+    /// Uin字段不合法。
+    InvalidParameterUinError,
+    /// 子用户加入的用户组数量达到上限。
+    InvalidParameterUserGroupFull,
+    /// 用户名不合法。
+    InvalidParameterUserNameIllegal,
+    /// 用户未实名。
+    InvalidParameterUserNotAuth,
+    /// 用户对象不存在。
+    InvalidParameterUserNotExist,
+    /// 用户的Uin和Uid不能都为空。
+    InvalidParameterUserUinAndUinNotAllNull,
+    /// 策略文档的Version字段不合法。
+    InvalidParameterVersionError,
     /// Parameter value error.
     InvalidParameterValue,
     /// Account-wide face quota exhausted (50,000,000 faces).
@@ -135,12 +325,20 @@ pub enum ErrorCode {
     InvalidParameterValueGroupTagIllegal,
     /// Tag too long (>40).
     InvalidParameterValueGroupTagTooLong,
+    /// OIDC签名公钥错误。
+    InvalidParameterValueIdentityKeyError,
+    /// 身份提供商URL错误。
+    InvalidParameterValueIdentityUrlError,
     /// Neither Image nor Url provided / image empty.
     InvalidParameterValueImageEmpty,
     /// Image empty (variant).
     InvalidParameterValueImageEmptyError,
     /// Limit outside the allowed range.
     InvalidParameterValueLimitExceed,
+    /// 身份提供商元数据文档错误。
+    InvalidParameterValueMetadataError,
+    /// 身份提供商名称错误。
+    InvalidParameterValueNameError,
     /// Searched groups contain no face.
     InvalidParameterValueNoFaceInGroups,
     /// No face found in the image.
@@ -195,6 +393,10 @@ pub enum ErrorCode {
     LimitExceeded,
     /// Too many faces (e.g. MaxFaceNum above maximum).
     LimitExceededErrorFaceNumExceed,
+    /// 身份提供商已达到上限。
+    LimitExceededIdentityFull,
+    /// 请求超出限制。
+    LimitExceededUin,
     /// Required parameter missing.
     MissingParameter,
     /// A required parameter is empty.
@@ -203,8 +405,22 @@ pub enum ErrorCode {
     NoSuchProduct,
     /// API version unknown for this product.
     NoSuchVersion,
+    /// 每个账号最多支持两个AccessKey。
+    OperationDeniedAccessKeyOverLimit,
+    /// 禁止变更 CIC Policy。
+    OperationDeniedCicPolicyOperationDenied,
+    /// 存在未删除的API密钥。
+    OperationDeniedHaveKeys,
+    /// 关联到标签组的策略，不能包含标签条件键。
+    OperationDeniedPolicyTagConflict,
+    /// 子用户不允许操作主账号密钥。
+    OperationDeniedSubUin,
+    /// 被操作密钥与账号不匹配。
+    OperationDeniedUinNotMatch,
     /// Request rate limit exceeded.
     RequestLimitExceeded,
+    /// 创建子用户频率超过限制。
+    RequestLimitExceededCreateUser,
     /// Main-account frequency limit exceeded.
     RequestLimitExceededGlobalRegionUinLimitExceeded,
     /// Per-IP frequency limit exceeded.
@@ -219,14 +435,32 @@ pub enum ErrorCode {
     ResourceInsufficient,
     /// Resource does not exist.
     ResourceNotFound,
+    /// 未开启CAM数据流认证。
+    ResourceNotFoundDataFlowAuthClose,
     /// Person does not exist (appears in official DeleteFace/DeletePerson examples, not in SDK error tables).
     ResourceNotFoundErrorPersonNotExisted,
+    /// 用户组不存在。
+    ResourceNotFoundGroupNotExist,
+    /// 身份提供商不存在。
+    ResourceNotFoundIdentityNotExist,
+    /// 资源不存在。
+    ResourceNotFoundNotFound,
+    /// PolicyId指定的资源不存在。
+    ResourceNotFoundPolicyIdNotFound,
+    /// 密钥不存在。
+    ResourceNotFoundSecretNotExist,
+    /// 用户不存在。
+    ResourceNotFoundUserNotExist,
+    /// 用户不存在。
+    ResourceNotFoundUserNotExists,
     /// Resource unavailable.
     ResourceUnavailable,
     /// Account billing in arrears (variant).
     ResourceUnavailableChargeStatusException,
     /// Resource is still being provisioned.
     ResourceUnavailableDelivering,
+    /// 凭据信息异常。
+    ResourceUnavailableFlowAuthSecet,
     /// Account frozen.
     ResourceUnavailableFreeze,
     /// Could not fetch authorization info.
@@ -253,6 +487,8 @@ pub enum ErrorCode {
     ServiceUnavailable,
     /// Not authorized.
     UnauthorizedOperation,
+    /// 没有删除API密钥权限。
+    UnauthorizedOperationDeleteApiKey,
     /// Unknown parameter supplied.
     UnknownParameter,
     /// Operation not supported.
@@ -280,7 +516,11 @@ impl ErrorCode {
             Self::AuthFailureUnauthorizedOperation => "AuthFailure.UnauthorizedOperation",
             Self::DryRunOperation => "DryRunOperation",
             Self::FailedOperation => "FailedOperation",
+            Self::FailedOperationAccesskey => "FailedOperation.Accesskey",
             Self::FailedOperationAcrossVersionsError => "FailedOperation.AcrossVersionsError",
+            Self::FailedOperationAssistApproverFull => "FailedOperation.AssistApproverFull",
+            Self::FailedOperationBuildAuthToken => "FailedOperation.BuildAuthToken",
+            Self::FailedOperationCICIdentityForbidden => "FailedOperation.CICIdentityForbidden",
             Self::FailedOperationCheckDuplicatePersonTaskNotFinished => {
                 "FailedOperation.CheckDuplicatePersonTaskNotFinished"
             }
@@ -292,10 +532,16 @@ impl ErrorCode {
             Self::FailedOperationDuplicatedGroupDescription => {
                 "FailedOperation.DuplicatedGroupDescription"
             }
+            Self::FailedOperationExistHighRiskOperations => {
+                "FailedOperation.ExistHighRiskOperations"
+            }
             Self::FailedOperationFaceQualityNotQualified => {
                 "FailedOperation.FaceQualityNotQualified"
             }
             Self::FailedOperationFaceSizeTooSmall => "FailedOperation.FaceSizeTooSmall",
+            Self::FailedOperationFlowAuthIllegal => "FailedOperation.FlowAuthIllegal",
+            Self::FailedOperationForbidAdd => "FailedOperation.ForbidAdd",
+            Self::FailedOperationGetUserAreaError => "FailedOperation.GetUserAreaError",
             Self::FailedOperationGroupCannotUpgrade => "FailedOperation.GroupCannotUpgrade",
             Self::FailedOperationGroupInDeletedState => "FailedOperation.GroupInDeletedState",
             Self::FailedOperationGroupPersonMapExist => "FailedOperation.GroupPersonMapExist",
@@ -311,17 +557,138 @@ impl ErrorCode {
             Self::FailedOperationJobCannnotRollback => "FailedOperation.JobCannnotRollback",
             Self::FailedOperationJobIdNotExist => "FailedOperation.JobIdNotExist",
             Self::FailedOperationJobNotExist => "FailedOperation.JobNotExist",
+            Self::FailedOperationOrganizationPolicyOperateError => {
+                "FailedOperation.OrganizationPolicyOperateError"
+            }
+            Self::FailedOperationPolicyFull => "FailedOperation.PolicyFull",
+            Self::FailedOperationPolicyNameInUse => "FailedOperation.PolicyNameInUse",
+            Self::FailedOperationPolicyVersionAlreadyDefault => {
+                "FailedOperation.PolicyVersionAlreadyDefault"
+            }
+            Self::FailedOperationPolicyVersionFull => "FailedOperation.PolicyVersionFull",
             Self::FailedOperationRequestLimitExceeded => "FailedOperation.RequestLimitExceeded",
             Self::FailedOperationRequestTimeout => "FailedOperation.RequestTimeout",
             Self::FailedOperationRpcFail => "FailedOperation.RpcFail",
             Self::FailedOperationSearchFacesExceed => "FailedOperation.SearchFacesExceed",
             Self::FailedOperationServerError => "FailedOperation.ServerError",
+            Self::FailedOperationTagResourceFailed => "FailedOperation.TagResourceFailed",
             Self::FailedOperationUnKnowError => "FailedOperation.UnKnowError",
+            Self::FailedOperationUnTagResourceFailed => "FailedOperation.UnTagResourceFailed",
+            Self::FailedOperationUnmodifiable => "FailedOperation.Unmodifiable",
             Self::FailedOperationUpgradeJobIdNotExist => "FailedOperation.UpgradeJobIdNotExist",
+            Self::FailedOperationUserNotBindPhone => "FailedOperation.UserNotBindPhone",
+            Self::FailedOperationUserNotBindWechat => "FailedOperation.UserNotBindWechat",
+            Self::FailedOperationUserUnbindNoPermission => "FailedOperation.UserUnbindNoPermission",
             Self::InternalError => "InternalError",
+            Self::InternalErrorSystemError => "InternalError.SystemError",
+            Self::InternalErrorUnknownError => "InternalError.UnknownError",
             Self::InvalidAction => "InvalidAction",
             Self::InvalidParameter => "InvalidParameter",
+            Self::InvalidParameterActionError => "InvalidParameter.ActionError",
+            Self::InvalidParameterActionMiss => "InvalidParameter.ActionMiss",
+            Self::InvalidParameterActionNotExist => "InvalidParameter.ActionNotExist",
+            Self::InvalidParameterActionServiceNotExist => "InvalidParameter.ActionServiceNotExist",
+            Self::InvalidParameterAssitApproverTypeError => {
+                "InvalidParameter.AssitApproverTypeError"
+            }
+            Self::InvalidParameterAttachmentFull => "InvalidParameter.AttachmentFull",
+            Self::InvalidParameterConditionContentError => "InvalidParameter.ConditionContentError",
+            Self::InvalidParameterConditionError => "InvalidParameter.ConditionError",
+            Self::InvalidParameterConditionTypeError => "InvalidParameter.ConditionTypeError",
+            Self::InvalidParameterDeletionTaskNotExist => "InvalidParameter.DeletionTaskNotExist",
+            Self::InvalidParameterDescriptionLengthOverlimit => {
+                "InvalidParameter.DescriptionLengthOverlimit"
+            }
+            Self::InvalidParameterEffectError => "InvalidParameter.EffectError",
+            Self::InvalidParameterEntityFilterError => "InvalidParameter.EntityFilterError",
+            Self::InvalidParameterGroupFull => "InvalidParameter.GroupFull",
+            Self::InvalidParameterGroupIdError => "InvalidParameter.GroupIdError",
+            Self::InvalidParameterGroupNameInUse => "InvalidParameter.GroupNameInUse",
+            Self::InvalidParameterGroupNotExist => "InvalidParameter.GroupNotExist",
+            Self::InvalidParameterGroupUserFull => "InvalidParameter.GroupUserFull",
+            Self::InvalidParameterIPIllegal => "InvalidParameter.IPIllegal",
+            Self::InvalidParameterIPRangeOverlapping => "InvalidParameter.IPRangeOverlapping",
+            Self::InvalidParameterIdentityNameInUse => "InvalidParameter.IdentityNameInUse",
+            Self::InvalidParameterInterfaceNotExist => "InvalidParameter.InterfaceNotExist",
             Self::InvalidParameterInvalidParameter => "InvalidParameter.InvalidParameter",
+            Self::InvalidParameterKeywordError => "InvalidParameter.KeywordError",
+            Self::InvalidParameterMFATokenError => "InvalidParameter.MFATokenError",
+            Self::InvalidParameterNameOrIdCardError => "InvalidParameter.NameOrIdCardError",
+            Self::InvalidParameterNotSupportProduct => "InvalidParameter.NotSupportProduct",
+            Self::InvalidParameterOperateEntitiesOverLimit => {
+                "InvalidParameter.OperateEntitiesOverLimit"
+            }
+            Self::InvalidParameterOperatePoliciesOverLimit => {
+                "InvalidParameter.OperatePoliciesOverLimit"
+            }
+            Self::InvalidParameterOrganizationRoleOperateError => {
+                "InvalidParameter.OrganizationRoleOperateError"
+            }
+            Self::InvalidParameterPaginationTokenInvalid => {
+                "InvalidParameter.PaginationTokenInvalid"
+            }
+            Self::InvalidParameterParamError => "InvalidParameter.ParamError",
+            Self::InvalidParameterPasswordRuleError => "InvalidParameter.PasswordRuleError",
+            Self::InvalidParameterPasswordViolatedRules => "InvalidParameter.PasswordViolatedRules",
+            Self::InvalidParameterPolicyDocumentError => "InvalidParameter.PolicyDocumentError",
+            Self::InvalidParameterPolicyDocumentLengthOverLimit => {
+                "InvalidParameter.PolicyDocumentLengthOverLimit"
+            }
+            Self::InvalidParameterPolicyIdError => "InvalidParameter.PolicyIdError",
+            Self::InvalidParameterPolicyIdNotExist => "InvalidParameter.PolicyIdNotExist",
+            Self::InvalidParameterPolicyNameError => "InvalidParameter.PolicyNameError",
+            Self::InvalidParameterPolicyVersionNotExists => {
+                "InvalidParameter.PolicyVersionNotExists"
+            }
+            Self::InvalidParameterPrincipalError => "InvalidParameter.PrincipalError",
+            Self::InvalidParameterPrincipalQcsCrossError => {
+                "InvalidParameter.PrincipalQcsCrossError"
+            }
+            Self::InvalidParameterPrincipalQcsError => "InvalidParameter.PrincipalQcsError",
+            Self::InvalidParameterPrincipalQcsNotExist => "InvalidParameter.PrincipalQcsNotExist",
+            Self::InvalidParameterPrincipalServiceNotExist => {
+                "InvalidParameter.PrincipalServiceNotExist"
+            }
+            Self::InvalidParameterReceiverOverLimit => "InvalidParameter.ReceiverOverLimit",
+            Self::InvalidParameterResourceContentError => "InvalidParameter.ResourceContentError",
+            Self::InvalidParameterResourceError => "InvalidParameter.ResourceError",
+            Self::InvalidParameterResourceProjectError => "InvalidParameter.ResourceProjectError",
+            Self::InvalidParameterResourceQcsError => "InvalidParameter.ResourceQcsError",
+            Self::InvalidParameterResourceRegionError => "InvalidParameter.ResourceRegionError",
+            Self::InvalidParameterResourceServiceNotExist => {
+                "InvalidParameter.ResourceServiceNotExist"
+            }
+            Self::InvalidParameterResourceUinError => "InvalidParameter.ResourceUinError",
+            Self::InvalidParameterRoleFull => "InvalidParameter.RoleFull",
+            Self::InvalidParameterRoleNameError => "InvalidParameter.RoleNameError",
+            Self::InvalidParameterRoleNameInUse => "InvalidParameter.RoleNameInUse",
+            Self::InvalidParameterRoleNotExist => "InvalidParameter.RoleNotExist",
+            Self::InvalidParameterScopeError => "InvalidParameter.ScopeError",
+            Self::InvalidParameterSearchKeywordLengthError => {
+                "InvalidParameter.SearchKeywordLengthError"
+            }
+            Self::InvalidParameterServiceLinkedPolicyCantInPermissionBoundary => {
+                "InvalidParameter.ServiceLinkedPolicyCantInPermissionBoundary"
+            }
+            Self::InvalidParameterServiceLinkedRoleCantUsePermissionBoundary => {
+                "InvalidParameter.ServiceLinkedRoleCantUsePermissionBoundary"
+            }
+            Self::InvalidParameterServiceTypeError => "InvalidParameter.ServiceTypeError",
+            Self::InvalidParameterStatementError => "InvalidParameter.StatementError",
+            Self::InvalidParameterSubUserFull => "InvalidParameter.SubUserFull",
+            Self::InvalidParameterSubUserNameInUse => "InvalidParameter.SubUserNameInUse",
+            Self::InvalidParameterSubUserPhoneNotExsit => "InvalidParameter.SubUserPhoneNotExsit",
+            Self::InvalidParameterTagLimitExceeded => "InvalidParameter.TagLimitExceeded",
+            Self::InvalidParameterTagParamError => "InvalidParameter.TagParamError",
+            Self::InvalidParameterUinError => "InvalidParameter.UinError",
+            Self::InvalidParameterUserGroupFull => "InvalidParameter.UserGroupFull",
+            Self::InvalidParameterUserNameIllegal => "InvalidParameter.UserNameIllegal",
+            Self::InvalidParameterUserNotAuth => "InvalidParameter.UserNotAuth",
+            Self::InvalidParameterUserNotExist => "InvalidParameter.UserNotExist",
+            Self::InvalidParameterUserUinAndUinNotAllNull => {
+                "InvalidParameter.UserUinAndUinNotAllNull"
+            }
+            Self::InvalidParameterVersionError => "InvalidParameter.VersionError",
             Self::InvalidParameterValue => "InvalidParameterValue",
             Self::InvalidParameterValueAccountFaceNumExceed => {
                 "InvalidParameterValue.AccountFaceNumExceed"
@@ -369,9 +736,13 @@ impl ErrorCode {
             }
             Self::InvalidParameterValueGroupTagIllegal => "InvalidParameterValue.GroupTagIllegal",
             Self::InvalidParameterValueGroupTagTooLong => "InvalidParameterValue.GroupTagTooLong",
+            Self::InvalidParameterValueIdentityKeyError => "InvalidParameterValue.IdentityKeyError",
+            Self::InvalidParameterValueIdentityUrlError => "InvalidParameterValue.IdentityUrlError",
             Self::InvalidParameterValueImageEmpty => "InvalidParameterValue.ImageEmpty",
             Self::InvalidParameterValueImageEmptyError => "InvalidParameterValue.ImageEmptyError",
             Self::InvalidParameterValueLimitExceed => "InvalidParameterValue.LimitExceed",
+            Self::InvalidParameterValueMetadataError => "InvalidParameterValue.MetadataError",
+            Self::InvalidParameterValueNameError => "InvalidParameterValue.NameError",
             Self::InvalidParameterValueNoFaceInGroups => "InvalidParameterValue.NoFaceInGroups",
             Self::InvalidParameterValueNoFaceInPhoto => "InvalidParameterValue.NoFaceInPhoto",
             Self::InvalidParameterValueOffsetExceed => "InvalidParameterValue.OffsetExceed",
@@ -429,11 +800,22 @@ impl ErrorCode {
             Self::IpNotInWhitelist => "IpNotInWhitelist",
             Self::LimitExceeded => "LimitExceeded",
             Self::LimitExceededErrorFaceNumExceed => "LimitExceeded.ErrorFaceNumExceed",
+            Self::LimitExceededIdentityFull => "LimitExceeded.IdentityFull",
+            Self::LimitExceededUin => "LimitExceeded.Uin",
             Self::MissingParameter => "MissingParameter",
             Self::MissingParameterErrorParameterEmpty => "MissingParameter.ErrorParameterEmpty",
             Self::NoSuchProduct => "NoSuchProduct",
             Self::NoSuchVersion => "NoSuchVersion",
+            Self::OperationDeniedAccessKeyOverLimit => "OperationDenied.AccessKeyOverLimit",
+            Self::OperationDeniedCicPolicyOperationDenied => {
+                "OperationDenied.CicPolicyOperationDenied"
+            }
+            Self::OperationDeniedHaveKeys => "OperationDenied.HaveKeys",
+            Self::OperationDeniedPolicyTagConflict => "OperationDenied.PolicyTagConflict",
+            Self::OperationDeniedSubUin => "OperationDenied.SubUin",
+            Self::OperationDeniedUinNotMatch => "OperationDenied.UinNotMatch",
             Self::RequestLimitExceeded => "RequestLimitExceeded",
+            Self::RequestLimitExceededCreateUser => "RequestLimitExceeded.CreateUser",
             Self::RequestLimitExceededGlobalRegionUinLimitExceeded => {
                 "RequestLimitExceeded.GlobalRegionUinLimitExceeded"
             }
@@ -443,12 +825,21 @@ impl ErrorCode {
             Self::ResourceInUse => "ResourceInUse",
             Self::ResourceInsufficient => "ResourceInsufficient",
             Self::ResourceNotFound => "ResourceNotFound",
+            Self::ResourceNotFoundDataFlowAuthClose => "ResourceNotFound.DataFlowAuthClose",
             Self::ResourceNotFoundErrorPersonNotExisted => "ResourceNotFound.ErrorPersonNotExisted",
+            Self::ResourceNotFoundGroupNotExist => "ResourceNotFound.GroupNotExist",
+            Self::ResourceNotFoundIdentityNotExist => "ResourceNotFound.IdentityNotExist",
+            Self::ResourceNotFoundNotFound => "ResourceNotFound.NotFound",
+            Self::ResourceNotFoundPolicyIdNotFound => "ResourceNotFound.PolicyIdNotFound",
+            Self::ResourceNotFoundSecretNotExist => "ResourceNotFound.SecretNotExist",
+            Self::ResourceNotFoundUserNotExist => "ResourceNotFound.UserNotExist",
+            Self::ResourceNotFoundUserNotExists => "ResourceNotFound.UserNotExists",
             Self::ResourceUnavailable => "ResourceUnavailable",
             Self::ResourceUnavailableChargeStatusException => {
                 "ResourceUnavailable.ChargeStatusException"
             }
             Self::ResourceUnavailableDelivering => "ResourceUnavailable.Delivering",
+            Self::ResourceUnavailableFlowAuthSecet => "ResourceUnavailable.FlowAuthSecet",
             Self::ResourceUnavailableFreeze => "ResourceUnavailable.Freeze",
             Self::ResourceUnavailableGetAuthInfoError => "ResourceUnavailable.GetAuthInfoError",
             Self::ResourceUnavailableInArrears => "ResourceUnavailable.InArrears",
@@ -462,6 +853,7 @@ impl ErrorCode {
             Self::ResponseSizeLimitExceeded => "ResponseSizeLimitExceeded",
             Self::ServiceUnavailable => "ServiceUnavailable",
             Self::UnauthorizedOperation => "UnauthorizedOperation",
+            Self::UnauthorizedOperationDeleteApiKey => "UnauthorizedOperation.DeleteApiKey",
             Self::UnknownParameter => "UnknownParameter",
             Self::UnsupportedOperation => "UnsupportedOperation",
             Self::UnsupportedOperationUnknowMethod => "UnsupportedOperation.UnknowMethod",
@@ -488,9 +880,13 @@ impl ErrorCode {
             Self::AuthFailureUnauthorizedOperation => "CAM policy denies the call.",
             Self::DryRunOperation => "DryRun: the request would have succeeded.",
             Self::FailedOperation => "Generic operation failure.",
+            Self::FailedOperationAccesskey => "操作访问密钥错误。",
             Self::FailedOperationAcrossVersionsError => {
                 "Operation mixes groups/persons of different model versions."
             }
+            Self::FailedOperationAssistApproverFull => "协助审批人已达到上限。",
+            Self::FailedOperationBuildAuthToken => "生成AuthToken异常。",
+            Self::FailedOperationCICIdentityForbidden => "CIC的身份提供商禁止操作",
             Self::FailedOperationCheckDuplicatePersonTaskNotFinished => {
                 "A de-duplication job on the same groups is still running."
             }
@@ -506,12 +902,16 @@ impl ErrorCode {
             Self::FailedOperationDuplicatedGroupDescription => {
                 "Custom field names in one group must be unique."
             }
+            Self::FailedOperationExistHighRiskOperations => "存在高风险操作。",
             Self::FailedOperationFaceQualityNotQualified => {
                 "Face image did not pass the requested QualityControl level."
             }
             Self::FailedOperationFaceSizeTooSmall => {
                 "Detected face is smaller than MinFaceSize and was discarded."
             }
+            Self::FailedOperationFlowAuthIllegal => "凭据操作失败。",
+            Self::FailedOperationForbidAdd => "禁止当前用户创建子账号。",
+            Self::FailedOperationGetUserAreaError => "获取用户地域信息失败",
             Self::FailedOperationGroupCannotUpgrade => "This group cannot be upgraded.",
             Self::FailedOperationGroupInDeletedState => "Group is being deleted; retry later.",
             Self::FailedOperationGroupPersonMapExist => "Person already belongs to that group.",
@@ -531,6 +931,11 @@ impl ErrorCode {
             }
             Self::FailedOperationJobIdNotExist => "De-duplication job record not found.",
             Self::FailedOperationJobNotExist => "No de-duplication job records.",
+            Self::FailedOperationOrganizationPolicyOperateError => "集团策略不允许操作。",
+            Self::FailedOperationPolicyFull => "用户策略数超过上限。",
+            Self::FailedOperationPolicyNameInUse => "PolicyName字段指定的策略名已存在。",
+            Self::FailedOperationPolicyVersionAlreadyDefault => "该策略版本已经是默认策略版本。",
+            Self::FailedOperationPolicyVersionFull => "策略版本数已经达到上限。",
             Self::FailedOperationRequestLimitExceeded => "Rate limit hit (product-level).",
             Self::FailedOperationRequestTimeout => "Backend timed out.",
             Self::FailedOperationRpcFail => "Internal RPC failure.",
@@ -538,14 +943,106 @@ impl ErrorCode {
                 "Too many faces requested for search (e.g. MaxFaceNum > 10)."
             }
             Self::FailedOperationServerError => "Algorithm service error; retry.",
+            Self::FailedOperationTagResourceFailed => "绑定标签失败。",
             Self::FailedOperationUnKnowError => "Unknown internal error.",
+            Self::FailedOperationUnTagResourceFailed => "解绑标签失败。",
+            Self::FailedOperationUnmodifiable => "禁止变更",
             Self::FailedOperationUpgradeJobIdNotExist => "Upgrade job id unknown.",
+            Self::FailedOperationUserNotBindPhone => "用户未绑定手机。",
+            Self::FailedOperationUserNotBindWechat => "用户未绑定微信。",
+            Self::FailedOperationUserUnbindNoPermission => "设置的用户没有权限。",
             Self::InternalError => "Internal error.",
+            Self::InternalErrorSystemError => "内部错误。",
+            Self::InternalErrorUnknownError => "系统错误，未知异常。",
             Self::InvalidAction => "Action name does not exist.",
             Self::InvalidParameter => {
                 "Generic: parameter has the wrong type/format. Example message pattern: 'The value type of parameter `X` is not valid.'"
             }
+            Self::InvalidParameterActionError => "策略文档的Action字段不合法。",
+            Self::InvalidParameterActionMiss => "策略语法中操作不存在。",
+            Self::InvalidParameterActionNotExist => "策略语法中操作不存在。",
+            Self::InvalidParameterActionServiceNotExist => "策略语法中操作服务不存在。",
+            Self::InvalidParameterAssitApproverTypeError => "协助审批类型不合法。",
+            Self::InvalidParameterAttachmentFull => "principal字段的授权对象关联策略数已达到上限。",
+            Self::InvalidParameterConditionContentError => "策略语法中条件内容不正确。",
+            Self::InvalidParameterConditionError => "策略文档的condition字段不合法。",
+            Self::InvalidParameterConditionTypeError => "策略语法中条件操作符不正确。",
+            Self::InvalidParameterDeletionTaskNotExist => "任务不存在。",
+            Self::InvalidParameterDescriptionLengthOverlimit => {
+                "Description入参长度不能大于300字节。"
+            }
+            Self::InvalidParameterEffectError => "策略文档的Effect字段不合法。",
+            Self::InvalidParameterEntityFilterError => "EntityFilter字段不合法。",
+            Self::InvalidParameterGroupFull => "用户组数量达到上限。",
+            Self::InvalidParameterGroupIdError => "GroupId字段不合法。",
+            Self::InvalidParameterGroupNameInUse => "用户组名称重复。",
+            Self::InvalidParameterGroupNotExist => "用户组不存在。",
+            Self::InvalidParameterGroupUserFull => "用户组中的子用户数量达到上限。",
+            Self::InvalidParameterIPIllegal => "IP段格式不合法。",
+            Self::InvalidParameterIPRangeOverlapping => "IP段重复。",
+            Self::InvalidParameterIdentityNameInUse => "身份提供商名称已经使用。",
+            Self::InvalidParameterInterfaceNotExist => "接口不存在。",
             Self::InvalidParameterInvalidParameter => "Parameter invalid (product-level variant).",
+            Self::InvalidParameterKeywordError => "Keyword字段不合法。",
+            Self::InvalidParameterMFATokenError => "多因子Token验证失败。",
+            Self::InvalidParameterNameOrIdCardError => "名字或者id号错误。",
+            Self::InvalidParameterNotSupportProduct => "CAM不支持策略文档中所指定的资源类型。",
+            Self::InvalidParameterOperateEntitiesOverLimit => "一次操作实体数过多。",
+            Self::InvalidParameterOperatePoliciesOverLimit => "一次操作策略数过多。",
+            Self::InvalidParameterOrganizationRoleOperateError => {
+                "当前角色仅支持企业管理员操作，如需修改，请联系企业管理员。"
+            }
+            Self::InvalidParameterPaginationTokenInvalid => "无效的pageToken",
+            Self::InvalidParameterParamError => "非法入参。",
+            Self::InvalidParameterPasswordRuleError => "密码规则错误。",
+            Self::InvalidParameterPasswordViolatedRules => "密码不符合用户安全设置。",
+            Self::InvalidParameterPolicyDocumentError => "PolicyDocument字段不合法。",
+            Self::InvalidParameterPolicyDocumentLengthOverLimit => {
+                "PolicyDocument字段超过长度限制。"
+            }
+            Self::InvalidParameterPolicyIdError => "输入参数PolicyId不合法。",
+            Self::InvalidParameterPolicyIdNotExist => "策略ID不存在。",
+            Self::InvalidParameterPolicyNameError => "PolicyName字段不合法。",
+            Self::InvalidParameterPolicyVersionNotExists => "策略版本不存在。",
+            Self::InvalidParameterPrincipalError => "策略文档的principal字段不合法。",
+            Self::InvalidParameterPrincipalQcsCrossError => "角色载体不允许跨站。",
+            Self::InvalidParameterPrincipalQcsError => "PrincipalQcsc错误。",
+            Self::InvalidParameterPrincipalQcsNotExist => "PrincipalQcs不存在。",
+            Self::InvalidParameterPrincipalServiceNotExist => "PrincipalService不存在。",
+            Self::InvalidParameterReceiverOverLimit => "消息接收人超出限制。",
+            Self::InvalidParameterResourceContentError => "策略语法中资源内容不正确。",
+            Self::InvalidParameterResourceError => "策略文档的Resource字段不合法。",
+            Self::InvalidParameterResourceProjectError => "策略语法中资源项目不正确。",
+            Self::InvalidParameterResourceQcsError => "资源QCS错误。",
+            Self::InvalidParameterResourceRegionError => "策略语法中资源地域不正确。",
+            Self::InvalidParameterResourceServiceNotExist => "策略语法中资源服务不存在。",
+            Self::InvalidParameterResourceUinError => "策略语法中资源所属主账号不正确。",
+            Self::InvalidParameterRoleFull => "角色数量达到上限。",
+            Self::InvalidParameterRoleNameError => "角色名不合法。",
+            Self::InvalidParameterRoleNameInUse => "相同名称的角色已存在。",
+            Self::InvalidParameterRoleNotExist => "角色不存在。",
+            Self::InvalidParameterScopeError => "Scope字段不合法。",
+            Self::InvalidParameterSearchKeywordLengthError => "查询关键字长度错误。",
+            Self::InvalidParameterServiceLinkedPolicyCantInPermissionBoundary => {
+                "权限边界不能用服务相关策略。"
+            }
+            Self::InvalidParameterServiceLinkedRoleCantUsePermissionBoundary => {
+                "服务相关角色不能使用权限边界。"
+            }
+            Self::InvalidParameterServiceTypeError => "ServiceType字段不合法。",
+            Self::InvalidParameterStatementError => "策略文档的Statement字段不合法。",
+            Self::InvalidParameterSubUserFull => "子账号数量达到上限。",
+            Self::InvalidParameterSubUserNameInUse => "子用户名称重复。",
+            Self::InvalidParameterSubUserPhoneNotExsit => "子账号不存在已认证的手机。",
+            Self::InvalidParameterTagLimitExceeded => "超出标签限制。",
+            Self::InvalidParameterTagParamError => "标签参数错误。",
+            Self::InvalidParameterUinError => "Uin字段不合法。",
+            Self::InvalidParameterUserGroupFull => "子用户加入的用户组数量达到上限。",
+            Self::InvalidParameterUserNameIllegal => "用户名不合法。",
+            Self::InvalidParameterUserNotAuth => "用户未实名。",
+            Self::InvalidParameterUserNotExist => "用户对象不存在。",
+            Self::InvalidParameterUserUinAndUinNotAllNull => "用户的Uin和Uid不能都为空。",
+            Self::InvalidParameterVersionError => "策略文档的Version字段不合法。",
             Self::InvalidParameterValue => "Parameter value error.",
             Self::InvalidParameterValueAccountFaceNumExceed => {
                 "Account-wide face quota exhausted (50,000,000 faces)."
@@ -591,11 +1088,15 @@ impl ErrorCode {
             }
             Self::InvalidParameterValueGroupTagIllegal => "Tag has illegal characters.",
             Self::InvalidParameterValueGroupTagTooLong => "Tag too long (>40).",
+            Self::InvalidParameterValueIdentityKeyError => "OIDC签名公钥错误。",
+            Self::InvalidParameterValueIdentityUrlError => "身份提供商URL错误。",
             Self::InvalidParameterValueImageEmpty => {
                 "Neither Image nor Url provided / image empty."
             }
             Self::InvalidParameterValueImageEmptyError => "Image empty (variant).",
             Self::InvalidParameterValueLimitExceed => "Limit outside the allowed range.",
+            Self::InvalidParameterValueMetadataError => "身份提供商元数据文档错误。",
+            Self::InvalidParameterValueNameError => "身份提供商名称错误。",
             Self::InvalidParameterValueNoFaceInGroups => "Searched groups contain no face.",
             Self::InvalidParameterValueNoFaceInPhoto => "No face found in the image.",
             Self::InvalidParameterValueOffsetExceed => "Offset beyond the end of the list.",
@@ -645,11 +1146,20 @@ impl ErrorCode {
             Self::LimitExceededErrorFaceNumExceed => {
                 "Too many faces (e.g. MaxFaceNum above maximum)."
             }
+            Self::LimitExceededIdentityFull => "身份提供商已达到上限。",
+            Self::LimitExceededUin => "请求超出限制。",
             Self::MissingParameter => "Required parameter missing.",
             Self::MissingParameterErrorParameterEmpty => "A required parameter is empty.",
             Self::NoSuchProduct => "Product/service unknown.",
             Self::NoSuchVersion => "API version unknown for this product.",
+            Self::OperationDeniedAccessKeyOverLimit => "每个账号最多支持两个AccessKey。",
+            Self::OperationDeniedCicPolicyOperationDenied => "禁止变更 CIC Policy。",
+            Self::OperationDeniedHaveKeys => "存在未删除的API密钥。",
+            Self::OperationDeniedPolicyTagConflict => "关联到标签组的策略，不能包含标签条件键。",
+            Self::OperationDeniedSubUin => "子用户不允许操作主账号密钥。",
+            Self::OperationDeniedUinNotMatch => "被操作密钥与账号不匹配。",
             Self::RequestLimitExceeded => "Request rate limit exceeded.",
+            Self::RequestLimitExceededCreateUser => "创建子用户频率超过限制。",
             Self::RequestLimitExceededGlobalRegionUinLimitExceeded => {
                 "Main-account frequency limit exceeded."
             }
@@ -661,14 +1171,23 @@ impl ErrorCode {
             Self::ResourceInUse => "Resource busy.",
             Self::ResourceInsufficient => "Insufficient resources.",
             Self::ResourceNotFound => "Resource does not exist.",
+            Self::ResourceNotFoundDataFlowAuthClose => "未开启CAM数据流认证。",
             Self::ResourceNotFoundErrorPersonNotExisted => {
                 "Person does not exist (appears in official DeleteFace/DeletePerson examples, not in SDK error tables)."
             }
+            Self::ResourceNotFoundGroupNotExist => "用户组不存在。",
+            Self::ResourceNotFoundIdentityNotExist => "身份提供商不存在。",
+            Self::ResourceNotFoundNotFound => "资源不存在。",
+            Self::ResourceNotFoundPolicyIdNotFound => "PolicyId指定的资源不存在。",
+            Self::ResourceNotFoundSecretNotExist => "密钥不存在。",
+            Self::ResourceNotFoundUserNotExist => "用户不存在。",
+            Self::ResourceNotFoundUserNotExists => "用户不存在。",
             Self::ResourceUnavailable => "Resource unavailable.",
             Self::ResourceUnavailableChargeStatusException => {
                 "Account billing in arrears (variant)."
             }
             Self::ResourceUnavailableDelivering => "Resource is still being provisioned.",
+            Self::ResourceUnavailableFlowAuthSecet => "凭据信息异常。",
             Self::ResourceUnavailableFreeze => "Account frozen.",
             Self::ResourceUnavailableGetAuthInfoError => "Could not fetch authorization info.",
             Self::ResourceUnavailableInArrears => "Account in arrears.",
@@ -684,6 +1203,7 @@ impl ErrorCode {
             Self::ResponseSizeLimitExceeded => "Response too large.",
             Self::ServiceUnavailable => "Service temporarily unavailable.",
             Self::UnauthorizedOperation => "Not authorized.",
+            Self::UnauthorizedOperationDeleteApiKey => "没有删除API密钥权限。",
             Self::UnknownParameter => "Unknown parameter supplied.",
             Self::UnsupportedOperation => "Operation not supported.",
             Self::UnsupportedOperationUnknowMethod => "Unknown method (action) name.",

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 
 use subtle::ConstantTimeEq;
 
-use crate::api::{ApiError, ErrorCode};
+use crate::api::{ApiError, ErrorCode, Principal};
+use crate::cam::directory::Shared;
 
 /// One API key pair. A key with a `token` only accepts calls that carry that token (temporary credentials).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -21,28 +22,73 @@ pub struct ApiKey {
     pub token: Option<String>,
 }
 
-/// The keys the server accepts, by SecretId, and the allowed clock skew.
-#[derive(Debug, Clone)]
+/// The keys the server accepts, by SecretId, and the allowed clock skew: the configuration's (the main
+/// account's) and, when CAM is on, the active keys stored through CAM, read from the current directory so
+/// that a key created, deactivated or deleted applies to the next call.
+#[derive(Clone)]
 pub struct KeyRing {
     keys: HashMap<String, ApiKey>,
+    stored: Option<Shared>,
     pub max_skew_secs: i64,
+}
+
+/// A key found for a SecretId, and the account it signs for.
+pub struct Credential {
+    pub secret_key: String,
+    pub token: Option<String>,
+    pub principal: Principal,
+}
+
+/// Who signed a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signer {
+    pub secret_id: String,
+    pub principal: Principal,
 }
 
 impl KeyRing {
     pub fn new(keys: impl IntoIterator<Item = ApiKey>, max_skew_secs: i64) -> Self {
         Self {
             keys: keys.into_iter().map(|k| (k.secret_id.clone(), k)).collect(),
+            stored: None,
             max_skew_secs,
         }
     }
 
-    fn key(&self, secret_id: &str) -> Result<&ApiKey, ApiError> {
-        self.keys.get(secret_id).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::AuthFailureSecretIdNotFound,
-                "The SecretId is not found, please ensure that your SecretId is correct.",
-            )
-        })
+    /// Also accept the keys stored through CAM.
+    pub fn with_stored_keys(mut self, directory: Shared) -> Self {
+        self.stored = Some(directory);
+        self
+    }
+
+    /// The SecretIds of the configuration.
+    pub fn configured_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.keys.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    fn key(&self, secret_id: &str) -> Result<Credential, ApiError> {
+        if let Some(k) = self.keys.get(secret_id) {
+            return Ok(Credential {
+                secret_key: k.secret_key.clone(),
+                token: k.token.clone(),
+                principal: Principal::Main,
+            });
+        }
+        if let Some(stored) = &self.stored
+            && let Some(k) = stored.load().key(secret_id)
+        {
+            return Ok(Credential {
+                secret_key: k.secret_key.clone(),
+                token: None,
+                principal: k.principal,
+            });
+        }
+        Err(ApiError::new(
+            ErrorCode::AuthFailureSecretIdNotFound,
+            "The SecretId is not found, please ensure that your SecretId is correct.",
+        ))
     }
 
     fn check_skew(&self, timestamp: i64, now: i64) -> Result<(), ApiError> {
@@ -60,7 +106,7 @@ impl KeyRing {
 }
 
 /// Temporary credentials: a key with a token needs the same token on the call.
-fn check_token(key: &ApiKey, sent: Option<&str>) -> Result<(), ApiError> {
+fn check_token(key: &Credential, sent: Option<&str>) -> Result<(), ApiError> {
     match &key.token {
         Some(expected)
             if sent.map(|s| s.as_bytes().ct_eq(expected.as_bytes()).into()) != Some(true) =>

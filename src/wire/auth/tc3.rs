@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use super::{KeyRing, check_token, equal, parse_timestamp, signature_failure};
+use super::{KeyRing, Signer, check_token, equal, parse_timestamp, signature_failure};
 use crate::api::{ApiError, ErrorCode};
 
 pub const ALGORITHM: &str = "TC3-HMAC-SHA256";
@@ -69,8 +69,8 @@ pub struct Tc3Request<'a> {
     pub body: &'a [u8],
 }
 
-/// Verify the request's signature; on success, the SecretId that signed it.
-pub fn verify(keys: &KeyRing, req: &Tc3Request, now: i64) -> Result<String, ApiError> {
+/// Verify the request's signature; on success, who signed it.
+pub fn verify(keys: &KeyRing, req: &Tc3Request, now: i64) -> Result<Signer, ApiError> {
     let authorization = header(req.headers, "authorization")
         .ok_or_else(|| invalid_authorization("The Authorization header is missing."))?;
     let auth = Authorization::parse(authorization)
@@ -120,8 +120,11 @@ pub fn verify(keys: &KeyRing, req: &Tc3Request, now: i64) -> Result<String, ApiE
     if !matched {
         return Err(signature_failure());
     }
-    check_token(key, header(req.headers, "x-tc-token"))?;
-    Ok(auth.secret_id.to_owned())
+    check_token(&key, header(req.headers, "x-tc-token"))?;
+    Ok(Signer {
+        secret_id: auth.secret_id.to_owned(),
+        principal: key.principal,
+    })
 }
 
 /// `name:value\n` for each signed header, values trimmed; `host` without its port on the second try (Node).

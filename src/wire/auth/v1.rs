@@ -7,7 +7,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::Sha256;
 
-use super::{KeyRing, check_token, equal, parse_timestamp, signature_failure};
+use super::{KeyRing, Signer, check_token, equal, parse_timestamp, signature_failure};
 use crate::api::ApiError;
 
 /// Verify a v1-signed call; `params` are the decoded form or query pairs, in any order.
@@ -17,7 +17,7 @@ pub fn verify(
     host: &str,
     params: &[(String, String)],
     now: i64,
-) -> Result<String, ApiError> {
+) -> Result<Signer, ApiError> {
     let get = |name: &str| {
         params
             .iter()
@@ -39,8 +39,11 @@ pub fn verify(
     if !equal(expected.as_bytes(), signature.as_bytes()) {
         return Err(signature_failure());
     }
-    check_token(key, get("Token"))?;
-    Ok(secret_id.to_owned())
+    check_token(&key, get("Token"))?;
+    Ok(Signer {
+        secret_id: secret_id.to_owned(),
+        principal: key.principal,
+    })
 }
 
 pub fn string_to_sign(method: &str, host: &str, params: &[(String, String)]) -> String {

@@ -1,0 +1,365 @@
+//! CAM rows: sub-users, access keys, custom policies and attachments (migration 0003). The rules (names,
+//! limits, who may do what) live in `cam::actions`; here only reads and writes, inside the caller's
+//! transaction.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::StoreError;
+
+/// Sub-users' uins start above this (the main account's uin is configured, 100000000001 by default).
+const FIRST_USER_UIN: i64 = 200_000_000_000;
+/// Custom policies' ids start above this; presets use small ids.
+const FIRST_POLICY_ID: i64 = 100_000_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRow {
+    pub uin: u64,
+    pub uid: u64,
+    pub name: String,
+    pub remark: String,
+    pub console_login: u64,
+    pub phone_num: String,
+    pub country_code: String,
+    pub email: String,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRow {
+    pub secret_id: String,
+    pub secret_key: String,
+    pub uin: u64,
+    pub active: bool,
+    pub description: Option<String>,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyRow {
+    pub policy_id: u64,
+    pub name: String,
+    pub description: String,
+    pub document: String,
+    /// `[{"Key": .., "Value": ..}]` as JSON text.
+    pub tags: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttachmentRow {
+    pub uin: u64,
+    pub policy_id: u64,
+    pub created_ms: i64,
+}
+
+/// Everything CAM evaluates requests with, read in one transaction.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub users: Vec<UserRow>,
+    pub keys: Vec<KeyRow>,
+    pub policies: Vec<PolicyRow>,
+    pub attachments: Vec<AttachmentRow>,
+}
+
+const USER_COLUMNS: &str =
+    "uin, uid, name, remark, console_login, phone_num, country_code, email, created_ms";
+
+fn user(row: &Row) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        uin: row.get::<_, i64>(0)? as u64,
+        uid: row.get::<_, i64>(1)? as u64,
+        name: row.get(2)?,
+        remark: row.get(3)?,
+        console_login: row.get::<_, i64>(4)? as u64,
+        phone_num: row.get(5)?,
+        country_code: row.get(6)?,
+        email: row.get(7)?,
+        created_ms: row.get(8)?,
+    })
+}
+
+const KEY_COLUMNS: &str = "secret_id, secret_key, uin, active, description, created_ms";
+
+fn key(row: &Row) -> rusqlite::Result<KeyRow> {
+    Ok(KeyRow {
+        secret_id: row.get(0)?,
+        secret_key: row.get(1)?,
+        uin: row.get::<_, i64>(2)? as u64,
+        active: row.get::<_, i64>(3)? != 0,
+        description: row.get(4)?,
+        created_ms: row.get(5)?,
+    })
+}
+
+const POLICY_COLUMNS: &str =
+    "policy_id, name, description, document, tags, created_ms, updated_ms";
+
+fn policy(row: &Row) -> rusqlite::Result<PolicyRow> {
+    Ok(PolicyRow {
+        policy_id: row.get::<_, i64>(0)? as u64,
+        name: row.get(1)?,
+        description: row.get(2)?,
+        document: row.get(3)?,
+        tags: row.get(4)?,
+        created_ms: row.get(5)?,
+        updated_ms: row.get(6)?,
+    })
+}
+
+fn attachment(row: &Row) -> rusqlite::Result<AttachmentRow> {
+    Ok(AttachmentRow {
+        uin: row.get::<_, i64>(0)? as u64,
+        policy_id: row.get::<_, i64>(1)? as u64,
+        created_ms: row.get(2)?,
+    })
+}
+
+fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    f: fn(&Row) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([], f)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn snapshot(conn: &Connection) -> Result<Snapshot, StoreError> {
+    Ok(Snapshot {
+        users: all(
+            conn,
+            &format!("SELECT {USER_COLUMNS} FROM cam_users ORDER BY uin"),
+            user,
+        )?,
+        keys: all(
+            conn,
+            &format!("SELECT {KEY_COLUMNS} FROM cam_access_keys ORDER BY created_ms, secret_id"),
+            key,
+        )?,
+        policies: all(
+            conn,
+            &format!("SELECT {POLICY_COLUMNS} FROM cam_policies ORDER BY policy_id"),
+            policy,
+        )?,
+        attachments: all(
+            conn,
+            "SELECT uin, policy_id, created_ms FROM cam_attachments ORDER BY uin, created_ms, policy_id",
+            attachment,
+        )?,
+    })
+}
+
+// ---- users
+
+pub fn user_by_name(conn: &Connection, name: &str) -> Result<Option<UserRow>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {USER_COLUMNS} FROM cam_users WHERE name = ?1"),
+            [name],
+            user,
+        )
+        .optional()?)
+}
+
+pub fn user_by_uin(conn: &Connection, uin: u64) -> Result<Option<UserRow>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {USER_COLUMNS} FROM cam_users WHERE uin = ?1"),
+            [uin as i64],
+            user,
+        )
+        .optional()?)
+}
+
+pub fn count_users(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM cam_users", [], |r| r.get::<_, i64>(0))? as u64)
+}
+
+/// Insert a user with the next uin and uid; returns (uin, uid).
+pub fn insert_user(conn: &Connection, row: &UserRow) -> Result<(u64, u64), StoreError> {
+    let uin: i64 = conn.query_row(
+        "SELECT MAX(COALESCE(MAX(uin), 0), ?1) + 1 FROM cam_users",
+        [FIRST_USER_UIN],
+        |r| r.get(0),
+    )?;
+    let uid = (uin - FIRST_USER_UIN) as u64;
+    conn.execute(
+        "INSERT INTO cam_users (uin, uid, name, remark, console_login, phone_num, country_code, email, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            uin,
+            uid as i64,
+            row.name,
+            row.remark,
+            row.console_login as i64,
+            row.phone_num,
+            row.country_code,
+            row.email,
+            row.created_ms
+        ],
+    )?;
+    Ok((uin as u64, uid))
+}
+
+/// Delete a user, its keys and its attachments.
+pub fn delete_user(conn: &Connection, uin: u64) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM cam_access_keys WHERE uin = ?1", [uin as i64])?;
+    conn.execute("DELETE FROM cam_users WHERE uin = ?1", [uin as i64])?;
+    Ok(())
+}
+
+// ---- keys
+
+pub fn keys_of(conn: &Connection, uin: u64) -> Result<Vec<KeyRow>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {KEY_COLUMNS} FROM cam_access_keys WHERE uin = ?1 ORDER BY created_ms, secret_id"
+    ))?;
+    let rows = stmt.query_map([uin as i64], key)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn key_by_id(conn: &Connection, secret_id: &str) -> Result<Option<KeyRow>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {KEY_COLUMNS} FROM cam_access_keys WHERE secret_id = ?1"),
+            [secret_id],
+            key,
+        )
+        .optional()?)
+}
+
+pub fn insert_key(conn: &Connection, row: &KeyRow) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO cam_access_keys (secret_id, secret_key, uin, active, description, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            row.secret_id,
+            row.secret_key,
+            row.uin as i64,
+            row.active as i64,
+            row.description,
+            row.created_ms
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn set_key_active(conn: &Connection, secret_id: &str, active: bool) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE cam_access_keys SET active = ?2 WHERE secret_id = ?1",
+        params![secret_id, active as i64],
+    )?;
+    Ok(())
+}
+
+pub fn delete_key(conn: &Connection, secret_id: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM cam_access_keys WHERE secret_id = ?1",
+        [secret_id],
+    )?;
+    Ok(())
+}
+
+// ---- policies
+
+pub fn policy_by_id(conn: &Connection, policy_id: u64) -> Result<Option<PolicyRow>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {POLICY_COLUMNS} FROM cam_policies WHERE policy_id = ?1"),
+            [policy_id as i64],
+            policy,
+        )
+        .optional()?)
+}
+
+pub fn policy_by_name(conn: &Connection, name: &str) -> Result<Option<PolicyRow>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {POLICY_COLUMNS} FROM cam_policies WHERE name = ?1"),
+            [name],
+            policy,
+        )
+        .optional()?)
+}
+
+pub fn count_policies(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM cam_policies", [], |r| r.get::<_, i64>(0))? as u64)
+}
+
+/// Insert a custom policy with the next id; returns it.
+pub fn insert_policy(conn: &Connection, row: &PolicyRow) -> Result<u64, StoreError> {
+    let id: i64 = conn.query_row(
+        "SELECT MAX(COALESCE(MAX(policy_id), 0), ?1) + 1 FROM cam_policies",
+        [FIRST_POLICY_ID],
+        |r| r.get(0),
+    )?;
+    conn.execute(
+        "INSERT INTO cam_policies (policy_id, name, description, document, tags, created_ms, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            id,
+            row.name,
+            row.description,
+            row.document,
+            row.tags,
+            row.created_ms,
+            row.updated_ms
+        ],
+    )?;
+    Ok(id as u64)
+}
+
+pub fn update_policy(conn: &Connection, row: &PolicyRow) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE cam_policies SET description = ?2, document = ?3, updated_ms = ?4 WHERE policy_id = ?1",
+        params![
+            row.policy_id as i64,
+            row.description,
+            row.document,
+            row.updated_ms
+        ],
+    )?;
+    Ok(())
+}
+
+/// Delete a custom policy and its attachments.
+pub fn delete_policy(conn: &Connection, policy_id: u64) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM cam_attachments WHERE policy_id = ?1",
+        [policy_id as i64],
+    )?;
+    conn.execute(
+        "DELETE FROM cam_policies WHERE policy_id = ?1",
+        [policy_id as i64],
+    )?;
+    Ok(())
+}
+
+// ---- attachments
+
+pub fn attachments_of(conn: &Connection, uin: u64) -> Result<Vec<AttachmentRow>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT uin, policy_id, created_ms FROM cam_attachments WHERE uin = ?1 ORDER BY created_ms, policy_id",
+    )?;
+    let rows = stmt.query_map([uin as i64], attachment)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Attach; returns false when it already was.
+pub fn attach(conn: &Connection, row: &AttachmentRow) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "INSERT OR IGNORE INTO cam_attachments (uin, policy_id, created_ms) VALUES (?1, ?2, ?3)",
+        params![row.uin as i64, row.policy_id as i64, row.created_ms],
+    )?;
+    Ok(n > 0)
+}
+
+/// Detach; returns false when it was not attached.
+pub fn detach(conn: &Connection, uin: u64, policy_id: u64) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "DELETE FROM cam_attachments WHERE uin = ?1 AND policy_id = ?2",
+        params![uin as i64, policy_id as i64],
+    )?;
+    Ok(n > 0)
+}
