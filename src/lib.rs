@@ -53,9 +53,14 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     // CAM needs signatures: with checking off there is no caller to authorise.
     let (keys, cam) = match keys {
         Some(keys) => {
-            let cam =
-                Arc::new(cam::CamService::open(store.clone(), config.owner_uin, keys.configured_ids()).await?);
-            (Some(keys.with_stored_keys(cam.directory().clone())), Some(cam))
+            let cam = Arc::new(
+                cam::CamService::open(store.clone(), config.owner_uin, keys.configured_ids())
+                    .await?,
+            );
+            (
+                Some(keys.with_stored_keys(cam.directory().clone())),
+                Some(cam),
+            )
         }
         None => (None, None),
     };

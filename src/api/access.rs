@@ -106,7 +106,9 @@ pub fn of(action: &str) -> Option<Access> {
             (Comparison, Interface, false)
         }
         "VerifyFace" | "VerifyPerson" => (Verification, Interface, false),
-        "SearchFaces" | "SearchFacesReturnsByGroup" | "SearchPersons"
+        "SearchFaces"
+        | "SearchFacesReturnsByGroup"
+        | "SearchPersons"
         | "SearchPersonsReturnsByGroup" => (Search, Groups("GroupIds"), false),
         "DetectLiveFace" => (Liveness, Interface, false),
         "DetectLiveFaceAccurate" => (LivenessAccurate, Interface, false),
@@ -115,7 +117,11 @@ pub fn of(action: &str) -> Option<Access> {
         "GetCheckSimilarPersonJobIdList" | "GetSimilarPersonResult" => {
             (SimilarPerson, Interface, false)
         }
-        "CreateGroup" | "CreateFace" | "DeleteFace" | "DeletePerson" | "ModifyPersonBaseInfo"
+        "CreateGroup"
+        | "CreateFace"
+        | "DeleteFace"
+        | "DeletePerson"
+        | "ModifyPersonBaseInfo"
         | "RevertGroupFaceModelVersion" => (GroupManagement, Interface, true),
         "GetPersonBaseInfo"
         | "GetPersonGroupInfo"
@@ -149,7 +155,8 @@ mod tests {
     #[test]
     fn every_action_has_access_facts_and_its_group_fields_exist() {
         for spec in ACTIONS {
-            let access = of(spec.name).unwrap_or_else(|| panic!("{} has no access facts", spec.name));
+            let access =
+                of(spec.name).unwrap_or_else(|| panic!("{} has no access facts", spec.name));
             let field = |name: &str| spec.request.iter().find(|f| f.name == name);
             match access.scope {
                 Scope::Group(name) => assert!(
@@ -158,7 +165,10 @@ mod tests {
                     spec.name
                 ),
                 Scope::Groups(name) => assert!(
-                    matches!(field(name).map(|f| &f.kind), Some(Kind::Array(Kind::String))),
+                    matches!(
+                        field(name).map(|f| &f.kind),
+                        Some(Kind::Array(Kind::String))
+                    ),
                     "{}: {name} is not an array of strings",
                     spec.name
                 ),

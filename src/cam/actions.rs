@@ -247,7 +247,12 @@ impl Cam for CamService {
         _: &RequestContext,
         req: AddUserRequest,
     ) -> Result<AddUserResponse, ApiError> {
-        check_name(&req.name, 64, ErrorCode::InvalidParameterUserNameIllegal, "user name")?;
+        check_name(
+            &req.name,
+            64,
+            ErrorCode::InvalidParameterUserNameIllegal,
+            "user name",
+        )?;
         let remark = req.remark.unwrap_or_default();
         check_description(&remark)?;
         let console_login = req.console_login.unwrap_or(0).min(1);
@@ -307,7 +312,10 @@ impl Cam for CamService {
             uin,
             name: req.name,
             password,
-            secret_id: key.as_ref().map(|k| k.secret_id.clone()).unwrap_or_default(),
+            secret_id: key
+                .as_ref()
+                .map(|k| k.secret_id.clone())
+                .unwrap_or_default(),
             secret_key: key.map(|k| k.secret_key).unwrap_or_default(),
             uid,
             phone_num_verify_link: String::new(),
@@ -344,9 +352,7 @@ impl Cam for CamService {
         _: &RequestContext,
         _: ListUsersRequest,
     ) -> Result<ListUsersResponse, ApiError> {
-        let users = self
-            .read(|conn| Ok(rows::snapshot(conn)?.users))
-            .await?;
+        let users = self.read(|conn| Ok(rows::snapshot(conn)?.users)).await?;
         Ok(ListUsersResponse {
             data: users
                 .into_iter()
@@ -424,8 +430,8 @@ impl Cam for CamService {
             if target != owner && rows::user_by_uin(tx, target)?.is_none() {
                 return Err(user_not_found(target));
             }
-            let existing = rows::keys_of(tx, target)?.len()
-                + if target == owner { configured } else { 0 };
+            let existing =
+                rows::keys_of(tx, target)?.len() + if target == owner { configured } else { 0 };
             if existing >= MAX_KEYS_PER_USER {
                 return Err(error(
                     ErrorCode::OperationDeniedAccessKeyOverLimit,
@@ -556,7 +562,8 @@ impl Cam for CamService {
             name: req.policy_name,
             description,
             document: req.policy_document,
-            tags: serde_json::to_string(&req.tags.unwrap_or_default()).unwrap_or_else(|_| "[]".into()),
+            tags: serde_json::to_string(&req.tags.unwrap_or_default())
+                .unwrap_or_else(|_| "[]".into()),
             created_ms: now,
             updated_ms: now,
         };
@@ -700,7 +707,9 @@ impl Cam for CamService {
         let policy_id = self
             .write(move |tx| {
                 let row = match (req.policy_id, &req.policy_name) {
-                    (Some(id), _) => rows::policy_by_id(tx, id)?.ok_or_else(|| policy_not_found(id))?,
+                    (Some(id), _) => {
+                        rows::policy_by_id(tx, id)?.ok_or_else(|| policy_not_found(id))?
+                    }
                     (None, Some(name)) => rows::policy_by_name(tx, name)?.ok_or_else(|| {
                         error(
                             ErrorCode::ResourceNotFoundPolicyIdNotFound,

@@ -206,14 +206,23 @@ impl Directory {
         )
     }
 
-    /// Whether some statement could allow the action for some resource (a listing then filters).
-    pub fn may_allow(&self, principal: Principal, service: Service, action: &str) -> bool {
-        match principal {
-            Principal::Main => true,
-            Principal::User(uin) => self
-                .statements(uin, service, action)
-                .is_some_and(|s| s.iter().any(|s| s.effect() == Effect::Allow)),
-        }
+    /// Whether some statement whose conditions hold could allow (`effect` Allow) or deny the action for
+    /// some resource: a listing then checks each resource.
+    pub fn may(&self, principal: Principal, effect: Effect, question: &Question) -> bool {
+        let Principal::User(uin) = principal else {
+            return effect == Effect::Allow;
+        };
+        let request = policy::Request {
+            resource: question.resource,
+            owner_uin: self.owner_uin,
+            ip: question.ip,
+            now: question.now,
+        };
+        self.statements(uin, question.service, question.action)
+            .is_some_and(|s| {
+                s.iter()
+                    .any(|s| s.effect() == effect && s.conditions_hold(&request))
+            })
     }
 
     fn statements(&self, uin: u64, service: Service, action: &str) -> Option<&Vec<Arc<Statement>>> {
@@ -285,7 +294,12 @@ mod tests {
                 created_ms: 0,
             });
         }
-        for (id, uin, active) in [("AKIDA", 7, true), ("AKIDB", 7, false), ("AKIDC", OWNER, true), ("AKIDD", 99, true)] {
+        for (id, uin, active) in [
+            ("AKIDA", 7, true),
+            ("AKIDB", 7, false),
+            ("AKIDC", OWNER, true),
+            ("AKIDD", 99, true),
+        ] {
             s.keys.push(KeyRow {
                 secret_id: id.into(),
                 secret_key: "k".into(),
@@ -311,7 +325,10 @@ mod tests {
     #[test]
     fn keys_resolve_to_their_principal_and_inactive_or_orphan_keys_do_not() {
         let d = Directory::build(OWNER, &snapshot(&[]));
-        assert_eq!(d.key("AKIDA").map(|k| k.principal), Some(Principal::User(7)));
+        assert_eq!(
+            d.key("AKIDA").map(|k| k.principal),
+            Some(Principal::User(7))
+        );
         assert!(d.key("AKIDB").is_none());
         assert_eq!(d.key("AKIDC").map(|k| k.principal), Some(Principal::Main));
         assert!(d.key("AKIDD").is_none());
@@ -325,16 +342,32 @@ mod tests {
         let d = Directory::build(OWNER, &snapshot(&[allow, deny]));
         let user = Principal::User(7);
         assert_eq!(d.decide(user, &ask("AnalyzeFace", "*")), Decision::Allow);
-        assert_eq!(d.decide(user, &ask("DetectFace", "*")), Decision::ImplicitDeny);
+        assert_eq!(
+            d.decide(user, &ask("DetectFace", "*")),
+            Decision::ImplicitDeny
+        );
         let g1 = format!("qcs::iai:ap-guangzhou:uin/{OWNER}:groupid/g1");
         let secret = format!("qcs::iai:ap-guangzhou:uin/{OWNER}:groupid/secret1");
         assert_eq!(d.decide(user, &ask("SearchFaces", &g1)), Decision::Allow);
-        assert_eq!(d.decide(user, &ask("SearchFaces", &secret)), Decision::ExplicitDeny);
-        assert_eq!(d.decide(Principal::Main, &ask("DetectFace", "*")), Decision::Allow);
-        assert!(d.may_allow(user, Service::Iai, "SearchFaces"));
-        assert!(!d.may_allow(user, Service::Iai, "GetGroupList"));
         assert_eq!(
-            d.decide(user, &Question { service: Service::Cam, ..ask("AddUser", "*") }),
+            d.decide(user, &ask("SearchFaces", &secret)),
+            Decision::ExplicitDeny
+        );
+        assert_eq!(
+            d.decide(Principal::Main, &ask("DetectFace", "*")),
+            Decision::Allow
+        );
+        assert!(d.may(user, Effect::Allow, &ask("SearchFaces", "*")));
+        assert!(d.may(user, Effect::Deny, &ask("SearchFaces", "*")));
+        assert!(!d.may(user, Effect::Allow, &ask("GetGroupList", "*")));
+        assert_eq!(
+            d.decide(
+                user,
+                &Question {
+                    service: Service::Cam,
+                    ..ask("AddUser", "*")
+                }
+            ),
             Decision::ImplicitDeny
         );
     }
@@ -352,8 +385,14 @@ mod tests {
         let g = format!("qcs::iai:ap-guangzhou:uin/{OWNER}:groupid/g");
         assert_eq!(d.decide(user, &ask("GetGroupInfo", &g)), Decision::Allow);
         assert_eq!(d.decide(user, &ask("SearchPersons", &g)), Decision::Allow);
-        assert_eq!(d.decide(user, &ask("CreatePerson", &g)), Decision::ImplicitDeny);
-        assert_eq!(d.decide(user, &ask("CreateGroup", "*")), Decision::ImplicitDeny);
+        assert_eq!(
+            d.decide(user, &ask("CreatePerson", &g)),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            d.decide(user, &ask("CreateGroup", "*")),
+            Decision::ImplicitDeny
+        );
         s.attachments.push(AttachmentRow {
             uin: 7,
             policy_id: presets::FULL_ACCESS_ID,

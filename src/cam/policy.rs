@@ -164,7 +164,13 @@ impl Statement {
     /// Whether the statement's resources and conditions hold for this request (the action is assumed to
     /// match already).
     pub fn applies(&self, request: &Request) -> bool {
-        self.matches_resource(request) && self.conditions.iter().all(|c| c.holds(request))
+        self.matches_resource(request) && self.conditions_hold(request)
+    }
+
+    /// Whether the statement's conditions hold for this request, whatever its resource (a listing asks
+    /// this before it checks each resource).
+    pub fn conditions_hold(&self, request: &Request) -> bool {
+        self.conditions.iter().all(|c| c.holds(request))
     }
 
     fn matches_resource(&self, request: &Request) -> bool {

@@ -92,8 +92,7 @@ fn key(row: &Row) -> rusqlite::Result<KeyRow> {
     })
 }
 
-const POLICY_COLUMNS: &str =
-    "policy_id, name, description, document, tags, created_ms, updated_ms";
+const POLICY_COLUMNS: &str = "policy_id, name, description, document, tags, created_ms, updated_ms";
 
 fn policy(row: &Row) -> rusqlite::Result<PolicyRow> {
     Ok(PolicyRow {
@@ -284,7 +283,11 @@ pub fn policy_by_name(conn: &Connection, name: &str) -> Result<Option<PolicyRow>
 }
 
 pub fn count_policies(conn: &Connection) -> Result<u64, StoreError> {
-    Ok(conn.query_row("SELECT COUNT(*) FROM cam_policies", [], |r| r.get::<_, i64>(0))? as u64)
+    Ok(
+        conn.query_row("SELECT COUNT(*) FROM cam_policies", [], |r| {
+            r.get::<_, i64>(0)
+        })? as u64,
+    )
 }
 
 /// Insert a custom policy with the next id; returns it.

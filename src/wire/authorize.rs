@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::api::access::{Access, Scope};
 use crate::api::{ApiError, ErrorCode, GroupFilter, Principal, RequestContext};
 use crate::cam::directory::{Directory, Question, Service};
-use crate::cam::policy::Decision;
+use crate::cam::policy::{Decision, Effect};
 
 /// What authorisation needs of the request besides its context.
 pub struct Facts<'a> {
@@ -25,7 +25,10 @@ pub struct Facts<'a> {
 }
 
 /// `Ok(None)`: allowed. `Ok(Some(filter))`: a listing allowed for the groups the filter passes.
-pub fn authorize(directory: &Arc<Directory>, facts: &Facts) -> Result<Option<GroupFilter>, ApiError> {
+pub fn authorize(
+    directory: &Arc<Directory>,
+    facts: &Facts,
+) -> Result<Option<GroupFilter>, ApiError> {
     let principal = facts.ctx.principal;
     if principal == Principal::Main {
         return Ok(None);
@@ -51,7 +54,11 @@ pub fn authorize(directory: &Arc<Directory>, facts: &Facts) -> Result<Option<Gro
             _ => refuse("*"),
         },
         Scope::Group(field) => {
-            let group = facts.params.get(field).and_then(Value::as_str).unwrap_or("");
+            let group = facts
+                .params
+                .get(field)
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let resource = group_resource(directory, facts.ctx, group);
             match ask(&resource) {
                 Decision::Allow => Ok(None),
@@ -68,33 +75,43 @@ pub fn authorize(directory: &Arc<Directory>, facts: &Facts) -> Result<Option<Gro
             }
             Ok(None)
         }
-        Scope::ListedGroups => match ask("*") {
-            Decision::Allow => Ok(None),
-            Decision::ExplicitDeny => refuse("*"),
-            Decision::ImplicitDeny if !directory.may_allow(principal, facts.service, action) => {
-                refuse("*")
+        // Groups are checked one by one unless `*` is allowed and nothing could deny any of them.
+        Scope::ListedGroups => {
+            let question = Question {
+                service: facts.service,
+                action,
+                resource: "*",
+                ip: facts.ip,
+                now: facts.now,
+            };
+            match ask("*") {
+                Decision::Allow if !directory.may(principal, Effect::Deny, &question) => Ok(None),
+                Decision::ExplicitDeny => refuse("*"),
+                Decision::ImplicitDeny if !directory.may(principal, Effect::Allow, &question) => {
+                    refuse("*")
+                }
+                Decision::Allow | Decision::ImplicitDeny => {
+                    let directory = directory.clone();
+                    let region = facts.ctx.region.clone().unwrap_or_default();
+                    let (ip, now) = (facts.ip, facts.now);
+                    let owner = directory.owner_uin();
+                    let action = action.to_owned();
+                    Ok(Some(GroupFilter(Arc::new(move |group: &str| {
+                        let resource = format!("qcs::iai:{region}:uin/{owner}:groupid/{group}");
+                        directory.decide(
+                            principal,
+                            &Question {
+                                service: Service::Iai,
+                                action: &action,
+                                resource: &resource,
+                                ip,
+                                now,
+                            },
+                        ) == Decision::Allow
+                    }))))
+                }
             }
-            Decision::ImplicitDeny => {
-                let directory = directory.clone();
-                let region = facts.ctx.region.clone().unwrap_or_default();
-                let (ip, now) = (facts.ip, facts.now);
-                let owner = directory.owner_uin();
-                let action = action.to_owned();
-                Ok(Some(GroupFilter(Arc::new(move |group: &str| {
-                    let resource = format!("qcs::iai:{region}:uin/{owner}:groupid/{group}");
-                    directory.decide(
-                        principal,
-                        &Question {
-                            service: Service::Iai,
-                            action: &action,
-                            resource: &resource,
-                            ip,
-                            now,
-                        },
-                    ) == Decision::Allow
-                }))))
-            }
-        },
+        }
     }
 }
 

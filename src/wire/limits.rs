@@ -38,14 +38,13 @@ pub struct QpsConfig {
 impl QpsConfig {
     /// Refuse unknown keys at start, so that a misspelt limit is not silently the default.
     pub fn validate(&self) -> Result<(), String> {
-        let known = |key: &str| {
-            key == UPGRADE_KEY || InterfaceGroup::ALL.iter().any(|g| g.key() == key)
-        };
-        let keys = self
-            .groups
-            .keys()
-            .map(|k| (None, k))
-            .chain(self.users.iter().flat_map(|(user, m)| m.keys().map(move |k| (Some(user), k))));
+        let known =
+            |key: &str| key == UPGRADE_KEY || InterfaceGroup::ALL.iter().any(|g| g.key() == key);
+        let keys = self.groups.keys().map(|k| (None, k)).chain(
+            self.users
+                .iter()
+                .flat_map(|(user, m)| m.keys().map(move |k| (Some(user), k))),
+        );
         for (user, key) in keys {
             if !known(key) {
                 let place = user.map_or("[qps]".to_owned(), |u| format!("[qps.users.{u}]"));
@@ -130,8 +129,8 @@ impl RateLimits {
             return limiter.as_ref().is_none_or(|l| l.check().is_ok());
         }
         let quota = self.quota(principal, bucket, user_name);
-        let limiter = NonZeroU32::new(quota)
-            .map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
+        let limiter =
+            NonZeroU32::new(quota).map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
         let mut table = self.limiters.write();
         let limiter = table.entry((principal, bucket)).or_insert(limiter);
         limiter.as_ref().is_none_or(|l| l.check().is_ok())
@@ -148,8 +147,12 @@ impl RateLimits {
             Principal::User(_) => user_name(),
         };
         match bucket {
-            Bucket::Group(g) => self.config.limit(name.as_deref(), g.key(), DEFAULT_GROUP_QPS),
-            Bucket::Upgrade => self.config.limit(name.as_deref(), UPGRADE_KEY, DEFAULT_UPGRADE_QPS),
+            Bucket::Group(g) => self
+                .config
+                .limit(name.as_deref(), g.key(), DEFAULT_GROUP_QPS),
+            Bucket::Upgrade => self
+                .config
+                .limit(name.as_deref(), UPGRADE_KEY, DEFAULT_UPGRADE_QPS),
         }
     }
 }
@@ -176,7 +179,12 @@ mod tests {
         let passed = burst(&limits, Principal::Main, "GetGroupList", 120);
         assert!((50..=52).contains(&passed), "{passed}");
         let refused = limits
-            .check(Principal::Main, || None, "GetGroupList", access::of("GetGroupList").unwrap())
+            .check(
+                Principal::Main,
+                || None,
+                "GetGroupList",
+                access::of("GetGroupList").unwrap(),
+            )
             .unwrap_err();
         assert_eq!(refused.code, ErrorCode::RequestLimitExceeded);
         assert!((50..=52).contains(&burst(&limits, Principal::User(7), "GetGroupList", 120)));
@@ -185,7 +193,10 @@ mod tests {
 
     #[test]
     fn settings_per_group_and_per_user_and_zero_is_off() {
-        let config: QpsConfig = toml_like(&[("search", 5), ("group_management", 0)], &[("alice", "search", 2)]);
+        let config: QpsConfig = toml_like(
+            &[("search", 5), ("group_management", 0)],
+            &[("alice", "search", 2)],
+        );
         config.validate().unwrap();
         let limits = RateLimits::new(config);
         assert!((5..=6).contains(&burst(&limits, Principal::Main, "SearchFaces", 20)));
@@ -202,7 +213,11 @@ mod tests {
             .collect();
         let refused: Vec<_> = codes.iter().filter_map(|r| r.as_ref().err()).collect();
         assert!((9..=10).contains(&refused.len()), "{}", refused.len());
-        assert!(refused.iter().all(|e| e.code == ErrorCode::FailedOperationRequestLimitExceeded));
+        assert!(
+            refused
+                .iter()
+                .all(|e| e.code == ErrorCode::FailedOperationRequestLimitExceeded)
+        );
     }
 
     #[test]
@@ -219,7 +234,10 @@ mod tests {
             c.groups.insert(k.to_string(), *v);
         }
         for (u, k, v) in users {
-            c.users.entry(u.to_string()).or_default().insert(k.to_string(), *v);
+            c.users
+                .entry(u.to_string())
+                .or_default()
+                .insert(k.to_string(), *v);
         }
         c
     }

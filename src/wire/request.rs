@@ -87,7 +87,9 @@ pub fn authenticate(req: &Incoming, auth: &Auth, now: i64) -> Result<Call, ApiEr
 pub fn params(call: &Call, req: &Incoming) -> Result<Value, ApiError> {
     let fields = call.spec.request;
     if let Some(pairs) = &call.v1_pairs {
-        let business = pairs.iter().filter(|(k, _)| !V1_COMMON.contains(&k.as_str()));
+        let business = pairs
+            .iter()
+            .filter(|(k, _)| !V1_COMMON.contains(&k.as_str()));
         return schema::from_flat(business.map(|(k, v)| (k.as_str(), v.as_str())), fields);
     }
     let content_type = header(req.headers, header::CONTENT_TYPE.as_str())
@@ -238,7 +240,10 @@ fn find_action(
             crate::cam::find_action(&ctx.action).ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::InvalidAction,
-                    format!("The action `{}` does not exist for service `cam`.", ctx.action),
+                    format!(
+                        "The action `{}` does not exist for service `cam`.",
+                        ctx.action
+                    ),
                 )
             })
         }
