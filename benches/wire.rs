@@ -1,12 +1,21 @@
 //! Cost of the wire layer per call: TC3 and v1 signature verification plus parameter validation, next to
 //! a baseline measured in the same run (parsing the same JSON body with serde_json alone), so the figure to
 //! read is the ratio, not the absolute time. `cargo bench --bench wire`.
+//!
+//! `cam` measures what sub-accounts add to a call: the QPS limiter and CAM authorisation of a two-group
+//! SearchFaces for a sub-user with 3 attached policies of 20 statements, next to TC3 verification alone.
 
 use std::hint::black_box;
 
 use axum::http::{HeaderMap, HeaderValue, Method};
 use criterion::{Criterion, criterion_group, criterion_main};
+use iai_server::api::{Principal, RequestContext, access};
+use iai_server::cam::Directory;
+use iai_server::cam::directory::Service;
+use iai_server::store::cam::{AttachmentRow, PolicyRow, Snapshot, UserRow};
 use iai_server::wire::auth::{ApiKey, KeyRing, tc3, v1};
+use iai_server::wire::authorize::{Facts, authorize};
+use iai_server::wire::limits::{QpsConfig, RateLimits};
 use iai_server::wire::request::{Auth, Incoming, parse};
 
 const SECRET_ID: &str = "AKIDBENCH";
@@ -111,5 +120,145 @@ fn bench_wire(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_wire);
+/// A sub-user with 3 policies of 20 statements: group-scoped grants and denies, interface-level grants,
+/// ip and date conditions; half of them name SearchFaces (through `Search*` or `*`).
+fn directory() -> Directory {
+    let user = UserRow {
+        uin: 200_000_000_001,
+        uid: 1,
+        name: "bench".into(),
+        remark: String::new(),
+        console_login: 0,
+        phone_num: String::new(),
+        country_code: String::new(),
+        email: String::new(),
+        created_ms: 0,
+    };
+    let mut snapshot = Snapshot {
+        users: vec![user],
+        ..Default::default()
+    };
+    for p in 0..3u64 {
+        let statements: Vec<serde_json::Value> = (0..20)
+            .map(|i| {
+                let actions = match i % 4 {
+                    0 => serde_json::json!(["name/iai:Search*", "iai:GetGroupInfo"]),
+                    1 => serde_json::json!(["iai:Get*", "iai:CreatePerson"]),
+                    2 => serde_json::json!("iai:*"),
+                    _ => serde_json::json!(["name/iai:Detect*", "iai:AnalyzeFace"]),
+                };
+                let deny = i % 7 == 6;
+                let team = format!("qcs::iai::uin/:groupid/team{p}-{i}-*");
+                let resource = if deny {
+                    serde_json::json!([team])
+                } else {
+                    serde_json::json!([team, "qcs::iai:ap-guangzhou::groupid/shared*"])
+                };
+                let mut statement = serde_json::json!({
+                    "effect": if deny { "deny" } else { "allow" },
+                    "action": actions,
+                    "resource": resource,
+                });
+                if i % 5 == 0 {
+                    statement["condition"] = serde_json::json!({
+                        "ip_equal": {"qcs:ip": ["10.0.0.0/8", "127.0.0.1"]},
+                        "date_less_than": {"qcs:current_time": "2100-01-01T00:00:00Z"}
+                    });
+                }
+                statement
+            })
+            .collect();
+        snapshot.policies.push(PolicyRow {
+            policy_id: 100 + p,
+            name: format!("p{p}"),
+            description: String::new(),
+            document: serde_json::json!({"version": "2.0", "statement": statements}).to_string(),
+            tags: "[]".into(),
+            created_ms: 0,
+            updated_ms: 0,
+        });
+        snapshot.attachments.push(AttachmentRow {
+            uin: 200_000_000_001,
+            policy_id: 100 + p,
+            created_ms: 0,
+        });
+    }
+    Directory::build(100_000_000_001, &snapshot)
+}
+
+fn bench_cam(c: &mut Criterion) {
+    let keys = keys();
+    let body = br#"{"GroupIds": ["shared-a", "shared-b"], "Url": "http://example.com/face.jpg"}"#;
+    let headers = tc3_request(body);
+    let method = Method::POST;
+    let signed = tc3::Tc3Request {
+        method: method.as_str(),
+        raw_query: "",
+        headers: &headers,
+        body,
+    };
+    assert!(tc3::verify(&keys, &signed, NOW).is_ok());
+
+    let shared = Directory::shared(directory());
+    let directory = shared.load_full();
+    let limits = RateLimits::new(QpsConfig {
+        groups: [("search".to_owned(), 1_000_000_000)].into(),
+        ..Default::default()
+    });
+    let params: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let ctx = RequestContext {
+        request_id: "bench".into(),
+        action: "SearchFaces".into(),
+        version: "2018-03-01".into(),
+        region: Some("ap-guangzhou".into()),
+        principal: Principal::User(200_000_000_001),
+        ..Default::default()
+    };
+    let access = access::of("SearchFaces");
+    let facts = Facts {
+        ctx: &ctx,
+        service: Service::Iai,
+        access,
+        params: &params,
+        ip: Some("127.0.0.1".parse().unwrap()),
+        now: NOW,
+    };
+    assert!(authorize(&directory, &facts).is_ok());
+    let denied = RequestContext {
+        action: "DeleteGroup".into(),
+        ..ctx.clone()
+    };
+    assert!(
+        authorize(
+            &directory,
+            &Facts {
+                ctx: &denied,
+                access: access::of("DeleteGroup"),
+                ..facts
+            }
+        )
+        .is_err()
+    );
+
+    let mut group = c.benchmark_group("cam");
+    group.bench_function("baseline: tc3 verify", |b| {
+        b.iter(|| black_box(tc3::verify(&keys, black_box(&signed), NOW).unwrap()))
+    });
+    group.bench_function(
+        "limit + authorise SearchFaces, 2 groups, 3x20 statements",
+        |b| {
+            b.iter(|| {
+                // As a call does it: the current directory, the limiter, then the policies.
+                let directory = shared.load_full();
+                limits
+                    .check(ctx.principal, || None, "SearchFaces", access.unwrap())
+                    .unwrap();
+                black_box(authorize(&directory, black_box(&facts)).unwrap())
+            })
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, bench_wire, bench_cam);
 criterion_main!(benches);

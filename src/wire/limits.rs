@@ -73,10 +73,12 @@ enum Bucket {
     Upgrade,
 }
 
+/// A principal's limiter of one bucket; `None` where the limit is 0 (off).
+type Limiter = Option<Arc<DefaultDirectRateLimiter>>;
+
 pub struct RateLimits {
     config: QpsConfig,
-    /// `None` where the limit is 0 (off).
-    limiters: RwLock<HashMap<(Principal, Bucket), Option<Arc<DefaultDirectRateLimiter>>>>,
+    limiters: RwLock<HashMap<(Principal, Bucket), Limiter>>,
 }
 
 impl RateLimits {
