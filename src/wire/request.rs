@@ -279,3 +279,34 @@ fn pairs(encoded: &[u8]) -> Vec<(String, String)> {
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cam_is_routed_by_its_version_or_by_the_credential_scope() {
+        assert_eq!(route("2019-01-16", None), Service::Cam);
+        assert_eq!(route("2019-01-16", Some("127.0.0.1:8080")), Service::Cam);
+        assert_eq!(route("2018-03-01", Some("cam")), Service::Cam);
+        assert_eq!(route("2018-03-01", Some("iai")), Service::Iai);
+        assert_eq!(route("2020-03-03", None), Service::Iai);
+        let ctx = RequestContext {
+            action: "AddUser".into(),
+            version: "2018-03-01".into(),
+            ..Default::default()
+        };
+        let err = find_action(&ctx, Service::Cam).unwrap_err();
+        assert_eq!(err.code, ErrorCode::NoSuchVersion);
+        assert!(err.message.contains("service `cam`"));
+        let ctx = RequestContext {
+            action: "SearchFaces".into(),
+            version: "2019-01-16".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            find_action(&ctx, Service::Cam).unwrap_err().code,
+            ErrorCode::InvalidAction
+        );
+    }
+}
