@@ -20,6 +20,8 @@
 //! reembed_batch_persons = 16        # background re-embedding: persons per batch
 //! reembed_pause_ms = 0              # background re-embedding: pause between batches
 //! similar_max_pairs_per_second = 1e7  # duplicate-person checks: scan rate cap (default: none)
+//! audit_enabled = true             # the audit trail (audit.sqlite3): every call, for the console and export
+//! audit_retention_days = 30
 //! owner_uin = 100000000001          # the main account's uin in CAM resources (qcs::iai::uin/<owner_uin>:...)
 //! [[keys]]
 //! secret_id = "AKID..."
@@ -39,8 +41,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
+use crate::api::access::InterfaceGroup;
 use crate::wire::auth::{ApiKey, KeyRing};
-use crate::wire::limits::QpsConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
@@ -97,6 +101,10 @@ pub struct Config {
     pub owner_uin: u64,
     /// QPS limits per interface group and principal.
     pub qps: QpsConfig,
+    /// Record every call in the audit trail (`audit.sqlite3` in the data directory).
+    pub audit_enabled: bool,
+    /// Days the audit trail keeps.
+    pub audit_retention_days: u32,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -145,8 +153,25 @@ impl Default for Config {
             similar_max_pairs_per_second: None,
             owner_uin: 100_000_000_001,
             qps: QpsConfig::default(),
+            audit_enabled: true,
+            audit_retention_days: 30,
         }
     }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Every recorded call from `--since` (to `--until`), oldest first, one JSON object per line on stdout.
+    Export {
+        #[arg(long, env = "IAI_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// RFC 3339 (2026-11-25T00:00:00Z) or unix seconds.
+        #[arg(long)]
+        since: String,
+        /// RFC 3339 or unix seconds; default: now.
+        #[arg(long)]
+        until: Option<String>,
+    },
 }
 
 /// What to do: serve (the default), or one of the operator tools.
@@ -161,6 +186,11 @@ pub enum Command {
         /// The server's address (default: the one the server recorded in the data directory).
         #[arg(long)]
         server: Option<String>,
+    },
+    /// The audit trail: `audit export --since 2026-11-25T00:00:00Z` writes its calls as JSON lines.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Exit 0 when the server answers `/ready` with 200 (for container health checks).
     Healthcheck {
@@ -263,5 +293,55 @@ impl Config {
             );
         }
         Ok(Some(KeyRing::new(keys, self.max_clock_skew_secs)))
+    }
+}
+
+/// Tencent's limit of every interface group under per-call billing.
+pub const DEFAULT_GROUP_QPS: u32 = 50;
+/// Tencent's limit of UpgradeGroupFaceModelVersion.
+pub const DEFAULT_UPGRADE_QPS: u32 = 10;
+/// The configuration key of the upgrade sub-limit.
+pub const UPGRADE_KEY: &str = "upgrade_group_face_model_version";
+
+/// `[qps]` in the configuration: `<group> = n` for everyone, `[qps.users.<name>]` for one sub-user.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QpsConfig {
+    #[serde(flatten)]
+    pub groups: BTreeMap<String, u32>,
+    pub users: BTreeMap<String, BTreeMap<String, u32>>,
+}
+
+impl QpsConfig {
+    /// Refuse unknown keys at start, so that a misspelt limit is not silently the default.
+    pub fn validate(&self) -> Result<(), String> {
+        let known =
+            |key: &str| key == UPGRADE_KEY || InterfaceGroup::ALL.iter().any(|g| g.key() == key);
+        let keys = self.groups.keys().map(|k| (None, k)).chain(
+            self.users
+                .iter()
+                .flat_map(|(user, m)| m.keys().map(move |k| (Some(user), k))),
+        );
+        for (user, key) in keys {
+            if !known(key) {
+                let place = user.map_or("[qps]".to_owned(), |u| format!("[qps.users.{u}]"));
+                let names: Vec<&str> = InterfaceGroup::ALL.iter().map(|g| g.key()).collect();
+                return Err(format!(
+                    "{place}: unknown interface group `{key}`; the groups are {} and {UPGRADE_KEY}",
+                    names.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The limit of `key` (an interface group's, or the upgrade sub-limit) for the main account (`user`
+    /// None) or a sub-user by name.
+    pub fn limit(&self, user: Option<&str>, key: &str, default: u32) -> u32 {
+        user.and_then(|u| self.users.get(u))
+            .and_then(|m| m.get(key))
+            .or_else(|| self.groups.get(key))
+            .copied()
+            .unwrap_or(default)
     }
 }

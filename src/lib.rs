@@ -9,6 +9,7 @@
 //! - `store`: SQLite persistence;
 //! - `index`: the in-memory search index, rebuilt from the store at start and following every write;
 //! - `face`: images, detection, alignment, embeddings and scores with ONNX models;
+//! - `audit`: the audit trail (its own SQLite file, written in batches off the request path);
 //! - `admission`: the gates that bound memory and CPU work in flight (used by `wire`, `face`, `index`).
 //!
 //! `check_index` is the operator tool that compares a running server's index with its database.
@@ -16,6 +17,7 @@
 pub mod actions;
 pub mod admission;
 pub mod api;
+pub mod audit;
 pub mod cam;
 pub mod check_index;
 pub mod config;
@@ -50,6 +52,14 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     let store = tokio::task::spawn_blocking(move || store::Store::open(&data_dir)).await??;
     tracing::info!(database = %store.path().display(), "store ready");
 
+    let audit = if config.audit_enabled {
+        Some(audit::Trail::open(
+            &config.data_dir,
+            config.audit_retention_days,
+        )?)
+    } else {
+        None
+    };
     // CAM needs signatures: with checking off there is no caller to authorise.
     let (keys, cam) = match keys {
         Some(keys) => {
@@ -74,7 +84,8 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
             qps: config.qps.clone(),
         },
         metrics,
-        cam,
+        cam.clone(),
+        audit.clone(),
     );
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -154,8 +165,13 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
         },
     );
     jobs.start();
+    let console = actions::ConsoleContext {
+        audit,
+        qps: config.qps.clone(),
+        directory: cam.as_ref().map(|c| c.directory().clone()),
+    };
     state.set_service(Arc::new(actions::IaiService::new(
-        store, indexes, faces, downloader, jobs,
+        store, indexes, faces, downloader, jobs, console,
     )));
     serving.await?;
     drop(server_file);

@@ -1,6 +1,6 @@
 use clap::Parser;
 use iai_server::check_index::{self, Verdict};
-use iai_server::config::{Cli, Command, Config};
+use iai_server::config::{AuditCommand, Cli, Command, Config};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc, told to give freed memory back to the system at once: glibc's allocator kept the hundreds of
@@ -61,6 +61,38 @@ async fn serve_or_tool() -> std::process::ExitCode {
             };
         }
         Some(Command::Healthcheck { url }) => return healthcheck(&cli, url.clone()).await,
+        Some(Command::Audit {
+            command:
+                AuditCommand::Export {
+                    data_dir,
+                    since,
+                    until,
+                },
+        }) => {
+            let exported = (|| {
+                let since = iai_server::audit::export::parse_time(since)?;
+                let until = until
+                    .as_deref()
+                    .map(iai_server::audit::export::parse_time)
+                    .transpose()?;
+                iai_server::audit::export::export(
+                    data_dir,
+                    since,
+                    until,
+                    &mut std::io::stdout().lock(),
+                )
+            })();
+            return match exported {
+                Ok(n) => {
+                    eprintln!("iai-server audit export: {n} calls");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("iai-server audit export: {e:#}");
+                    std::process::ExitCode::from(2)
+                }
+            };
+        }
         None => {}
     }
     let result = match Config::load(&cli) {

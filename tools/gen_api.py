@@ -2,7 +2,8 @@
 """Generate the Rust API models of iai-server from the wire specifications.
 
 Inputs:  the shared spec's actions.json and errors.json (default ../shared/spec), plus
-         tools/api_v20200303.json (the 2020-03-03 extras, written for this project), and
+         tools/api_v20200303.json (the 2020-03-03 extras, written for this project),
+         tools/api_console.json (the web console's actions, shapes of this project), and
          tools/cam_v20190116.json (the CAM actions the server answers, extracted from tccli's api.json and
          the Python SDK's errorcodes.py by `--refresh-cam`).
 Outputs: src/api/generated/{types,schema,service,error_code}.rs (IAI; the error codes of both services)
@@ -105,7 +106,7 @@ def doc(text) -> str:
     return "".join(f"    /// {line}\n" for line in str(text).splitlines())
 
 
-def gen_struct(name, fields, summary=None) -> str:
+def gen_struct(name, fields, summary=None, envelope=True) -> str:
     """Request fields carry `required`, response fields `nullable`; either makes the Rust field an Option."""
     lines = []
     if summary:
@@ -113,7 +114,7 @@ def gen_struct(name, fields, summary=None) -> str:
     lines.append("#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]\n")
     lines.append(f"pub struct {rust_struct(name)} {{\n")
     for f in fields:
-        if f["name"] == "RequestId":
+        if f["name"] == "RequestId" and envelope:
             continue  # the envelope adds it
         ty = rust_type(f)
         optional = ("required" in f and not f["required"]) or f.get("nullable", False)
@@ -142,10 +143,19 @@ def load(spec_dir: pathlib.Path):
         actions.append((name, a, "Legacy"))
     for name, a in extras["actions"].items():
         actions.append((name, a, "V20200303Only"))
+    # The console's own actions (tools/api_console.json): `same_as` borrows another action's request or response.
+    console = json.loads((ROOT / "tools" / "api_console.json").read_text())
+    by_name = {name: a for name, a, _ in actions}
+    for name, a in console["actions"].items():
+        a = dict(a)
+        for part, source in a.pop("same_as", {}).items():
+            a[part] = by_name[source][part]
+        actions.append((name, a, "Console"))
     actions.sort(key=lambda x: x[0])
 
     structures = dict(actions_doc["structures"])
     structures.update(actions_doc["legacy_structures"])
+    structures.update(console["structures"])
     return actions, dict(sorted(structures.items())), errors_doc["codes"]
 
 
@@ -153,7 +163,7 @@ def gen_types(actions, structures, header=HEADER, service="IAI") -> str:
     out = [header, f"//! Request, response and structure types of every {service} action, named exactly as on the wire.\n\n"]
     out.append("#![allow(clippy::all)]\n\nuse serde::{Deserialize, Serialize};\n\n")
     for name, s in structures.items():
-        out.append(gen_struct(name, s["fields"], s.get("note")))
+        out.append(gen_struct(name, s["fields"], s.get("note"), envelope=False))
     for name, a, _ in actions:
         out.append(gen_struct(f"{name}Request", a["request"], a.get("summary")))
         out.append(gen_struct(f"{name}Response", a["response"], a.get("summary")))

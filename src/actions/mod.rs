@@ -3,6 +3,7 @@
 //! the trait's defaults until their issue lands.
 
 mod analysis;
+mod console;
 mod faces;
 mod groups;
 mod jobs;
@@ -21,7 +22,10 @@ use crate::index::{Indexes, Scanner};
 use crate::jobs::Jobs;
 use crate::store::{Store, StoreError, now_ms};
 
+pub use console::ConsoleContext;
+
 pub struct IaiService {
+    console: ConsoleContext,
     store: Store,
     indexes: Arc<Indexes>,
     scanner: Scanner,
@@ -38,8 +42,10 @@ impl IaiService {
         faces: Arc<FacePipeline>,
         downloader: Downloader,
         jobs: Arc<Jobs>,
+        console: ConsoleContext,
     ) -> Self {
         Self {
+            console,
             store,
             indexes,
             scanner: Scanner::new(crate::admission::cores()),
@@ -84,6 +90,70 @@ impl IaiService {
 }
 
 impl Iai for IaiService {
+    async fn console_get_group_list(
+        &self,
+        ctx: &RequestContext,
+        req: ConsoleGetGroupListRequest,
+    ) -> Result<ConsoleGetGroupListResponse, ApiError> {
+        console::get_group_list(self, ctx, req).await
+    }
+
+    async fn console_get_person_list(
+        &self,
+        _: &RequestContext,
+        req: ConsoleGetPersonListRequest,
+    ) -> Result<ConsoleGetPersonListResponse, ApiError> {
+        console::get_person_list(self, req).await
+    }
+
+    async fn console_search_faces(
+        &self,
+        _: &RequestContext,
+        req: ConsoleSearchFacesRequest,
+    ) -> Result<ConsoleSearchFacesResponse, ApiError> {
+        console::search_faces(self, req).await
+    }
+
+    async fn console_search_persons(
+        &self,
+        _: &RequestContext,
+        req: ConsoleSearchPersonsRequest,
+    ) -> Result<ConsoleSearchPersonsResponse, ApiError> {
+        console::search_persons(self, req).await
+    }
+
+    async fn console_modify_person_base_info(
+        &self,
+        _: &RequestContext,
+        req: ConsoleModifyPersonBaseInfoRequest,
+    ) -> Result<ConsoleModifyPersonBaseInfoResponse, ApiError> {
+        console::modify_person_base_info(self, req).await
+    }
+
+    async fn describe_stat_info(
+        &self,
+        ctx: &RequestContext,
+        req: DescribeStatInfoRequest,
+    ) -> Result<DescribeStatInfoResponse, ApiError> {
+        console::describe_stat_info(self, ctx, req).await
+    }
+
+    async fn describe_search_log(
+        &self,
+        _: &RequestContext,
+        req: DescribeSearchLogRequest,
+    ) -> Result<DescribeSearchLogResponse, ApiError> {
+        console::describe_search_log(self, req).await
+    }
+
+    async fn get_face_thumbnail(
+        &self,
+        _: &RequestContext,
+        req: GetFaceThumbnailRequest,
+    ) -> Result<GetFaceThumbnailResponse, ApiError> {
+        console::get_face_thumbnail(self, req).await
+    }
+
     async fn create_person(
         &self,
         _: &RequestContext,

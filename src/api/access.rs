@@ -138,6 +138,15 @@ pub fn of(action: &str) -> Option<Access> {
             (GroupManagement, Group("GroupId"), false)
         }
         "GetGroupList" => (GroupManagement, ListedGroups, false),
+        // The web console's actions: resource-level like the actions they show, so that a policy limited to
+        // some groups limits the console to them too.
+        "ConsoleGetGroupList" => (GroupManagement, ListedGroups, false),
+        "ConsoleGetPersonList" => (GroupManagement, Group("GroupId"), false),
+        "ConsoleModifyPersonBaseInfo" => (GroupManagement, Group("GroupId"), true),
+        "ConsoleSearchFaces" | "ConsoleSearchPersons" => (Search, Groups("GroupIds"), false),
+        "DescribeStatInfo" | "DescribeSearchLog" | "GetFaceThumbnail" => {
+            (GroupManagement, Interface, false)
+        }
         _ => return None,
     };
     Some(Access {

@@ -40,6 +40,8 @@ pub enum Availability {
     Legacy,
     /// Only in version 2020-03-03.
     V20200303Only,
+    /// The web console's actions (this server's own, in both versions).
+    Console,
 }
 
 #[derive(Debug)]
@@ -55,7 +57,7 @@ pub const VERSION_2020: &str = "2020-03-03";
 impl ActionSpec {
     pub fn offered_in(&self, version: &str) -> bool {
         match self.availability {
-            Availability::Current | Availability::Legacy => {
+            Availability::Current | Availability::Legacy | Availability::Console => {
                 version == VERSION_2018 || version == VERSION_2020
             }
             Availability::V20200303Only => version == VERSION_2020,

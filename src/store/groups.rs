@@ -282,6 +282,29 @@ pub fn counts(conn: &Connection, group_id: &str) -> Result<(u64, u64), StoreErro
     Ok((persons as u64, faces as u64))
 }
 
+/// Persons of every group, in one query.
+pub fn person_counts(
+    conn: &Connection,
+) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT group_id, count(*) FROM group_members GROUP BY group_id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// (groups, persons, faces) of the whole account.
+pub fn totals(conn: &Connection) -> Result<(u64, u64, u64), StoreError> {
+    let count = |sql: &str| {
+        conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+    };
+    Ok((
+        count("SELECT count(*) FROM groups")?,
+        count("SELECT count(*) FROM persons")?,
+        count("SELECT count(*) FROM faces")?,
+    ))
+}
+
 /// Faces of every group (a face counts once for each group that holds its person), in one query.
 pub fn face_counts(
     conn: &Connection,

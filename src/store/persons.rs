@@ -320,6 +320,17 @@ pub fn delete_face(conn: &Connection, person_id: &str, face_id: &str) -> Result<
     )? > 0)
 }
 
+/// A face's stored crop (PNG), if the face exists.
+pub fn crop(conn: &Connection, face_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT crop_png FROM faces WHERE face_id = ?1",
+            [face_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 pub fn face_exists(conn: &Connection, face_id: &str) -> Result<bool, StoreError> {
     Ok(conn
         .query_row("SELECT 1 FROM faces WHERE face_id = ?1", [face_id], |_| {

@@ -7,65 +7,18 @@
 //! table holds at most (principals × 10) small cells. A refused call has cost a signature check and a
 //! hash lookup: nothing of its parameters has been parsed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::RwLock;
-use serde::{Deserialize, Serialize};
 
 use crate::api::access::{Access, InterfaceGroup};
 use crate::api::{ApiError, ErrorCode, Principal};
 
-/// Tencent's limit of every interface group under per-call billing.
-pub const DEFAULT_GROUP_QPS: u32 = 50;
-/// Tencent's limit of UpgradeGroupFaceModelVersion.
-pub const DEFAULT_UPGRADE_QPS: u32 = 10;
-/// The configuration key of the upgrade sub-limit.
-pub const UPGRADE_KEY: &str = "upgrade_group_face_model_version";
+pub use crate::config::{DEFAULT_GROUP_QPS, DEFAULT_UPGRADE_QPS, QpsConfig, UPGRADE_KEY};
 const UPGRADE_ACTION: &str = "UpgradeGroupFaceModelVersion";
-
-/// `[qps]` in the configuration: `<group> = n` for everyone, `[qps.users.<name>]` for one sub-user.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct QpsConfig {
-    #[serde(flatten)]
-    pub groups: BTreeMap<String, u32>,
-    pub users: BTreeMap<String, BTreeMap<String, u32>>,
-}
-
-impl QpsConfig {
-    /// Refuse unknown keys at start, so that a misspelt limit is not silently the default.
-    pub fn validate(&self) -> Result<(), String> {
-        let known =
-            |key: &str| key == UPGRADE_KEY || InterfaceGroup::ALL.iter().any(|g| g.key() == key);
-        let keys = self.groups.keys().map(|k| (None, k)).chain(
-            self.users
-                .iter()
-                .flat_map(|(user, m)| m.keys().map(move |k| (Some(user), k))),
-        );
-        for (user, key) in keys {
-            if !known(key) {
-                let place = user.map_or("[qps]".to_owned(), |u| format!("[qps.users.{u}]"));
-                let names: Vec<&str> = InterfaceGroup::ALL.iter().map(|g| g.key()).collect();
-                return Err(format!(
-                    "{place}: unknown interface group `{key}`; the groups are {} and {UPGRADE_KEY}",
-                    names.join(", ")
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn limit(&self, user: Option<&str>, key: &str, default: u32) -> u32 {
-        user.and_then(|u| self.users.get(u))
-            .and_then(|m| m.get(key))
-            .or_else(|| self.groups.get(key))
-            .copied()
-            .unwrap_or(default)
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Bucket {

@@ -3,11 +3,12 @@
 //! `listener` accepts connections (limits and header timeout), `server` is the axum service (body
 //! admission and timeouts, dispatch), `auth` verifies signatures, `request` turns an HTTP request into a
 //! validated `(context, params)` call, `limits` applies the QPS limits per interface group and principal,
-//! `authorize` checks CAM policies, `envelope` writes Tencent's `{"Response": ...}` answers, `ops` serves
+//! `authorize` checks CAM policies, `console` serves the web console's embedded files, `envelope` writes Tencent's `{"Response": ...}` answers, `ops` serves
 //! the operator endpoints and `telemetry` the metrics and the access log.
 
 pub mod auth;
 pub mod authorize;
+pub mod console;
 pub mod envelope;
 pub mod limits;
 pub mod listener;

@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use super::auth::KeyRing;
 use super::authorize::{self, Facts};
+use super::console;
 use super::envelope::{self, new_request_id};
 use super::limits::{QpsConfig, RateLimits};
 use super::ops::{self, Operations};
@@ -27,6 +28,7 @@ use super::request::{self, Auth, Incoming};
 use super::telemetry;
 use crate::admission::{Gate, Ticket};
 use crate::api::{ApiError, ErrorCode, Iai, Principal, access, dispatch};
+use crate::audit;
 use crate::cam::CamService;
 use crate::cam::directory::{Directory, Service};
 
@@ -51,6 +53,8 @@ pub struct AppState<S> {
     /// CAM (sub-users and policies); `None` answers CAM calls `UnsupportedOperation` and lets every key do
     /// everything.
     cam: Option<Arc<CamService>>,
+    /// The audit trail; `None` when turned off.
+    audit: Option<Arc<audit::Trail>>,
     limits: RateLimits,
     config: WireConfig,
     body_gate: Arc<Gate>,
@@ -62,11 +66,13 @@ impl<S> AppState<S> {
         config: WireConfig,
         metrics: telemetry::Metrics,
         cam: Option<Arc<CamService>>,
+        audit: Option<Arc<audit::Trail>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             body_gate: Gate::bytes("body", config.body_budget_bytes),
             service: OnceLock::new(),
             cam,
+            audit,
             limits: RateLimits::new(config.qps.clone()),
             config,
             metrics,
@@ -98,6 +104,12 @@ pub fn router<S: Iai + Operations>(state: Arc<AppState<S>>) -> Router {
             "/files/{name}",
             get(ops::result_file::<S>).fallback(handle::<S>),
         )
+        .route("/console", get(console::root).fallback(handle::<S>))
+        .route("/console/", get(console::index).fallback(handle::<S>))
+        .route(
+            "/console/{*path}",
+            get(console::asset).fallback(handle::<S>),
+        )
         .fallback(handle::<S>)
         .with_state(state)
         .layer(RequestBodyTimeoutLayer::new(body_idle_timeout))
@@ -116,6 +128,12 @@ pub fn router<S: Iai + Operations>(state: Arc<AppState<S>>) -> Router {
 struct CallFacts {
     action: Option<String>,
     secret_id: Option<String>,
+    principal: Principal,
+    interface_group: Option<&'static str>,
+    /// The GroupIds the call named.
+    groups: Vec<String>,
+    /// A verification's PersonId (the log's candidate).
+    person_id: Option<String>,
 }
 
 async fn handle<S: Iai>(State(state): State<Arc<AppState<S>>>, request: Request<Body>) -> Response {
@@ -141,16 +159,42 @@ async fn handle<S: Iai>(State(state): State<Arc<AppState<S>>>, request: Request<
     {
         span.in_scope(|| tracing::error!(message = %e.message, "internal error"));
     }
+    let latency = started.elapsed();
     telemetry::record_call(
         &span,
         &telemetry::Call {
             action: facts.action.as_deref(),
             secret_id: facts.secret_id.as_deref(),
             code,
-            latency: started.elapsed(),
+            latency,
             client,
         },
     );
+    if let Some(trail) = &state.audit {
+        let (face_num, candidates) = match (&result, &facts.action) {
+            (Ok(answer), Some(action)) => {
+                audit::outcome(action, answer, facts.person_id.as_deref())
+            }
+            _ => (None, None),
+        };
+        trail.record(audit::Record {
+            time_ms: chrono::Utc::now().timestamp_millis(),
+            request_id: request_id.clone(),
+            principal: match facts.principal {
+                Principal::Main => "main".into(),
+                Principal::User(uin) => uin.to_string(),
+            },
+            secret_id: facts.secret_id,
+            action: facts.action,
+            interface_group: facts.interface_group.map(str::to_owned),
+            groups: facts.groups,
+            client: client.map(|c| c.ip().to_string()),
+            code: code.to_owned(),
+            latency_us: latency.as_micros() as u64,
+            face_num,
+            candidates,
+        });
+    }
     envelope::respond(&request_id, trace_id.as_ref(), result)
 }
 
@@ -187,6 +231,7 @@ async fn answer<S: Iai>(
         .inspect_err(|_| facts.action = request::action_hint(&incoming))?;
     facts.action = Some(call.ctx.action.clone());
     facts.secret_id = call.ctx.secret_id.clone();
+    facts.principal = call.ctx.principal;
     let directory: Option<Arc<Directory>> = state.cam.as_ref().map(|c| c.directory().load_full());
     let access = match call.service {
         Service::Iai => access::of(call.spec.name),
@@ -203,7 +248,15 @@ async fn answer<S: Iai>(
             .limits
             .check(principal, user_name, &call.ctx.action, access)?;
     }
+    if let Some(access) = access {
+        facts.interface_group = Some(access.group.key());
+    }
     let params = request::params(&call, &incoming)?;
+    facts.groups = named_groups(&params);
+    facts.person_id = params
+        .get("PersonId")
+        .and_then(|p| p.as_str())
+        .map(str::to_owned);
     // The parameters now own what the call needs; the raw bytes go (the ticket stays, for the parameters).
     drop(body);
     let service_kind = call.service;
@@ -250,6 +303,21 @@ async fn answer<S: Iai>(
         tracing::debug!(%action, code = e.code.as_str(), message = %e.message, "action failed");
     }
     answer
+}
+
+/// The groups a call names (`GroupId`, `GroupIds`), for the audit trail.
+fn named_groups(params: &serde_json::Value) -> Vec<String> {
+    let mut groups: Vec<String> = params
+        .get("GroupIds")
+        .and_then(|g| g.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g.as_str().map(str::to_owned))
+        .collect();
+    if let Some(g) = params.get("GroupId").and_then(|g| g.as_str()) {
+        groups.push(g.to_owned());
+    }
+    groups
 }
 
 /// Bodies up to this size are not charged to the body gate: small calls (group and person management,
@@ -369,6 +437,7 @@ mod tests {
                 qps: QpsConfig::default(),
             },
             telemetry::Metrics::install(),
+            None,
             None,
         )
     }

@@ -49,6 +49,49 @@ pub static CANDIDATE_FIELDS: &[Field] = &[
     },
 ];
 
+pub static CONSOLE_GROUP_INFO_FIELDS: &[Field] = &[
+    Field {
+        name: "GroupId",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "GroupName",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "GroupExDescriptions",
+        kind: Kind::Array(&Kind::String),
+        required: false,
+    },
+    Field {
+        name: "Tag",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "FaceModelVersion",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "CreationTimestamp",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "PersonNum",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "FaceNum",
+        kind: Kind::UInt,
+        required: false,
+    },
+];
+
 pub static DENSE_FACE_SHAPE_FIELDS: &[Field] = &[
     Field {
         name: "X",
@@ -651,6 +694,24 @@ pub static JOB_ID_INFO_FIELDS: &[Field] = &[
     },
 ];
 
+pub static LOG_CANDIDATE_FIELDS: &[Field] = &[
+    Field {
+        name: "PersonId",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "FaceId",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "Score",
+        kind: Kind::Float,
+        required: false,
+    },
+];
+
 pub static MOUTH_FIELDS: &[Field] = &[Field {
     name: "MouthOpen",
     kind: Kind::Struct(ATTRIBUTE_ITEM_FIELDS),
@@ -729,6 +790,24 @@ pub static POINT_FIELDS: &[Field] = &[
     },
 ];
 
+pub static QPS_LIMIT_FIELDS: &[Field] = &[
+    Field {
+        name: "InterfaceGroup",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "Qps",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "PeakQps",
+        kind: Kind::Float,
+        required: false,
+    },
+];
+
 pub static RESULT_FIELDS: &[Field] = &[
     Field {
         name: "Candidates",
@@ -761,6 +840,110 @@ pub static RESULTS_RETURNS_BY_GROUP_FIELDS: &[Field] = &[
     Field {
         name: "RetCode",
         kind: Kind::Int,
+        required: false,
+    },
+];
+
+pub static SEARCH_LOG_RECORD_FIELDS: &[Field] = &[
+    Field {
+        name: "Time",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "Action",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "SecretId",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "Principal",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "GroupIds",
+        kind: Kind::Array(&Kind::String),
+        required: false,
+    },
+    Field {
+        name: "Code",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "LatencyMs",
+        kind: Kind::Float,
+        required: false,
+    },
+    Field {
+        name: "FaceNum",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "Candidates",
+        kind: Kind::Array(&Kind::Struct(LOG_CANDIDATE_FIELDS)),
+        required: false,
+    },
+];
+
+pub static STAT_BUCKET_FIELDS: &[Field] = &[
+    Field {
+        name: "Time",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "Action",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "InterfaceGroup",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "Calls",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "Errors",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "LatencyP50Ms",
+        kind: Kind::Float,
+        required: false,
+    },
+    Field {
+        name: "LatencyP99Ms",
+        kind: Kind::Float,
+        required: false,
+    },
+];
+
+pub static STAT_TOTALS_FIELDS: &[Field] = &[
+    Field {
+        name: "GroupNum",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "PersonNum",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "FaceNum",
+        kind: Kind::UInt,
         required: false,
     },
 ];
@@ -943,6 +1126,166 @@ pub static COMPARE_MASK_FACE_REQUEST: &[Field] = &[
     },
 ];
 
+pub static CONSOLE_GET_GROUP_LIST_REQUEST: &[Field] = &[
+    Field {
+        name: "Offset",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "Limit",
+        kind: Kind::UInt,
+        required: false,
+    },
+];
+
+pub static CONSOLE_GET_PERSON_LIST_REQUEST: &[Field] = &[
+    Field {
+        name: "GroupId",
+        kind: Kind::String,
+        required: true,
+    },
+    Field {
+        name: "Offset",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "Limit",
+        kind: Kind::UInt,
+        required: false,
+    },
+];
+
+pub static CONSOLE_MODIFY_PERSON_BASE_INFO_REQUEST: &[Field] = &[
+    Field {
+        name: "GroupId",
+        kind: Kind::String,
+        required: true,
+    },
+    Field {
+        name: "PersonId",
+        kind: Kind::String,
+        required: true,
+    },
+    Field {
+        name: "PersonName",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "Gender",
+        kind: Kind::Int,
+        required: false,
+    },
+];
+
+pub static CONSOLE_SEARCH_FACES_REQUEST: &[Field] = &[
+    Field {
+        name: "GroupIds",
+        kind: Kind::Array(&Kind::String),
+        required: true,
+    },
+    Field {
+        name: "Image",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "Url",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "MaxFaceNum",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "MinFaceSize",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "MaxPersonNum",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "NeedPersonInfo",
+        kind: Kind::Int,
+        required: false,
+    },
+    Field {
+        name: "QualityControl",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "FaceMatchThreshold",
+        kind: Kind::Float,
+        required: false,
+    },
+    Field {
+        name: "NeedRotateDetection",
+        kind: Kind::UInt,
+        required: false,
+    },
+];
+
+pub static CONSOLE_SEARCH_PERSONS_REQUEST: &[Field] = &[
+    Field {
+        name: "GroupIds",
+        kind: Kind::Array(&Kind::String),
+        required: true,
+    },
+    Field {
+        name: "Image",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "Url",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "MaxFaceNum",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "MinFaceSize",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "MaxPersonNum",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "QualityControl",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "FaceMatchThreshold",
+        kind: Kind::Float,
+        required: false,
+    },
+    Field {
+        name: "NeedPersonInfo",
+        kind: Kind::Int,
+        required: false,
+    },
+    Field {
+        name: "NeedRotateDetection",
+        kind: Kind::UInt,
+        required: false,
+    },
+];
+
 pub static COPY_PERSON_REQUEST: &[Field] = &[
     Field {
         name: "PersonId",
@@ -1108,6 +1451,57 @@ pub static DELETE_PERSON_FROM_GROUP_REQUEST: &[Field] = &[
     },
 ];
 
+pub static DESCRIBE_SEARCH_LOG_REQUEST: &[Field] = &[
+    Field {
+        name: "StartTime",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "EndTime",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "GroupId",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "SecretId",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "Code",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "Offset",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "Limit",
+        kind: Kind::UInt,
+        required: false,
+    },
+];
+
+pub static DESCRIBE_STAT_INFO_REQUEST: &[Field] = &[
+    Field {
+        name: "StartTime",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "EndTime",
+        kind: Kind::UInt,
+        required: false,
+    },
+];
+
 pub static DETECT_FACE_REQUEST: &[Field] = &[
     Field {
         name: "MaxFaceNum",
@@ -1266,6 +1660,12 @@ pub static GET_CHECK_SIMILAR_PERSON_JOB_ID_LIST_REQUEST: &[Field] = &[
         required: false,
     },
 ];
+
+pub static GET_FACE_THUMBNAIL_REQUEST: &[Field] = &[Field {
+    name: "FaceId",
+    kind: Kind::String,
+    required: true,
+}];
 
 pub static GET_GROUP_INFO_REQUEST: &[Field] = &[Field {
     name: "GroupId",
@@ -1733,6 +2133,31 @@ pub static ACTIONS: &[ActionSpec] = &[
         request: COMPARE_MASK_FACE_REQUEST,
     },
     ActionSpec {
+        name: "ConsoleGetGroupList",
+        availability: Availability::Console,
+        request: CONSOLE_GET_GROUP_LIST_REQUEST,
+    },
+    ActionSpec {
+        name: "ConsoleGetPersonList",
+        availability: Availability::Console,
+        request: CONSOLE_GET_PERSON_LIST_REQUEST,
+    },
+    ActionSpec {
+        name: "ConsoleModifyPersonBaseInfo",
+        availability: Availability::Console,
+        request: CONSOLE_MODIFY_PERSON_BASE_INFO_REQUEST,
+    },
+    ActionSpec {
+        name: "ConsoleSearchFaces",
+        availability: Availability::Console,
+        request: CONSOLE_SEARCH_FACES_REQUEST,
+    },
+    ActionSpec {
+        name: "ConsoleSearchPersons",
+        availability: Availability::Console,
+        request: CONSOLE_SEARCH_PERSONS_REQUEST,
+    },
+    ActionSpec {
         name: "CopyPerson",
         availability: Availability::Current,
         request: COPY_PERSON_REQUEST,
@@ -1773,6 +2198,16 @@ pub static ACTIONS: &[ActionSpec] = &[
         request: DELETE_PERSON_FROM_GROUP_REQUEST,
     },
     ActionSpec {
+        name: "DescribeSearchLog",
+        availability: Availability::Console,
+        request: DESCRIBE_SEARCH_LOG_REQUEST,
+    },
+    ActionSpec {
+        name: "DescribeStatInfo",
+        availability: Availability::Console,
+        request: DESCRIBE_STAT_INFO_REQUEST,
+    },
+    ActionSpec {
         name: "DetectFace",
         availability: Availability::Current,
         request: DETECT_FACE_REQUEST,
@@ -1806,6 +2241,11 @@ pub static ACTIONS: &[ActionSpec] = &[
         name: "GetCheckSimilarPersonJobIdList",
         availability: Availability::Legacy,
         request: GET_CHECK_SIMILAR_PERSON_JOB_ID_LIST_REQUEST,
+    },
+    ActionSpec {
+        name: "GetFaceThumbnail",
+        availability: Availability::Console,
+        request: GET_FACE_THUMBNAIL_REQUEST,
     },
     ActionSpec {
         name: "GetGroupInfo",

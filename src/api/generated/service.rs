@@ -51,6 +51,51 @@ pub trait Iai: Send + Sync + 'static {
         let _ = (ctx, req);
         async { Err(ApiError::not_implemented("CompareMaskFace")) }
     }
+    /// Console: groups with their person and face counts.
+    fn console_get_group_list(
+        &self,
+        ctx: &RequestContext,
+        req: ConsoleGetGroupListRequest,
+    ) -> impl Future<Output = Result<ConsoleGetGroupListResponse, ApiError>> + Send {
+        let _ = (ctx, req);
+        async { Err(ApiError::not_implemented("ConsoleGetGroupList")) }
+    }
+    /// Console: a page of a group's persons.
+    fn console_get_person_list(
+        &self,
+        ctx: &RequestContext,
+        req: ConsoleGetPersonListRequest,
+    ) -> impl Future<Output = Result<ConsoleGetPersonListResponse, ApiError>> + Send {
+        let _ = (ctx, req);
+        async { Err(ApiError::not_implemented("ConsoleGetPersonList")) }
+    }
+    /// Console: rename a person of a group or change its gender.
+    fn console_modify_person_base_info(
+        &self,
+        ctx: &RequestContext,
+        req: ConsoleModifyPersonBaseInfoRequest,
+    ) -> impl Future<Output = Result<ConsoleModifyPersonBaseInfoResponse, ApiError>> + Send {
+        let _ = (ctx, req);
+        async { Err(ApiError::not_implemented("ConsoleModifyPersonBaseInfo")) }
+    }
+    /// Console: SearchFaces.
+    fn console_search_faces(
+        &self,
+        ctx: &RequestContext,
+        req: ConsoleSearchFacesRequest,
+    ) -> impl Future<Output = Result<ConsoleSearchFacesResponse, ApiError>> + Send {
+        let _ = (ctx, req);
+        async { Err(ApiError::not_implemented("ConsoleSearchFaces")) }
+    }
+    /// Console: SearchPersons.
+    fn console_search_persons(
+        &self,
+        ctx: &RequestContext,
+        req: ConsoleSearchPersonsRequest,
+    ) -> impl Future<Output = Result<ConsoleSearchPersonsResponse, ApiError>> + Send {
+        let _ = (ctx, req);
+        async { Err(ApiError::not_implemented("ConsoleSearchPersons")) }
+    }
     /// Add an existing person to more groups.
     fn copy_person(
         &self,
@@ -123,6 +168,24 @@ pub trait Iai: Send + Sync + 'static {
         let _ = (ctx, req);
         async { Err(ApiError::not_implemented("DeletePersonFromGroup")) }
     }
+    /// Console: the search log (人脸搜索流水) from the audit trail, newest first.
+    fn describe_search_log(
+        &self,
+        ctx: &RequestContext,
+        req: DescribeSearchLogRequest,
+    ) -> impl Future<Output = Result<DescribeSearchLogResponse, ApiError>> + Send {
+        let _ = (ctx, req);
+        async { Err(ApiError::not_implemented("DescribeSearchLog")) }
+    }
+    /// Console: calls, errors and latency in 5-minute buckets from the audit trail, totals and QPS limits.
+    fn describe_stat_info(
+        &self,
+        ctx: &RequestContext,
+        req: DescribeStatInfoRequest,
+    ) -> impl Future<Output = Result<DescribeStatInfoResponse, ApiError>> + Send {
+        let _ = (ctx, req);
+        async { Err(ApiError::not_implemented("DescribeStatInfo")) }
+    }
     /// Face detection with optional attributes and quality.
     fn detect_face(
         &self,
@@ -190,6 +253,15 @@ pub trait Iai: Send + Sync + 'static {
     ) -> impl Future<Output = Result<GetCheckSimilarPersonJobIdListResponse, ApiError>> + Send {
         let _ = (ctx, req);
         async { Err(ApiError::not_implemented("GetCheckSimilarPersonJobIdList")) }
+    }
+    /// Console: the stored crop of a face, as a PNG.
+    fn get_face_thumbnail(
+        &self,
+        ctx: &RequestContext,
+        req: GetFaceThumbnailRequest,
+    ) -> impl Future<Output = Result<GetFaceThumbnailResponse, ApiError>> + Send {
+        let _ = (ctx, req);
+        async { Err(ApiError::not_implemented("GetFaceThumbnail")) }
     }
     /// Read one group.
     fn get_group_info(
@@ -416,6 +488,31 @@ pub async fn dispatch<S: Iai>(
                 .compare_mask_face(ctx, crate::api::decode(params)?)
                 .await?,
         ),
+        "ConsoleGetGroupList" => crate::api::encode(
+            service
+                .console_get_group_list(ctx, crate::api::decode(params)?)
+                .await?,
+        ),
+        "ConsoleGetPersonList" => crate::api::encode(
+            service
+                .console_get_person_list(ctx, crate::api::decode(params)?)
+                .await?,
+        ),
+        "ConsoleModifyPersonBaseInfo" => crate::api::encode(
+            service
+                .console_modify_person_base_info(ctx, crate::api::decode(params)?)
+                .await?,
+        ),
+        "ConsoleSearchFaces" => crate::api::encode(
+            service
+                .console_search_faces(ctx, crate::api::decode(params)?)
+                .await?,
+        ),
+        "ConsoleSearchPersons" => crate::api::encode(
+            service
+                .console_search_persons(ctx, crate::api::decode(params)?)
+                .await?,
+        ),
         "CopyPerson" => crate::api::encode(
             service
                 .copy_person(ctx, crate::api::decode(params)?)
@@ -456,6 +553,16 @@ pub async fn dispatch<S: Iai>(
                 .delete_person_from_group(ctx, crate::api::decode(params)?)
                 .await?,
         ),
+        "DescribeSearchLog" => crate::api::encode(
+            service
+                .describe_search_log(ctx, crate::api::decode(params)?)
+                .await?,
+        ),
+        "DescribeStatInfo" => crate::api::encode(
+            service
+                .describe_stat_info(ctx, crate::api::decode(params)?)
+                .await?,
+        ),
         "DetectFace" => crate::api::encode(
             service
                 .detect_face(ctx, crate::api::decode(params)?)
@@ -489,6 +596,11 @@ pub async fn dispatch<S: Iai>(
         "GetCheckSimilarPersonJobIdList" => crate::api::encode(
             service
                 .get_check_similar_person_job_id_list(ctx, crate::api::decode(params)?)
+                .await?,
+        ),
+        "GetFaceThumbnail" => crate::api::encode(
+            service
+                .get_face_thumbnail(ctx, crate::api::decode(params)?)
                 .await?,
         ),
         "GetGroupInfo" => crate::api::encode(

@@ -38,6 +38,27 @@ pub struct Candidate {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleGroupInfo {
+    #[serde(rename = "GroupId")]
+    pub group_id: String,
+    #[serde(rename = "GroupName")]
+    pub group_name: String,
+    #[serde(rename = "GroupExDescriptions")]
+    pub group_ex_descriptions: Vec<String>,
+    #[serde(rename = "Tag")]
+    pub tag: String,
+    #[serde(rename = "FaceModelVersion")]
+    pub face_model_version: String,
+    /// ms since epoch
+    #[serde(rename = "CreationTimestamp")]
+    pub creation_timestamp: u64,
+    #[serde(rename = "PersonNum")]
+    pub person_num: u64,
+    #[serde(rename = "FaceNum")]
+    pub face_num: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DenseFaceShape {
     /// Face box left (px).
     #[serde(rename = "X")]
@@ -429,6 +450,16 @@ pub struct JobIdInfo {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogCandidate {
+    #[serde(rename = "PersonId")]
+    pub person_id: String,
+    #[serde(rename = "FaceId")]
+    pub face_id: String,
+    #[serde(rename = "Score")]
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Mouth {
     /// Type 0 closed, 1 open.
     #[serde(rename = "MouthOpen")]
@@ -486,6 +517,18 @@ pub struct Point {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QpsLimit {
+    #[serde(rename = "InterfaceGroup")]
+    pub interface_group: String,
+    /// 0 = no limit
+    #[serde(rename = "Qps")]
+    pub qps: u64,
+    /// Highest calls per second of the caller in the period (per 5-minute bucket average)
+    #[serde(rename = "PeakQps")]
+    pub peak_qps: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SearchResult {
     /// Top candidates, best first; empty when RetCode is -1601.
     #[serde(rename = "Candidates")]
@@ -509,6 +552,63 @@ pub struct ResultsReturnsByGroup {
     /// 0 ok; -1601 failed QualityControl (no candidates).
     #[serde(rename = "RetCode")]
     pub ret_code: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchLogRecord {
+    /// ms since epoch
+    #[serde(rename = "Time")]
+    pub time: u64,
+    #[serde(rename = "RequestId")]
+    pub request_id: String,
+    #[serde(rename = "Action")]
+    pub action: String,
+    #[serde(rename = "SecretId")]
+    pub secret_id: String,
+    /// main, or the sub-user's uin
+    #[serde(rename = "Principal")]
+    pub principal: String,
+    #[serde(rename = "GroupIds")]
+    pub group_ids: Vec<String>,
+    /// OK or the error code
+    #[serde(rename = "Code")]
+    pub code: String,
+    #[serde(rename = "LatencyMs")]
+    pub latency_ms: f64,
+    #[serde(rename = "FaceNum")]
+    pub face_num: u64,
+    /// Top candidates of the first face, best first
+    #[serde(rename = "Candidates")]
+    pub candidates: Vec<LogCandidate>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatBucket {
+    /// Start of the 5-minute bucket, unix seconds
+    #[serde(rename = "Time")]
+    pub time: u64,
+    #[serde(rename = "Action")]
+    pub action: String,
+    #[serde(rename = "InterfaceGroup")]
+    pub interface_group: String,
+    #[serde(rename = "Calls")]
+    pub calls: u64,
+    #[serde(rename = "Errors")]
+    pub errors: u64,
+    #[serde(rename = "LatencyP50Ms")]
+    pub latency_p50_ms: f64,
+    #[serde(rename = "LatencyP99Ms")]
+    pub latency_p99_ms: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatTotals {
+    #[serde(rename = "GroupNum")]
+    pub group_num: u64,
+    #[serde(rename = "PersonNum")]
+    pub person_num: u64,
+    #[serde(rename = "FaceNum")]
+    pub face_num: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -685,6 +785,171 @@ pub struct CompareMaskFaceResponse {
     pub score: f64,
     #[serde(rename = "FaceModelVersion")]
     pub face_model_version: String,
+}
+
+/// Console: groups with their person and face counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleGetGroupListRequest {
+    #[serde(rename = "Offset", default)]
+    pub offset: Option<u64>,
+    /// default 10, at most 1000
+    #[serde(rename = "Limit", default)]
+    pub limit: Option<u64>,
+}
+
+/// Console: groups with their person and face counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleGetGroupListResponse {
+    #[serde(rename = "GroupInfos")]
+    pub group_infos: Vec<ConsoleGroupInfo>,
+    #[serde(rename = "GroupNum")]
+    pub group_num: u64,
+}
+
+/// Console: a page of a group's persons.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleGetPersonListRequest {
+    /// Group id: letters, digits and -%@#&_ only, at most 64 bytes; unique per account; cannot be changed after creation.
+    #[serde(rename = "GroupId")]
+    pub group_id: String,
+    /// Start index for paging, default 0.
+    #[serde(rename = "Offset", default)]
+    pub offset: Option<u64>,
+    /// Page size, default 10, maximum 1000.
+    #[serde(rename = "Limit", default)]
+    pub limit: Option<u64>,
+}
+
+/// Console: a page of a group's persons.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleGetPersonListResponse {
+    /// Page of persons.
+    #[serde(rename = "PersonInfos")]
+    pub person_infos: Vec<PersonInfo>,
+    /// Persons in the group (may be null).
+    #[serde(rename = "PersonNum")]
+    pub person_num: Option<u64>,
+    /// Faces in the group (may be null).
+    #[serde(rename = "FaceNum")]
+    pub face_num: Option<u64>,
+    /// Model version actually used ("2.0" or "3.0").
+    #[serde(rename = "FaceModelVersion")]
+    pub face_model_version: Option<String>,
+}
+
+/// Console: rename a person of a group or change its gender.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleModifyPersonBaseInfoRequest {
+    #[serde(rename = "GroupId")]
+    pub group_id: String,
+    #[serde(rename = "PersonId")]
+    pub person_id: String,
+    #[serde(rename = "PersonName", default)]
+    pub person_name: Option<String>,
+    #[serde(rename = "Gender", default)]
+    pub gender: Option<i64>,
+}
+
+/// Console: rename a person of a group or change its gender.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleModifyPersonBaseInfoResponse {}
+
+/// Console: SearchFaces.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleSearchFacesRequest {
+    /// Groups to search, at most 100. Total faces across them limited to 1M (2.0 groups) / 3M (3.0 groups).
+    #[serde(rename = "GroupIds")]
+    pub group_ids: Vec<String>,
+    /// Base64 of the raw image file (no 'data:' prefix). Encoded length must not exceed 5 MB. PNG/JPG/JPEG/BMP accepted, GIF rejected. At least one of Image/Url is needed; when both are present Url is used and Image ignored.
+    #[serde(rename = "Image", default)]
+    pub image: Option<String>,
+    /// HTTP(S) address the service downloads the image from; same size/format limits as Image (measured after base64). Takes priority over Image.
+    #[serde(rename = "Url", default)]
+    pub url: Option<String>,
+    /// How many faces of the query image (largest first) to search; default 1, maximum 10.
+    #[serde(rename = "MaxFaceNum", default)]
+    pub max_face_num: Option<u64>,
+    /// Default 34; faces below 34 px cannot be recognised; 80 suggested.
+    #[serde(rename = "MinFaceSize", default)]
+    pub min_face_size: Option<u64>,
+    /// Top-K candidates per query face; default 5, maximum 100.
+    #[serde(rename = "MaxPersonNum", default)]
+    pub max_person_num: Option<u64>,
+    /// 0/1, default 0; any value other than 1 is treated as 0. 1 = fill PersonName/Gender/PersonGroupInfos in each Candidate.
+    #[serde(rename = "NeedPersonInfo", default)]
+    pub need_person_info: Option<i64>,
+    /// Quality gate 0-4, default 0. 0 none; 1 low bar (rejects only very blurry or eyes/nose/mouth occluded); 2 medium; 3 high; 4 very high (only slight defects tolerated). Failing faces are reported (error FaceQualityNotQualified, or RetCode -1601 in multi-face results). Other values -> InvalidParameterValue.QualityControlIllegal.
+    #[serde(rename = "QualityControl", default)]
+    pub quality_control: Option<u64>,
+    /// Only candidates whose Score is at least this value are returned. Default 0.
+    #[serde(rename = "FaceMatchThreshold", default)]
+    pub face_match_threshold: Option<f64>,
+    /// 0/1, default 0. 1 = also try rotated orientations (for images whose faces are rotated and that carry no EXIF orientation); costs extra latency.
+    #[serde(rename = "NeedRotateDetection", default)]
+    pub need_rotate_detection: Option<u64>,
+}
+
+/// Console: SearchFaces.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleSearchFacesResponse {
+    /// One Result per searched face of the query image.
+    #[serde(rename = "Results")]
+    pub results: Vec<SearchResult>,
+    /// Total faces in the searched groups.
+    #[serde(rename = "FaceNum")]
+    pub face_num: u64,
+    /// Model version actually used ("2.0" or "3.0").
+    #[serde(rename = "FaceModelVersion")]
+    pub face_model_version: String,
+}
+
+/// Console: SearchPersons.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleSearchPersonsRequest {
+    /// Groups to search, at most 100. Only groups with model 3.0 are supported.
+    #[serde(rename = "GroupIds")]
+    pub group_ids: Vec<String>,
+    /// Base64 of the raw image file (no 'data:' prefix). Encoded length must not exceed 5 MB. PNG/JPG/JPEG/BMP accepted, GIF rejected. At least one of Image/Url is needed; when both are present Url is used and Image ignored.
+    #[serde(rename = "Image", default)]
+    pub image: Option<String>,
+    /// HTTP(S) address the service downloads the image from; same size/format limits as Image (measured after base64). Takes priority over Image.
+    #[serde(rename = "Url", default)]
+    pub url: Option<String>,
+    /// How many faces of the query image (largest first) to search; default 1, maximum 10.
+    #[serde(rename = "MaxFaceNum", default)]
+    pub max_face_num: Option<u64>,
+    /// Smallest face (width and height, px) that is considered; default 34. Smaller faces are ignored.
+    #[serde(rename = "MinFaceSize", default)]
+    pub min_face_size: Option<u64>,
+    /// Top-K persons per query face; default 5, maximum 100.
+    #[serde(rename = "MaxPersonNum", default)]
+    pub max_person_num: Option<u64>,
+    /// Quality gate 0-4, default 0. 0 none; 1 low bar (rejects only very blurry or eyes/nose/mouth occluded); 2 medium; 3 high; 4 very high (only slight defects tolerated). Failing faces are reported (error FaceQualityNotQualified, or RetCode -1601 in multi-face results). Other values -> InvalidParameterValue.QualityControlIllegal.
+    #[serde(rename = "QualityControl", default)]
+    pub quality_control: Option<u64>,
+    /// Only candidates with Score >= this are returned. Default 0, range [0,100).
+    #[serde(rename = "FaceMatchThreshold", default)]
+    pub face_match_threshold: Option<f64>,
+    /// 0/1, default 0; any value other than 1 is treated as 0. 1 = fill PersonName/Gender/PersonGroupInfos in each Candidate.
+    #[serde(rename = "NeedPersonInfo", default)]
+    pub need_person_info: Option<i64>,
+    /// 0/1, default 0. 1 = also try rotated orientations (for images whose faces are rotated and that carry no EXIF orientation); costs extra latency.
+    #[serde(rename = "NeedRotateDetection", default)]
+    pub need_rotate_detection: Option<u64>,
+}
+
+/// Console: SearchPersons.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleSearchPersonsResponse {
+    /// One Result per searched face.
+    #[serde(rename = "Results")]
+    pub results: Vec<SearchResult>,
+    /// Total persons in the searched groups; 0 when every query face failed QualityControl.
+    #[serde(rename = "PersonNum")]
+    pub person_num: u64,
+    /// Model version actually used ("2.0" or "3.0").
+    #[serde(rename = "FaceModelVersion")]
+    pub face_model_version: Option<String>,
 }
 
 /// Add an existing person to more groups.
@@ -896,6 +1161,60 @@ pub struct DeletePersonFromGroupRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeletePersonFromGroupResponse {}
 
+/// Console: the search log (人脸搜索流水) from the audit trail, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeSearchLogRequest {
+    /// unix seconds
+    #[serde(rename = "StartTime", default)]
+    pub start_time: Option<u64>,
+    /// unix seconds
+    #[serde(rename = "EndTime", default)]
+    pub end_time: Option<u64>,
+    #[serde(rename = "GroupId", default)]
+    pub group_id: Option<String>,
+    #[serde(rename = "SecretId", default)]
+    pub secret_id: Option<String>,
+    /// OK or an error code
+    #[serde(rename = "Code", default)]
+    pub code: Option<String>,
+    #[serde(rename = "Offset", default)]
+    pub offset: Option<u64>,
+    /// default 20, at most 100
+    #[serde(rename = "Limit", default)]
+    pub limit: Option<u64>,
+}
+
+/// Console: the search log (人脸搜索流水) from the audit trail, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeSearchLogResponse {
+    #[serde(rename = "Records")]
+    pub records: Vec<SearchLogRecord>,
+    #[serde(rename = "Total")]
+    pub total: u64,
+}
+
+/// Console: calls, errors and latency in 5-minute buckets from the audit trail, totals and QPS limits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeStatInfoRequest {
+    /// unix seconds, default 24 hours ago
+    #[serde(rename = "StartTime", default)]
+    pub start_time: Option<u64>,
+    /// unix seconds, default now
+    #[serde(rename = "EndTime", default)]
+    pub end_time: Option<u64>,
+}
+
+/// Console: calls, errors and latency in 5-minute buckets from the audit trail, totals and QPS limits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeStatInfoResponse {
+    #[serde(rename = "Buckets")]
+    pub buckets: Vec<StatBucket>,
+    #[serde(rename = "Totals")]
+    pub totals: StatTotals,
+    #[serde(rename = "Limits")]
+    pub limits: Vec<QpsLimit>,
+}
+
 /// Face detection with optional attributes and quality.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DetectFaceRequest {
@@ -1088,6 +1407,25 @@ pub struct GetCheckSimilarPersonJobIdListResponse {
     /// Total jobs.
     #[serde(rename = "JobIdNum")]
     pub job_id_num: u64,
+}
+
+/// Console: the stored crop of a face, as a PNG.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetFaceThumbnailRequest {
+    #[serde(rename = "FaceId")]
+    pub face_id: String,
+}
+
+/// Console: the stored crop of a face, as a PNG.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetFaceThumbnailResponse {
+    /// base64 PNG
+    #[serde(rename = "Image")]
+    pub image: String,
+    #[serde(rename = "Width")]
+    pub width: u64,
+    #[serde(rename = "Height")]
+    pub height: u64,
 }
 
 /// Read one group.

@@ -1,0 +1,309 @@
+//! The web console's actions (tools/api_console.json): lists with counts, the searches and person edits
+//! as group-scoped actions, statistics and the search log from the audit trail, and face thumbnails from the
+//! stored crops. The searches and lists reuse the SDK actions' code: the console shows exactly what the
+//! API answers.
+
+use std::sync::Arc;
+
+use super::rules::Page;
+use super::{IaiService, groups};
+use crate::api::model::*;
+use crate::api::{ApiError, ErrorCode, Principal, RequestContext, access};
+use crate::audit::{self, query};
+use crate::cam::directory::Shared;
+use crate::config::{DEFAULT_GROUP_QPS, QpsConfig};
+use crate::store::groups as group_rows;
+use crate::store::persons as person_rows;
+
+/// What the console actions read besides the store: the trail, and the QPS settings and CAM directory (to
+/// report the caller's own limits).
+#[derive(Default)]
+pub struct ConsoleContext {
+    pub audit: Option<Arc<audit::Trail>>,
+    pub qps: QpsConfig,
+    pub directory: Option<Shared>,
+}
+
+/// The same fields under another action's name (the console's searches are the SDK's).
+fn retype<A: serde::Serialize, B: serde::de::DeserializeOwned>(value: A) -> Result<B, ApiError> {
+    serde_json::to_value(value)
+        .and_then(serde_json::from_value)
+        .map_err(|e| ApiError::internal(format!("console retype: {e}")))
+}
+
+fn trail(service: &IaiService) -> Result<Arc<audit::Trail>, ApiError> {
+    service.console.audit.clone().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnsupportedOperation,
+            "The audit trail is off on this server (audit_enabled = false).",
+        )
+    })
+}
+
+pub async fn get_group_list(
+    service: &IaiService,
+    ctx: &RequestContext,
+    req: ConsoleGetGroupListRequest,
+) -> Result<ConsoleGetGroupListResponse, ApiError> {
+    let listed = groups::list(
+        &service.store,
+        GetGroupListRequest {
+            offset: req.offset,
+            limit: req.limit,
+        },
+        ctx.visible_groups.clone(),
+    )
+    .await?;
+    let ids: Vec<String> = listed
+        .group_infos
+        .iter()
+        .map(|g| g.group_id.clone())
+        .collect();
+    let counts = service
+        .store
+        .read(move |conn| {
+            let persons = group_rows::person_counts(conn)?;
+            let faces = group_rows::face_counts(conn)?;
+            let count = |m: &std::collections::HashMap<String, u64>, id: &str| {
+                m.get(id).copied().unwrap_or(0)
+            };
+            Ok::<_, ApiError>(
+                ids.iter()
+                    .map(|id| (count(&persons, id), count(&faces, id)))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await?;
+    Ok(ConsoleGetGroupListResponse {
+        group_infos: listed
+            .group_infos
+            .into_iter()
+            .zip(counts)
+            .map(|(g, (persons, faces))| ConsoleGroupInfo {
+                group_id: g.group_id,
+                group_name: g.group_name,
+                group_ex_descriptions: g.group_ex_descriptions.unwrap_or_default(),
+                tag: g.tag.unwrap_or_default(),
+                face_model_version: g.face_model_version.unwrap_or_default(),
+                creation_timestamp: g.creation_timestamp.unwrap_or_default(),
+                person_num: persons,
+                face_num: faces,
+            })
+            .collect(),
+        group_num: listed.group_num.unwrap_or_default(),
+    })
+}
+
+pub async fn get_person_list(
+    service: &IaiService,
+    req: ConsoleGetPersonListRequest,
+) -> Result<ConsoleGetPersonListResponse, ApiError> {
+    retype(service.persons().get_person_list(retype(req)?).await?)
+}
+
+pub async fn search_faces(
+    service: &IaiService,
+    req: ConsoleSearchFacesRequest,
+) -> Result<ConsoleSearchFacesResponse, ApiError> {
+    retype(service.search().search_faces(retype(req)?).await?)
+}
+
+pub async fn search_persons(
+    service: &IaiService,
+    req: ConsoleSearchPersonsRequest,
+) -> Result<ConsoleSearchPersonsResponse, ApiError> {
+    retype(service.search().search_persons(retype(req)?).await?)
+}
+
+/// ModifyPersonBaseInfo for a person of the named group (the group makes it resource-level).
+pub async fn modify_person_base_info(
+    service: &IaiService,
+    req: ConsoleModifyPersonBaseInfoRequest,
+) -> Result<ConsoleModifyPersonBaseInfoResponse, ApiError> {
+    super::rules::check_group_id(&req.group_id)?;
+    let (group, person) = (req.group_id.clone(), req.person_id.clone());
+    let member = service
+        .store
+        .read(move |conn| {
+            group_rows::get(conn, &group)?;
+            person_rows::get(conn, &person)?;
+            Ok::<_, ApiError>(person_rows::group_ids(conn, &person)?.contains(&group))
+        })
+        .await?;
+    if !member {
+        return Err(ApiError::code(
+            ErrorCode::FailedOperationGroupPersonMapNotExist,
+        ));
+    }
+    service
+        .persons()
+        .modify_person_base_info(ModifyPersonBaseInfoRequest {
+            person_id: req.person_id,
+            person_name: req.person_name,
+            gender: req.gender,
+        })
+        .await?;
+    Ok(ConsoleModifyPersonBaseInfoResponse {})
+}
+
+pub async fn describe_stat_info(
+    service: &IaiService,
+    ctx: &RequestContext,
+    req: DescribeStatInfoRequest,
+) -> Result<DescribeStatInfoResponse, ApiError> {
+    let now = chrono::Utc::now().timestamp();
+    let end = req.end_time.map_or(now, |t| t as i64);
+    let start = req.start_time.map_or(end - 86_400, |t| t as i64);
+    if start >= end || end - start > 31 * 86_400 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameterValue,
+            "StartTime must be before EndTime, at most 31 days apart.",
+        ));
+    }
+    let trail = trail(service)?;
+    let rows = tokio::task::spawn_blocking(move || {
+        let conn = trail
+            .reader()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        query::stats(&conn, start * 1000, end * 1000).map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    let totals = service
+        .store
+        .read(|conn| {
+            let (group_num, person_num, face_num) = group_rows::totals(conn)?;
+            Ok::<_, ApiError>(StatTotals {
+                group_num,
+                person_num,
+                face_num,
+            })
+        })
+        .await?;
+    // The caller's own limits, and the busiest 5 minutes of each interface group (all callers together).
+    let user = match (ctx.principal, &service.console.directory) {
+        (Principal::User(uin), Some(d)) => d.load().user_name(uin).map(str::to_owned),
+        _ => None,
+    };
+    let limits = access::InterfaceGroup::ALL
+        .iter()
+        .map(|g| {
+            let peak = rows
+                .iter()
+                .filter(|r| r.interface_group == g.key())
+                .fold(std::collections::BTreeMap::<i64, u64>::new(), |mut m, r| {
+                    *m.entry(r.bucket_ms).or_default() += r.calls;
+                    m
+                })
+                .values()
+                .max()
+                .map_or(0.0, |&calls| {
+                    calls as f64 / (audit::BUCKET_MS as f64 / 1000.0)
+                });
+            QpsLimit {
+                interface_group: g.key().to_owned(),
+                qps: service
+                    .console
+                    .qps
+                    .limit(user.as_deref(), g.key(), DEFAULT_GROUP_QPS) as u64,
+                peak_qps: peak,
+            }
+        })
+        .collect();
+    Ok(DescribeStatInfoResponse {
+        buckets: rows
+            .into_iter()
+            .map(|r| StatBucket {
+                time: (r.bucket_ms / 1000) as u64,
+                action: r.action,
+                interface_group: r.interface_group,
+                calls: r.calls,
+                errors: r.errors,
+                latency_p50_ms: r.p50_ms,
+                latency_p99_ms: r.p99_ms,
+            })
+            .collect(),
+        totals,
+        limits,
+    })
+}
+
+pub async fn describe_search_log(
+    service: &IaiService,
+    req: DescribeSearchLogRequest,
+) -> Result<DescribeSearchLogResponse, ApiError> {
+    let page = Page::new(req.offset, req.limit.or(Some(20)), 100, u64::MAX)?;
+    let filter = query::LogFilter {
+        start_ms: req.start_time.map(|t| t as i64 * 1000),
+        end_ms: req.end_time.map(|t| t as i64 * 1000),
+        group_id: req.group_id.filter(|g| !g.is_empty()),
+        secret_id: req.secret_id.filter(|s| !s.is_empty()),
+        code: req.code.filter(|c| !c.is_empty()),
+        offset: page.offset,
+        limit: page.limit,
+    };
+    let trail = trail(service)?;
+    let (records, total) = tokio::task::spawn_blocking(move || {
+        let conn = trail
+            .reader()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        query::search_log(&conn, &filter).map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(DescribeSearchLogResponse {
+        records: records
+            .into_iter()
+            .map(|r| SearchLogRecord {
+                time: r.time_ms.max(0) as u64,
+                request_id: r.request_id,
+                action: r.action.unwrap_or_default(),
+                secret_id: r.secret_id.unwrap_or_default(),
+                principal: r.principal,
+                group_ids: r.groups,
+                code: r.code,
+                latency_ms: r.latency_us as f64 / 1000.0,
+                face_num: r.face_num.unwrap_or(0),
+                candidates: r
+                    .candidates
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| LogCandidate {
+                        person_id: c.person_id,
+                        face_id: c.face_id.unwrap_or_default(),
+                        score: c.score,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        total,
+    })
+}
+
+pub async fn get_face_thumbnail(
+    service: &IaiService,
+    req: GetFaceThumbnailRequest,
+) -> Result<GetFaceThumbnailResponse, ApiError> {
+    let face_id = req.face_id;
+    let crop = service
+        .store
+        .read(move |conn| Ok::<_, ApiError>(person_rows::crop(conn, &face_id)?))
+        .await?;
+    let Some(png) = crop else {
+        return Err(ApiError::new(
+            ErrorCode::ResourceNotFound,
+            "The face does not exist.",
+        ));
+    };
+    let (width, height) = image::ImageReader::new(std::io::Cursor::new(&png))
+        .with_guessed_format()
+        .ok()
+        .and_then(|r| r.into_dimensions().ok())
+        .unwrap_or((0, 0));
+    use base64::Engine;
+    Ok(GetFaceThumbnailResponse {
+        image: base64::engine::general_purpose::STANDARD.encode(&png),
+        width: u64::from(width),
+        height: u64::from(height),
+    })
+}
