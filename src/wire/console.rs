@@ -40,6 +40,15 @@ fn serve(path: &str) -> Response {
                     header::HeaderName::from_static("x-content-type-options"),
                     "nosniff".to_owned(),
                 ),
+                // The console loads nothing from elsewhere and talks only to this origin.
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; \
+                     connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
+                     form-action 'none'"
+                        .to_owned(),
+                ),
+                (header::REFERRER_POLICY, "no-referrer".to_owned()),
             ],
             Body::from(file.data.into_owned()),
         )
