@@ -73,7 +73,7 @@ CREATE TABLE IF NOT EXISTS stats (
 pub struct Record {
     pub time_ms: i64,
     pub request_id: String,
-    /// `main`, or a sub-user's uin.
+    /// `main`, a sub-user's uin, or empty for a call refused before it was authenticated.
     pub principal: String,
     pub secret_id: Option<String>,
     pub action: Option<String>,
@@ -162,7 +162,15 @@ pub fn outcome(
             score: c.get("Score")?.as_f64()?,
         })
     };
-    let face_num = answer.get("FaceNum").and_then(|n| n.as_u64());
+    // SearchPersons answers no FaceNum: one result per face searched.
+    let face_num = answer.get("FaceNum").and_then(|n| n.as_u64()).or_else(|| {
+        ["Results", "ResultsReturnsByGroup"].iter().find_map(|k| {
+            answer
+                .get(*k)
+                .and_then(|r| r.as_array())
+                .map(|r| r.len() as u64)
+        })
+    });
     let first = |results: &str| answer.get(results).and_then(|r| r.get(0)).cloned();
     let mut candidates: Vec<Candidate> = match action {
         "SearchFaces" | "SearchPersons" | "ConsoleSearchFaces" | "ConsoleSearchPersons" => {

@@ -129,6 +129,21 @@ pub fn action_hint(req: &Incoming) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// The SecretId a request claims, for the audit trail of a call refused before it was authenticated.
+pub fn secret_id_hint(req: &Incoming) -> Option<String> {
+    if let Some(auth) = header(req.headers, "authorization").and_then(tc3::Authorization::parse) {
+        return Some(auth.secret_id.to_owned());
+    }
+    let source = if req.method == Method::POST {
+        req.body
+    } else {
+        req.raw_query.as_bytes()
+    };
+    form_urlencoded::parse(source)
+        .find(|(k, _)| k == "SecretId")
+        .map(|(_, v)| v.into_owned())
+}
+
 fn authenticate_tc3(req: &Incoming, auth: &Auth, now: i64) -> Result<Call, ApiError> {
     let mut ctx = RequestContext {
         action: header(req.headers, "x-tc-action")

@@ -128,7 +128,8 @@ pub fn router<S: Iai + Operations>(state: Arc<AppState<S>>) -> Router {
 struct CallFacts {
     action: Option<String>,
     secret_id: Option<String>,
-    principal: Principal,
+    /// `None` until the call is authenticated.
+    principal: Option<Principal>,
     interface_group: Option<&'static str>,
     /// The GroupIds the call named.
     groups: Vec<String>,
@@ -181,8 +182,9 @@ async fn handle<S: Iai>(State(state): State<Arc<AppState<S>>>, request: Request<
             time_ms: chrono::Utc::now().timestamp_millis(),
             request_id: request_id.clone(),
             principal: match facts.principal {
-                Principal::Main => "main".into(),
-                Principal::User(uin) => uin.to_string(),
+                Some(Principal::Main) => "main".into(),
+                Some(Principal::User(uin)) => uin.to_string(),
+                None => String::new(),
             },
             secret_id: facts.secret_id,
             action: facts.action,
@@ -227,11 +229,13 @@ async fn answer<S: Iai>(
         None => Auth::Off,
     };
     let now = chrono::Utc::now().timestamp();
-    let call = request::authenticate(&incoming, &auth, now)
-        .inspect_err(|_| facts.action = request::action_hint(&incoming))?;
+    let call = request::authenticate(&incoming, &auth, now).inspect_err(|_| {
+        facts.action = request::action_hint(&incoming);
+        facts.secret_id = request::secret_id_hint(&incoming);
+    })?;
     facts.action = Some(call.ctx.action.clone());
     facts.secret_id = call.ctx.secret_id.clone();
-    facts.principal = call.ctx.principal;
+    facts.principal = Some(call.ctx.principal);
     let directory: Option<Arc<Directory>> = state.cam.as_ref().map(|c| c.directory().load_full());
     let access = match call.service {
         Service::Iai => access::of(call.spec.name),

@@ -384,3 +384,20 @@ def test_tccli_walkthrough(srv, tmp_path, unique):
     assert "AuthFailure.SecretIdNotFound" in gone.stdout + gone.stderr
     ok("cam", "DeleteUser", "--Name", name, "--Force", "1")
     assert name not in [u["Name"] for u in ok("cam", "ListUsers")["Data"]]
+
+
+def test_console_grants_for_groups_test_star(team, srv, unique):
+    """The sub-account document's console grant: the console actions on `groupid/test*` show and search only
+    those groups; the interface-level console actions need a `*` statement of their own."""
+    tag = unique("").strip("-")
+    test1, prod = team.groups(f"test{tag}x", f"prod{tag}x")
+    _, key, _ = team.user(policy({"effect": "allow", "action": ["name/iai:Console*"],
+                                  "resource": [f"qcs::iai::uin/{OWNER_UIN}:groupid/test*"]}))
+    ids = [g["GroupId"] for g in iai(srv, key, "ConsoleGetGroupList", Limit=1000)["GroupInfos"]]
+    assert test1 in ids and prod not in ids and all(i.startswith("test") for i in ids)
+    assert iai(srv, key, "ConsoleGetPersonList", GroupId=test1)["PersonNum"] == 0
+    refusal(iai, srv, key, "ConsoleGetPersonList", GroupId=prod)
+    assert code_of(iai, srv, key, "ConsoleSearchFaces", GroupIds=[test1], Image=b64(ONE_FACE)) == \
+        "InvalidParameterValue.NoFaceInGroups"
+    refusal(iai, srv, key, "ConsoleSearchFaces", GroupIds=[prod], Image=b64(ONE_FACE))
+    refusal(iai, srv, key, "DescribeStatInfo")
