@@ -238,6 +238,7 @@ pub async fn describe_search_log(
         end_ms: req.end_time.map(|t| t as i64 * 1000),
         group_id: req.group_id.filter(|g| !g.is_empty()),
         secret_id: req.secret_id.filter(|s| !s.is_empty()),
+        principal: req.principal.filter(|p| !p.is_empty()),
         code: req.code.filter(|c| !c.is_empty()),
         offset: page.offset,
         limit: page.limit,

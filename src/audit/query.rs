@@ -55,6 +55,8 @@ pub struct LogFilter {
     pub end_ms: Option<i64>,
     pub group_id: Option<String>,
     pub secret_id: Option<String>,
+    /// `main` or a sub-user's uin.
+    pub principal: Option<String>,
     pub code: Option<String>,
     pub offset: u64,
     pub limit: u64,
@@ -88,6 +90,10 @@ pub fn search_log(conn: &Connection, filter: &LogFilter) -> rusqlite::Result<(Ve
     if let Some(id) = &filter.secret_id {
         clauses.push("secret_id = ?".into());
         values.push(Value::Text(id.clone()));
+    }
+    if let Some(principal) = &filter.principal {
+        clauses.push("principal = ?".into());
+        values.push(Value::Text(principal.clone()));
     }
     if let Some(code) = &filter.code {
         clauses.push("code = ?".into());

@@ -112,6 +112,8 @@ def test_the_console_reads_statistics_and_the_search_log(srv, unique):
     errors = call(srv, "DescribeSearchLog", Code="InvalidParameterValue.GroupIdNotExist")
     assert failed["RequestId"] in [r["RequestId"] for r in errors["Records"]]
     assert call(srv, "DescribeSearchLog", SecretId="AKIDnobody")["Total"] == 0
+    assert found["RequestId"] in [r["RequestId"] for r in call(srv, "DescribeSearchLog", Principal="main")["Records"]]
+    assert call(srv, "DescribeSearchLog", Principal="200000000001")["Total"] == 0
     newest_first = call(srv, "DescribeSearchLog", Limit=100)["Records"]
     assert [r["Time"] for r in newest_first] == sorted((r["Time"] for r in newest_first), reverse=True)
 

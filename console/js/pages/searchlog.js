@@ -6,7 +6,7 @@ import { h, fmtNumber, fmtDateTime, fmtMs, errorBox, spinner, empty, pager, fiel
 import { faceThumb } from "../thumbs.js";
 
 const PAGE = 20;
-const filters = { start: "", end: "", groupId: "", secretId: "", outcome: "", code: "" };
+const filters = { start: "", end: "", groupId: "", secretId: "", principal: "", outcome: "", code: "" };
 let offset = 0;
 
 function toLocalInput(ms) {
@@ -27,6 +27,7 @@ export async function render(root) {
   const groupList = h("datalist", { id: "log-groups" });
   const group = h("input", { type: "text", id: "log-group", list: "log-groups", value: filters.groupId, placeholder: t("log.anyGroup") });
   const secret = h("input", { type: "text", id: "log-secret", value: filters.secretId, placeholder: t("log.anyKey"), autocomplete: "off" });
+  const principal = h("input", { type: "text", id: "log-principal", value: filters.principal, placeholder: t("log.anyPrincipal"), autocomplete: "off" });
   const outcome = h("select", { id: "log-outcome" },
     h("option", { value: "", selected: filters.outcome === "" }, t("log.outcomeAll")),
     h("option", { value: "OK", selected: filters.outcome === "OK" }, t("log.outcomeOk")),
@@ -38,11 +39,12 @@ export async function render(root) {
   const form = h("form", { class: "panel filter-form", id: "log-filter" },
     h("div", { class: "filter-grid" },
       field(t("log.from"), start), field(t("log.to"), end), field(t("log.group"), group), field(t("log.key"), secret),
+      field(t("log.principal"), principal),
       h("div", { class: "field" }, h("label", { for: "log-outcome" }, t("log.outcome")), outcome, code)),
     groupList,
     h("div", { class: "form-actions" },
       h("button", { type: "button", class: "btn", onclick: () => {
-        Object.assign(filters, { start: "", end: "", groupId: "", secretId: "", outcome: "", code: "" });
+        Object.assign(filters, { start: "", end: "", groupId: "", secretId: "", principal: "", outcome: "", code: "" });
         offset = 0;
         render(root);
       } }, t("log.reset")),
@@ -54,6 +56,7 @@ export async function render(root) {
     e.preventDefault();
     Object.assign(filters, {
       start: start.value, end: end.value, groupId: group.value.trim(), secretId: secret.value.trim(),
+      principal: principal.value.trim(),
       outcome: outcome.value, code: code.value.trim(),
     });
     offset = 0;
@@ -77,6 +80,7 @@ export async function render(root) {
   if (e !== undefined) params.EndTime = e;
   if (filters.groupId) params.GroupId = filters.groupId;
   if (filters.secretId) params.SecretId = filters.secretId;
+  if (filters.principal) params.Principal = filters.principal;
   if (filters.outcome === "OK") params.Code = "OK";
   else if (filters.outcome === "code" && filters.code) params.Code = filters.code;
 

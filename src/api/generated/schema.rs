@@ -1473,6 +1473,11 @@ pub static DESCRIBE_SEARCH_LOG_REQUEST: &[Field] = &[
         required: false,
     },
     Field {
+        name: "Principal",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
         name: "Code",
         kind: Kind::String,
         required: false,

@@ -1174,6 +1174,9 @@ pub struct DescribeSearchLogRequest {
     pub group_id: Option<String>,
     #[serde(rename = "SecretId", default)]
     pub secret_id: Option<String>,
+    /// main, or a sub-user's uin
+    #[serde(rename = "Principal", default)]
+    pub principal: Option<String>,
     /// OK or an error code
     #[serde(rename = "Code", default)]
     pub code: Option<String>,
