@@ -332,17 +332,21 @@ fn purge_if_due(conn: &Connection, retention: Duration, last: &mut Instant) {
     }
     *last = Instant::now();
     let cutoff = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
-    let purged = conn
-        .execute("DELETE FROM calls WHERE time_ms < ?1", [cutoff])
-        .and_then(|n| {
-            conn.execute("DELETE FROM stats WHERE bucket_ms < ?1", [cutoff])
-                .map(|m| n + m)
-        });
-    match purged {
+    match purge(conn, cutoff) {
         Ok(n) if n > 0 => tracing::info!(rows = n, "audit trail: rows past the retention deleted"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "audit trail: cannot delete old rows"),
     }
+}
+
+/// Delete calls and statistics older than `cutoff_ms`; returns the rows deleted.
+fn purge(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<usize> {
+    let calls = conn.execute("DELETE FROM calls WHERE time_ms < ?1", [cutoff_ms])?;
+    let stats = conn.execute(
+        "DELETE FROM stats WHERE bucket_ms + ?2 <= ?1",
+        [cutoff_ms, BUCKET_MS],
+    )?;
+    Ok(calls + stats)
 }
 
 #[cfg(test)]
@@ -399,5 +403,21 @@ mod tests {
         );
         assert!(stats[0].p99_ms >= 9.0, "{}", stats[0].p99_ms);
         assert_eq!(stats[1].calls, 1);
+
+        // Retention: what ended before the cutoff goes, the rest stays.
+        let mut conn = open_connection(trail.path()).unwrap();
+        assert_eq!(purge(&conn, t0 + BUCKET_MS).unwrap(), 10 + 1);
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM calls", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 1);
+        write_batch(
+            &mut conn,
+            &[record(t0 + BUCKET_MS + 1, "SearchFaces", "OK", 1)],
+        )
+        .unwrap();
+        let stats = query::stats(&conn, t0 - BUCKET_MS, t0 + 2 * BUCKET_MS).unwrap();
+        assert_eq!(stats.len(), 1);
+        assert_eq!(stats[0].calls, 2, "the kept bucket's aggregate grows");
     }
 }
