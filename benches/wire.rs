@@ -127,12 +127,7 @@ fn directory() -> Directory {
         uin: 200_000_000_001,
         uid: 1,
         name: "bench".into(),
-        remark: String::new(),
-        console_login: 0,
-        phone_num: String::new(),
-        country_code: String::new(),
-        email: String::new(),
-        created_ms: 0,
+        ..Default::default()
     };
     let mut snapshot = Snapshot {
         users: vec![user],

@@ -143,14 +143,11 @@ def load(spec_dir: pathlib.Path):
         actions.append((name, a, "Legacy"))
     for name, a in extras["actions"].items():
         actions.append((name, a, "V20200303Only"))
-    # The console's own actions (tools/api_console.json): `same_as` borrows another action's request or response.
+    # The console's own actions (tools/api_console.json): `same_as` makes a request or response the very type
+    # of another action (a type alias, one field table), not a copy of it.
     console = json.loads((ROOT / "tools" / "api_console.json").read_text())
-    by_name = {name: a for name, a, _ in actions}
     for name, a in console["actions"].items():
-        a = dict(a)
-        for part, source in a.pop("same_as", {}).items():
-            a[part] = by_name[source][part]
-        actions.append((name, a, "Console"))
+        actions.append((name, dict(a), "Console"))
     actions.sort(key=lambda x: x[0])
 
     structures = dict(actions_doc["structures"])
@@ -165,8 +162,12 @@ def gen_types(actions, structures, header=HEADER, service="IAI") -> str:
     for name, s in structures.items():
         out.append(gen_struct(name, s["fields"], s.get("note"), envelope=False))
     for name, a, _ in actions:
-        out.append(gen_struct(f"{name}Request", a["request"], a.get("summary")))
-        out.append(gen_struct(f"{name}Response", a["response"], a.get("summary")))
+        for part in ("Request", "Response"):
+            source = a.get("same_as", {}).get(part.lower())
+            if source:
+                out.append(f"/// {a.get('summary', '')}\npub type {name}{part} = {source}{part};\n\n")
+            else:
+                out.append(gen_struct(f"{name}{part}", a[part.lower()], a.get("summary")))
     return "".join(out)
 
 
@@ -176,7 +177,11 @@ def gen_schema(actions, structures, header=HEADER) -> str:
     for name, s in structures.items():
         out.append(gen_fields(f"{const_name(name)}_FIELDS", s["fields"]))
     for name, a, _ in actions:
-        out.append(gen_fields(f"{const_name(name)}_REQUEST", a["request"]))
+        source = a.get("same_as", {}).get("request")
+        if source:
+            out.append(f"pub static {const_name(name)}_REQUEST: &[Field] = {const_name(source)}_REQUEST;\n\n")
+        else:
+            out.append(gen_fields(f"{const_name(name)}_REQUEST", a["request"]))
     out.append("/// Every action the server knows, sorted by name.\n")
     out.append("pub static ACTIONS: &[ActionSpec] = &[\n")
     for name, _, avail in actions:

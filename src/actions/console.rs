@@ -1,7 +1,7 @@
 //! The web console's actions (tools/api_console.json): lists with counts, the searches and person edits
 //! as group-scoped actions, statistics and the search log from the audit trail, and face thumbnails from the
-//! stored crops. The searches and lists reuse the SDK actions' code: the console shows exactly what the
-//! API answers.
+//! stored crops. The person list and searches are the SDK actions' own types (aliases generated from
+//! `same_as`) and code: the console shows exactly what the API answers.
 
 use std::sync::Arc;
 
@@ -22,13 +22,6 @@ pub struct ConsoleContext {
     pub audit: Option<Arc<audit::Trail>>,
     pub qps: QpsConfig,
     pub directory: Option<Shared>,
-}
-
-/// The same fields under another action's name (the console's searches are the SDK's).
-fn retype<A: serde::Serialize, B: serde::de::DeserializeOwned>(value: A) -> Result<B, ApiError> {
-    serde_json::to_value(value)
-        .and_then(serde_json::from_value)
-        .map_err(|e| ApiError::internal(format!("console retype: {e}")))
 }
 
 fn trail(service: &IaiService) -> Result<Arc<audit::Trail>, ApiError> {
@@ -62,16 +55,10 @@ pub async fn get_group_list(
     let counts = service
         .store
         .read(move |conn| {
-            let persons = group_rows::person_counts(conn)?;
-            let faces = group_rows::face_counts(conn)?;
-            let count = |m: &std::collections::HashMap<String, u64>, id: &str| {
-                m.get(id).copied().unwrap_or(0)
-            };
-            Ok::<_, ApiError>(
-                ids.iter()
-                    .map(|id| (count(&persons, id), count(&faces, id)))
-                    .collect::<Vec<_>>(),
-            )
+            ids.iter()
+                .map(|id| group_rows::counts(conn, id))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ApiError::from)
         })
         .await?;
     Ok(ConsoleGetGroupListResponse {
@@ -98,21 +85,21 @@ pub async fn get_person_list(
     service: &IaiService,
     req: ConsoleGetPersonListRequest,
 ) -> Result<ConsoleGetPersonListResponse, ApiError> {
-    retype(service.persons().get_person_list(retype(req)?).await?)
+    service.persons().get_person_list(req).await
 }
 
 pub async fn search_faces(
     service: &IaiService,
     req: ConsoleSearchFacesRequest,
 ) -> Result<ConsoleSearchFacesResponse, ApiError> {
-    retype(service.search().search_faces(retype(req)?).await?)
+    service.search().search_faces(req).await
 }
 
 pub async fn search_persons(
     service: &IaiService,
     req: ConsoleSearchPersonsRequest,
 ) -> Result<ConsoleSearchPersonsResponse, ApiError> {
-    retype(service.search().search_persons(retype(req)?).await?)
+    service.search().search_persons(req).await
 }
 
 /// ModifyPersonBaseInfo for a person of the named group (the group makes it resource-level).

@@ -3,6 +3,7 @@
 //! store's write lock is still held, so directories are published in commit order and the next request
 //! is checked against the new state.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::Transaction;
@@ -352,7 +353,7 @@ impl Cam for CamService {
         _: &RequestContext,
         _: ListUsersRequest,
     ) -> Result<ListUsersResponse, ApiError> {
-        let users = self.read(|conn| Ok(rows::snapshot(conn)?.users)).await?;
+        let users = self.read(|conn| Ok(rows::users(conn)?)).await?;
         Ok(ListUsersResponse {
             data: users
                 .into_iter()
@@ -631,20 +632,20 @@ impl Cam for CamService {
             }
         };
         let keyword = req.keyword.unwrap_or_default();
-        let snapshot = self.read(|conn| Ok(rows::snapshot(conn)?)).await?;
-        let attachments = |id: u64| {
-            snapshot
-                .attachments
-                .iter()
-                .filter(|a| a.policy_id == id)
-                .count() as u64
-        };
+        let (policies, attachments) = self
+            .read(|conn| Ok((rows::policies(conn)?, rows::attachments(conn)?)))
+            .await?;
+        let mut attached: HashMap<u64, u64> = HashMap::new();
+        for a in &attachments {
+            *attached.entry(a.policy_id).or_default() += 1;
+        }
+        let attachments = |id: u64| attached.get(&id).copied().unwrap_or(0);
         let mut all: Vec<PolicyView> = Vec::new();
         if presets_wanted {
             all.extend(presets::PRESETS.iter().map(PolicyView::preset));
         }
         if custom_wanted {
-            all.extend(snapshot.policies.iter().cloned().map(PolicyView::custom));
+            all.extend(policies.into_iter().map(PolicyView::custom));
         }
         all.retain(|p| p.name.contains(&keyword));
         let total = all.len() as u64;
@@ -761,10 +762,7 @@ impl Cam for CamService {
         req: AttachUserPolicyRequest,
     ) -> Result<AttachUserPolicyResponse, ApiError> {
         self.write(move |tx| {
-            PolicyView::find(tx, req.policy_id)?;
-            if rows::user_by_uin(tx, req.attach_uin)?.is_none() {
-                return Err(user_not_found(req.attach_uin));
-            }
+            check_attachment(tx, req.policy_id, req.attach_uin)?;
             if rows::attachments_of(tx, req.attach_uin)?.len() >= MAX_ATTACHMENTS_PER_USER {
                 return Err(error(
                     ErrorCode::InvalidParameterAttachmentFull,
@@ -791,10 +789,7 @@ impl Cam for CamService {
         req: DetachUserPolicyRequest,
     ) -> Result<DetachUserPolicyResponse, ApiError> {
         self.write(move |tx| {
-            PolicyView::find(tx, req.policy_id)?;
-            if rows::user_by_uin(tx, req.detach_uin)?.is_none() {
-                return Err(user_not_found(req.detach_uin));
-            }
+            check_attachment(tx, req.policy_id, req.detach_uin)?;
             rows::detach(tx, req.detach_uin, req.policy_id)?;
             Ok(())
         })
@@ -866,6 +861,15 @@ fn check_target(ctx: &RequestContext, owner: u64, target: u64) -> Result<(), Api
         )),
         _ => Ok(()),
     }
+}
+
+/// Both ends of an attachment must exist: the policy (custom or preset) and the sub-user.
+fn check_attachment(tx: &Transaction, policy_id: u64, uin: u64) -> Result<(), ApiError> {
+    PolicyView::find(tx, policy_id)?;
+    if rows::user_by_uin(tx, uin)?.is_none() {
+        return Err(user_not_found(uin));
+    }
+    Ok(())
 }
 
 /// The key, which must belong to `uin`.

@@ -27,12 +27,19 @@ pub struct StoredKey {
     pub principal: Principal,
 }
 
+/// Statements by the action they can apply to, per service: one policy's (matched once when the directory
+/// is built), or the union of a principal's policies.
+#[derive(Debug, Default)]
+struct ByAction {
+    iai: HashMap<&'static str, Vec<Arc<Statement>>>,
+    cam: HashMap<&'static str, Vec<Arc<Statement>>>,
+}
+
 /// The statements that can apply to one principal, by action.
 #[derive(Debug, Default)]
 struct Grants {
     name: String,
-    iai: HashMap<&'static str, Vec<Arc<Statement>>>,
-    cam: HashMap<&'static str, Vec<Arc<Statement>>>,
+    statements: ByAction,
 }
 
 #[derive(Debug, Default)]
@@ -96,12 +103,12 @@ impl Directory {
     /// Build from a store snapshot. A stored policy that no longer parses (it was valid when stored) denies
     /// its users everything rather than granting less or more than it says: it is logged.
     pub fn build(owner_uin: u64, snapshot: &Snapshot) -> Self {
-        let mut policies: HashMap<u64, Option<Arc<Vec<Arc<Statement>>>>> = HashMap::new();
+        let mut policies: HashMap<u64, Option<ByAction>> = HashMap::new();
         let catalogue = catalogue();
         let compile = |id: u64, document: &str, name: &str| match policy::parse(
             document, &catalogue,
         ) {
-            Ok(p) => Some(statements(&p)),
+            Ok(p) => Some(ByAction::of(&p)),
             Err(e) => {
                 tracing::error!(policy_id = id, policy = name, error = %e.message, "stored CAM policy does not parse; its users are denied everything");
                 None
@@ -134,15 +141,14 @@ impl Directory {
                 continue;
             };
             match policies.get(&attachment.policy_id) {
-                Some(Some(statements)) => grants.add(statements),
+                Some(Some(statements)) => grants.statements.extend(statements),
                 Some(None) => broken.push(attachment.uin),
                 None => {} // a policy deleted in the same snapshot cannot happen (deletes detach)
             }
         }
         for uin in broken {
             if let Some(grants) = users.get_mut(&uin) {
-                grants.iai.clear();
-                grants.cam.clear();
+                grants.statements = ByAction::default();
             }
         }
         let keys = snapshot
@@ -226,33 +232,48 @@ impl Directory {
     }
 
     fn statements(&self, uin: u64, service: Service, action: &str) -> Option<&Vec<Arc<Statement>>> {
-        let grants = self.users.get(&uin)?;
-        match service {
-            Service::Iai => grants.iai.get(action),
-            Service::Cam => grants.cam.get(action),
-        }
+        self.users.get(&uin)?.statements.get(service, action)
     }
 }
 
-fn statements(policy: &Policy) -> Arc<Vec<Arc<Statement>>> {
-    Arc::new(
-        policy
-            .statements()
-            .iter()
-            .map(|s| Arc::new(s.clone()))
-            .collect(),
-    )
-}
-
-impl Grants {
-    fn add(&mut self, statements: &[Arc<Statement>]) {
-        for (service, map) in [(Service::Iai, &mut self.iai), (Service::Cam, &mut self.cam)] {
+impl ByAction {
+    fn of(policy: &Policy) -> Self {
+        let statements: Vec<Arc<Statement>> =
+            policy.statements().iter().cloned().map(Arc::new).collect();
+        let mut index = Self::default();
+        for (service, map) in [
+            (Service::Iai, &mut index.iai),
+            (Service::Cam, &mut index.cam),
+        ] {
             for action in known_actions(service) {
                 let full = format!("{}:{action}", service.name());
-                for s in statements.iter().filter(|s| s.matches_action(&full)) {
-                    map.entry(action).or_default().push(s.clone());
+                let matching: Vec<_> = statements
+                    .iter()
+                    .filter(|s| s.matches_action(&full))
+                    .cloned()
+                    .collect();
+                if !matching.is_empty() {
+                    map.insert(action, matching);
                 }
             }
+        }
+        index
+    }
+
+    fn extend(&mut self, other: &ByAction) {
+        for (mine, theirs) in [(&mut self.iai, &other.iai), (&mut self.cam, &other.cam)] {
+            for (action, statements) in theirs {
+                mine.entry(action)
+                    .or_default()
+                    .extend(statements.iter().cloned());
+            }
+        }
+    }
+
+    fn get(&self, service: Service, action: &str) -> Option<&Vec<Arc<Statement>>> {
+        match service {
+            Service::Iai => self.iai.get(action),
+            Service::Cam => self.cam.get(action),
         }
     }
 }
@@ -270,12 +291,7 @@ mod tests {
             uin: 7,
             uid: 1,
             name: "alice".into(),
-            remark: String::new(),
-            console_login: 0,
-            phone_num: String::new(),
-            country_code: String::new(),
-            email: String::new(),
-            created_ms: 0,
+            ..Default::default()
         });
         for (i, doc) in documents.iter().enumerate() {
             let id = 100 + i as u64;

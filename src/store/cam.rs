@@ -11,7 +11,7 @@ const FIRST_USER_UIN: i64 = 200_000_000_000;
 /// Custom policies' ids start above this; presets use small ids.
 const FIRST_POLICY_ID: i64 = 100_000_000;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserRow {
     pub uin: u64,
     pub uid: u64,
@@ -126,27 +126,39 @@ fn all<T>(
 
 pub fn snapshot(conn: &Connection) -> Result<Snapshot, StoreError> {
     Ok(Snapshot {
-        users: all(
-            conn,
-            &format!("SELECT {USER_COLUMNS} FROM cam_users ORDER BY uin"),
-            user,
-        )?,
+        users: users(conn)?,
         keys: all(
             conn,
             &format!("SELECT {KEY_COLUMNS} FROM cam_access_keys ORDER BY created_ms, secret_id"),
             key,
         )?,
-        policies: all(
-            conn,
-            &format!("SELECT {POLICY_COLUMNS} FROM cam_policies ORDER BY policy_id"),
-            policy,
-        )?,
-        attachments: all(
-            conn,
-            "SELECT uin, policy_id, created_ms FROM cam_attachments ORDER BY uin, created_ms, policy_id",
-            attachment,
-        )?,
+        policies: policies(conn)?,
+        attachments: attachments(conn)?,
     })
+}
+
+pub fn users(conn: &Connection) -> Result<Vec<UserRow>, StoreError> {
+    all(
+        conn,
+        &format!("SELECT {USER_COLUMNS} FROM cam_users ORDER BY uin"),
+        user,
+    )
+}
+
+pub fn policies(conn: &Connection) -> Result<Vec<PolicyRow>, StoreError> {
+    all(
+        conn,
+        &format!("SELECT {POLICY_COLUMNS} FROM cam_policies ORDER BY policy_id"),
+        policy,
+    )
+}
+
+pub fn attachments(conn: &Connection) -> Result<Vec<AttachmentRow>, StoreError> {
+    all(
+        conn,
+        "SELECT uin, policy_id, created_ms FROM cam_attachments ORDER BY uin, created_ms, policy_id",
+        attachment,
+    )
 }
 
 // ---- users

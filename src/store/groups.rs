@@ -282,16 +282,6 @@ pub fn counts(conn: &Connection, group_id: &str) -> Result<(u64, u64), StoreErro
     Ok((persons as u64, faces as u64))
 }
 
-/// Persons of every group, in one query.
-pub fn person_counts(
-    conn: &Connection,
-) -> Result<std::collections::HashMap<String, u64>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT group_id, count(*) FROM group_members GROUP BY group_id")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
 /// (groups, persons, faces) of the whole account.
 pub fn totals(conn: &Connection) -> Result<(u64, u64, u64), StoreError> {
     let count = |sql: &str| {

@@ -116,31 +116,28 @@ pub fn params(call: &Call, req: &Incoming) -> Result<Value, ApiError> {
 
 /// The action a request names, for the access log of a request that failed before it was parsed.
 pub fn action_hint(req: &Incoming) -> Option<String> {
-    if let Some(action) = header(req.headers, "x-tc-action") {
-        return Some(action.to_owned());
-    }
-    let source = if req.method == Method::POST {
-        req.body
-    } else {
-        req.raw_query.as_bytes()
-    };
-    form_urlencoded::parse(source)
-        .find(|(k, _)| k == "Action")
-        .map(|(_, v)| v.into_owned())
+    header(req.headers, "x-tc-action")
+        .map(str::to_owned)
+        .or_else(|| v1_value(req, "Action"))
 }
 
 /// The SecretId a request claims, for the audit trail of a call refused before it was authenticated.
 pub fn secret_id_hint(req: &Incoming) -> Option<String> {
-    if let Some(auth) = header(req.headers, "authorization").and_then(tc3::Authorization::parse) {
-        return Some(auth.secret_id.to_owned());
-    }
+    header(req.headers, "authorization")
+        .and_then(tc3::Authorization::parse)
+        .map(|auth| auth.secret_id.to_owned())
+        .or_else(|| v1_value(req, "SecretId"))
+}
+
+/// A parameter as the v1 scheme carries it: in the form body (POST) or the query string (GET).
+fn v1_value(req: &Incoming, name: &str) -> Option<String> {
     let source = if req.method == Method::POST {
         req.body
     } else {
         req.raw_query.as_bytes()
     };
     form_urlencoded::parse(source)
-        .find(|(k, _)| k == "SecretId")
+        .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
 }
 

@@ -256,11 +256,13 @@ async fn answer<S: Iai>(
         facts.interface_group = Some(access.group.key());
     }
     let params = request::params(&call, &incoming)?;
-    facts.groups = named_groups(&params);
-    facts.person_id = params
-        .get("PersonId")
-        .and_then(|p| p.as_str())
-        .map(str::to_owned);
+    if state.audit.is_some() {
+        facts.groups = named_groups(&params);
+        facts.person_id = params
+            .get("PersonId")
+            .and_then(|p| p.as_str())
+            .map(str::to_owned);
+    }
     // The parameters now own what the call needs; the raw bytes go (the ticket stays, for the parameters).
     drop(body);
     let service_kind = call.service;

@@ -1139,23 +1139,7 @@ pub static CONSOLE_GET_GROUP_LIST_REQUEST: &[Field] = &[
     },
 ];
 
-pub static CONSOLE_GET_PERSON_LIST_REQUEST: &[Field] = &[
-    Field {
-        name: "GroupId",
-        kind: Kind::String,
-        required: true,
-    },
-    Field {
-        name: "Offset",
-        kind: Kind::UInt,
-        required: false,
-    },
-    Field {
-        name: "Limit",
-        kind: Kind::UInt,
-        required: false,
-    },
-];
+pub static CONSOLE_GET_PERSON_LIST_REQUEST: &[Field] = GET_PERSON_LIST_REQUEST;
 
 pub static CONSOLE_MODIFY_PERSON_BASE_INFO_REQUEST: &[Field] = &[
     Field {
@@ -1180,111 +1164,9 @@ pub static CONSOLE_MODIFY_PERSON_BASE_INFO_REQUEST: &[Field] = &[
     },
 ];
 
-pub static CONSOLE_SEARCH_FACES_REQUEST: &[Field] = &[
-    Field {
-        name: "GroupIds",
-        kind: Kind::Array(&Kind::String),
-        required: true,
-    },
-    Field {
-        name: "Image",
-        kind: Kind::String,
-        required: false,
-    },
-    Field {
-        name: "Url",
-        kind: Kind::String,
-        required: false,
-    },
-    Field {
-        name: "MaxFaceNum",
-        kind: Kind::UInt,
-        required: false,
-    },
-    Field {
-        name: "MinFaceSize",
-        kind: Kind::UInt,
-        required: false,
-    },
-    Field {
-        name: "MaxPersonNum",
-        kind: Kind::UInt,
-        required: false,
-    },
-    Field {
-        name: "NeedPersonInfo",
-        kind: Kind::Int,
-        required: false,
-    },
-    Field {
-        name: "QualityControl",
-        kind: Kind::UInt,
-        required: false,
-    },
-    Field {
-        name: "FaceMatchThreshold",
-        kind: Kind::Float,
-        required: false,
-    },
-    Field {
-        name: "NeedRotateDetection",
-        kind: Kind::UInt,
-        required: false,
-    },
-];
+pub static CONSOLE_SEARCH_FACES_REQUEST: &[Field] = SEARCH_FACES_REQUEST;
 
-pub static CONSOLE_SEARCH_PERSONS_REQUEST: &[Field] = &[
-    Field {
-        name: "GroupIds",
-        kind: Kind::Array(&Kind::String),
-        required: true,
-    },
-    Field {
-        name: "Image",
-        kind: Kind::String,
-        required: false,
-    },
-    Field {
-        name: "Url",
-        kind: Kind::String,
-        required: false,
-    },
-    Field {
-        name: "MaxFaceNum",
-        kind: Kind::UInt,
-        required: false,
-    },
-    Field {
-        name: "MinFaceSize",
-        kind: Kind::UInt,
-        required: false,
-    },
-    Field {
-        name: "MaxPersonNum",
-        kind: Kind::UInt,
-        required: false,
-    },
-    Field {
-        name: "QualityControl",
-        kind: Kind::UInt,
-        required: false,
-    },
-    Field {
-        name: "FaceMatchThreshold",
-        kind: Kind::Float,
-        required: false,
-    },
-    Field {
-        name: "NeedPersonInfo",
-        kind: Kind::Int,
-        required: false,
-    },
-    Field {
-        name: "NeedRotateDetection",
-        kind: Kind::UInt,
-        required: false,
-    },
-];
+pub static CONSOLE_SEARCH_PERSONS_REQUEST: &[Field] = SEARCH_PERSONS_REQUEST;
 
 pub static COPY_PERSON_REQUEST: &[Field] = &[
     Field {

@@ -807,35 +807,10 @@ pub struct ConsoleGetGroupListResponse {
 }
 
 /// Console: a page of a group's persons.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ConsoleGetPersonListRequest {
-    /// Group id: letters, digits and -%@#&_ only, at most 64 bytes; unique per account; cannot be changed after creation.
-    #[serde(rename = "GroupId")]
-    pub group_id: String,
-    /// Start index for paging, default 0.
-    #[serde(rename = "Offset", default)]
-    pub offset: Option<u64>,
-    /// Page size, default 10, maximum 1000.
-    #[serde(rename = "Limit", default)]
-    pub limit: Option<u64>,
-}
+pub type ConsoleGetPersonListRequest = GetPersonListRequest;
 
 /// Console: a page of a group's persons.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ConsoleGetPersonListResponse {
-    /// Page of persons.
-    #[serde(rename = "PersonInfos")]
-    pub person_infos: Vec<PersonInfo>,
-    /// Persons in the group (may be null).
-    #[serde(rename = "PersonNum")]
-    pub person_num: Option<u64>,
-    /// Faces in the group (may be null).
-    #[serde(rename = "FaceNum")]
-    pub face_num: Option<u64>,
-    /// Model version actually used ("2.0" or "3.0").
-    #[serde(rename = "FaceModelVersion")]
-    pub face_model_version: Option<String>,
-}
+pub type ConsoleGetPersonListResponse = GetPersonListResponse;
 
 /// Console: rename a person of a group or change its gender.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -855,102 +830,16 @@ pub struct ConsoleModifyPersonBaseInfoRequest {
 pub struct ConsoleModifyPersonBaseInfoResponse {}
 
 /// Console: SearchFaces.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ConsoleSearchFacesRequest {
-    /// Groups to search, at most 100. Total faces across them limited to 1M (2.0 groups) / 3M (3.0 groups).
-    #[serde(rename = "GroupIds")]
-    pub group_ids: Vec<String>,
-    /// Base64 of the raw image file (no 'data:' prefix). Encoded length must not exceed 5 MB. PNG/JPG/JPEG/BMP accepted, GIF rejected. At least one of Image/Url is needed; when both are present Url is used and Image ignored.
-    #[serde(rename = "Image", default)]
-    pub image: Option<String>,
-    /// HTTP(S) address the service downloads the image from; same size/format limits as Image (measured after base64). Takes priority over Image.
-    #[serde(rename = "Url", default)]
-    pub url: Option<String>,
-    /// How many faces of the query image (largest first) to search; default 1, maximum 10.
-    #[serde(rename = "MaxFaceNum", default)]
-    pub max_face_num: Option<u64>,
-    /// Default 34; faces below 34 px cannot be recognised; 80 suggested.
-    #[serde(rename = "MinFaceSize", default)]
-    pub min_face_size: Option<u64>,
-    /// Top-K candidates per query face; default 5, maximum 100.
-    #[serde(rename = "MaxPersonNum", default)]
-    pub max_person_num: Option<u64>,
-    /// 0/1, default 0; any value other than 1 is treated as 0. 1 = fill PersonName/Gender/PersonGroupInfos in each Candidate.
-    #[serde(rename = "NeedPersonInfo", default)]
-    pub need_person_info: Option<i64>,
-    /// Quality gate 0-4, default 0. 0 none; 1 low bar (rejects only very blurry or eyes/nose/mouth occluded); 2 medium; 3 high; 4 very high (only slight defects tolerated). Failing faces are reported (error FaceQualityNotQualified, or RetCode -1601 in multi-face results). Other values -> InvalidParameterValue.QualityControlIllegal.
-    #[serde(rename = "QualityControl", default)]
-    pub quality_control: Option<u64>,
-    /// Only candidates whose Score is at least this value are returned. Default 0.
-    #[serde(rename = "FaceMatchThreshold", default)]
-    pub face_match_threshold: Option<f64>,
-    /// 0/1, default 0. 1 = also try rotated orientations (for images whose faces are rotated and that carry no EXIF orientation); costs extra latency.
-    #[serde(rename = "NeedRotateDetection", default)]
-    pub need_rotate_detection: Option<u64>,
-}
+pub type ConsoleSearchFacesRequest = SearchFacesRequest;
 
 /// Console: SearchFaces.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ConsoleSearchFacesResponse {
-    /// One Result per searched face of the query image.
-    #[serde(rename = "Results")]
-    pub results: Vec<SearchResult>,
-    /// Total faces in the searched groups.
-    #[serde(rename = "FaceNum")]
-    pub face_num: u64,
-    /// Model version actually used ("2.0" or "3.0").
-    #[serde(rename = "FaceModelVersion")]
-    pub face_model_version: String,
-}
+pub type ConsoleSearchFacesResponse = SearchFacesResponse;
 
 /// Console: SearchPersons.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ConsoleSearchPersonsRequest {
-    /// Groups to search, at most 100. Only groups with model 3.0 are supported.
-    #[serde(rename = "GroupIds")]
-    pub group_ids: Vec<String>,
-    /// Base64 of the raw image file (no 'data:' prefix). Encoded length must not exceed 5 MB. PNG/JPG/JPEG/BMP accepted, GIF rejected. At least one of Image/Url is needed; when both are present Url is used and Image ignored.
-    #[serde(rename = "Image", default)]
-    pub image: Option<String>,
-    /// HTTP(S) address the service downloads the image from; same size/format limits as Image (measured after base64). Takes priority over Image.
-    #[serde(rename = "Url", default)]
-    pub url: Option<String>,
-    /// How many faces of the query image (largest first) to search; default 1, maximum 10.
-    #[serde(rename = "MaxFaceNum", default)]
-    pub max_face_num: Option<u64>,
-    /// Smallest face (width and height, px) that is considered; default 34. Smaller faces are ignored.
-    #[serde(rename = "MinFaceSize", default)]
-    pub min_face_size: Option<u64>,
-    /// Top-K persons per query face; default 5, maximum 100.
-    #[serde(rename = "MaxPersonNum", default)]
-    pub max_person_num: Option<u64>,
-    /// Quality gate 0-4, default 0. 0 none; 1 low bar (rejects only very blurry or eyes/nose/mouth occluded); 2 medium; 3 high; 4 very high (only slight defects tolerated). Failing faces are reported (error FaceQualityNotQualified, or RetCode -1601 in multi-face results). Other values -> InvalidParameterValue.QualityControlIllegal.
-    #[serde(rename = "QualityControl", default)]
-    pub quality_control: Option<u64>,
-    /// Only candidates with Score >= this are returned. Default 0, range [0,100).
-    #[serde(rename = "FaceMatchThreshold", default)]
-    pub face_match_threshold: Option<f64>,
-    /// 0/1, default 0; any value other than 1 is treated as 0. 1 = fill PersonName/Gender/PersonGroupInfos in each Candidate.
-    #[serde(rename = "NeedPersonInfo", default)]
-    pub need_person_info: Option<i64>,
-    /// 0/1, default 0. 1 = also try rotated orientations (for images whose faces are rotated and that carry no EXIF orientation); costs extra latency.
-    #[serde(rename = "NeedRotateDetection", default)]
-    pub need_rotate_detection: Option<u64>,
-}
+pub type ConsoleSearchPersonsRequest = SearchPersonsRequest;
 
 /// Console: SearchPersons.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ConsoleSearchPersonsResponse {
-    /// One Result per searched face.
-    #[serde(rename = "Results")]
-    pub results: Vec<SearchResult>,
-    /// Total persons in the searched groups; 0 when every query face failed QualityControl.
-    #[serde(rename = "PersonNum")]
-    pub person_num: u64,
-    /// Model version actually used ("2.0" or "3.0").
-    #[serde(rename = "FaceModelVersion")]
-    pub face_model_version: Option<String>,
-}
+pub type ConsoleSearchPersonsResponse = SearchPersonsResponse;
 
 /// Add an existing person to more groups.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
