@@ -1,10 +1,12 @@
 //! `iai-server check-index --data-dir D`: does the search index of the server running on `D` equal a
 //! rebuild from `D`'s database? Also checks the database itself (SQLite's quick check and foreign keys).
 //!
-//! The server's digest (`GET /index/digest`) is taken while no write can happen. The rebuild reads the
-//! database (read-only, beside the server) between two such digests; when the two digests differ a write
+//! The server's digest (`GET /index/digest`) is of a moment no write was half-way through. The rebuild reads
+//! the database (read-only, beside the server) between two such digests; when the two digests differ a write
 //! landed meanwhile and the comparison is repeated, so a busy server is compared at a quiet moment rather
-//! than reported as broken.
+//! than reported as broken. The digest needs the operator token, which this tool derives from the data
+//! directory's `url.key` (so it runs as a user who can read the data directory), and it never goes through
+//! a proxy (`HTTP_PROXY` and the like are ignored: the token is for the server only).
 
 use std::path::Path;
 use std::time::Duration;
@@ -40,13 +42,15 @@ pub async fn run(data_dir: &Path, server: Option<String>) -> anyhow::Result<Verd
         return Ok(verdict(problems));
     };
     let url = digest_url(&server);
+    let token = crate::jobs::links::operator_token(data_dir)?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
+        .no_proxy()
         .build()?;
     for attempt in 1..=5 {
-        let before = fetch_digest(&client, &url).await?;
+        let before = fetch_digest(&client, &url, &token).await?;
         let rebuilt = rebuild(data_dir)?;
-        let after = fetch_digest(&client, &url).await?;
+        let after = fetch_digest(&client, &url, &token).await?;
         if before != after {
             // A write landed while the database was read: try again.
             tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
@@ -127,9 +131,10 @@ fn digest_url(server: &str) -> String {
     format!("{base}/index/digest")
 }
 
-async fn fetch_digest(client: &reqwest::Client, url: &str) -> anyhow::Result<Digest> {
+async fn fetch_digest(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Digest> {
     let response = client
         .get(url)
+        .bearer_auth(token)
         .send()
         .await
         .with_context(|| format!("cannot reach {url}"))?;

@@ -22,7 +22,10 @@
 //! similar_max_pairs_per_second = 1e7  # duplicate-person checks: scan rate cap (default: none)
 //! audit_enabled = true             # the audit trail (audit.sqlite3): every call, for the console and export
 //! audit_retention_days = 30
+//! replay_protection = "writes"     # refuse a reused signature for a write; "strict": also another action; false
+//! auth_failures_per_second = 20     # failed-authentication calls per client address (0 = no limit)
 //! owner_uin = 100000000001          # the main account's uin in CAM resources (qcs::iai::uin/<owner_uin>:...)
+//! url_proxy = "http://proxy:3128"   # `Url` images go through this proxy (default: none, whatever HTTP_PROXY says)
 //! [[keys]]
 //! secret_id = "AKID..."
 //! secret_key = "..."
@@ -77,6 +80,9 @@ pub struct Config {
     pub url_allowed_hosts: Vec<String>,
     /// `Url` images: whole-download time limit (Tencent's backend gives up after 5 s).
     pub url_timeout_secs: u64,
+    /// `Url` images: the proxy to fetch them through (`IAI_URL_PROXY`). Unset: no proxy, whatever
+    /// `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` say (a proxy resolves the host again, past the address check).
+    pub url_proxy: Option<String>,
     /// Client connections open at once; beyond it new clients wait in the listen backlog.
     pub max_connections: usize,
     /// A request head must arrive within this of the connection opening or going idle (so idle kept-alive
@@ -105,6 +111,14 @@ pub struct Config {
     pub audit_enabled: bool,
     /// Days the audit trail keeps.
     pub audit_retention_days: u32,
+    /// Refuse a second use of a signature (`wire::replay`; a difference from Tencent, whose clients do not
+    /// sign the action): `true` or `"writes"` for a write, `"strict"` also for another action, `false` or
+    /// `"off"` never.
+    pub replay_protection: ReplaySetting,
+    /// Calls from one client address that fail authentication (no key, unknown key, bad signature), per
+    /// second, with a burst of five seconds' worth; past it the address's calls are refused unread for a
+    /// while. 0 turns the limit off.
+    pub auth_failures_per_second: u32,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -142,6 +156,7 @@ impl Default for Config {
             url_allow_private: false,
             url_allowed_hosts: Vec::new(),
             url_timeout_secs: 5,
+            url_proxy: None,
             max_connections: 512,
             header_timeout_secs: 30,
             body_timeout_secs: 60,
@@ -155,6 +170,8 @@ impl Default for Config {
             qps: QpsConfig::default(),
             audit_enabled: true,
             audit_retention_days: 30,
+            replay_protection: ReplaySetting::Switch(true),
+            auth_failures_per_second: 20,
         }
     }
 }
@@ -250,6 +267,7 @@ impl Config {
             .merge(Serialized::defaults(cli))
             .extract()?;
         config.qps.validate().map_err(anyhow::Error::msg)?;
+        config.replay_protection.mode()?;
         Ok(config)
     }
 
@@ -268,6 +286,7 @@ impl Config {
             allowed_hosts: self.url_allowed_hosts.clone(),
             timeout: std::time::Duration::from_secs(self.url_timeout_secs),
             max_bytes: crate::face::image_input::MAX_BASE64_BYTES / 4 * 3,
+            proxy: self.url_proxy.clone().filter(|p| !p.is_empty()),
         }
     }
 
@@ -296,12 +315,41 @@ impl Config {
     }
 }
 
+/// `replay_protection`: a switch or a mode's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReplaySetting {
+    Switch(bool),
+    Mode(String),
+}
+
+impl ReplaySetting {
+    /// The mode, `None` when off.
+    pub fn mode(&self) -> anyhow::Result<Option<crate::wire::replay::Mode>> {
+        use crate::wire::replay::Mode;
+        Ok(match self {
+            Self::Switch(false) => None,
+            Self::Switch(true) => Some(Mode::Writes),
+            Self::Mode(m) => match m.to_ascii_lowercase().as_str() {
+                "off" | "false" => None,
+                "writes" | "true" | "on" => Some(Mode::Writes),
+                "strict" => Some(Mode::Strict),
+                other => bail!(
+                    "replay_protection = `{other}`: use \"writes\" (the default), \"strict\" or false"
+                ),
+            },
+        })
+    }
+}
+
 /// Tencent's limit of every interface group under per-call billing.
 pub const DEFAULT_GROUP_QPS: u32 = 50;
 /// Tencent's limit of UpgradeGroupFaceModelVersion.
 pub const DEFAULT_UPGRADE_QPS: u32 = 10;
 /// The configuration key of the upgrade sub-limit.
 pub const UPGRADE_KEY: &str = "upgrade_group_face_model_version";
+/// The configuration key of CAM's own calls (one limit for all of them, 50 by default).
+pub const CAM_KEY: &str = "cam";
 
 /// `[qps]` in the configuration: `<group> = n` for everyone, `[qps.users.<name>]` for one sub-user.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -315,8 +363,11 @@ pub struct QpsConfig {
 impl QpsConfig {
     /// Refuse unknown keys at start, so that a misspelt limit is not silently the default.
     pub fn validate(&self) -> Result<(), String> {
-        let known =
-            |key: &str| key == UPGRADE_KEY || InterfaceGroup::ALL.iter().any(|g| g.key() == key);
+        let known = |key: &str| {
+            key == UPGRADE_KEY
+                || key == CAM_KEY
+                || InterfaceGroup::ALL.iter().any(|g| g.key() == key)
+        };
         let keys = self.groups.keys().map(|k| (None, k)).chain(
             self.users
                 .iter()
@@ -327,7 +378,7 @@ impl QpsConfig {
                 let place = user.map_or("[qps]".to_owned(), |u| format!("[qps.users.{u}]"));
                 let names: Vec<&str> = InterfaceGroup::ALL.iter().map(|g| g.key()).collect();
                 return Err(format!(
-                    "{place}: unknown interface group `{key}`; the groups are {} and {UPGRADE_KEY}",
+                    "{place}: unknown interface group `{key}`; the groups are {}, {UPGRADE_KEY} and {CAM_KEY}",
                     names.join(", ")
                 ));
             }

@@ -31,6 +31,9 @@ pub struct CamService {
     /// The configuration's SecretIds: the main account's keys that CAM lists but cannot change.
     configured_keys: Vec<String>,
     started: String,
+    /// What the last directory build compiled (policies, users' unions), reused by the next: a write
+    /// recompiles only what it changed. Locked inside the store's write lock only.
+    compiled: Arc<parking_lot::Mutex<directory::Compiled>>,
 }
 
 impl CamService {
@@ -43,12 +46,15 @@ impl CamService {
         let snapshot = store
             .read(|conn| rows::snapshot(conn).map_err(anyhow::Error::from))
             .await?;
+        let mut compiled = directory::Compiled::default();
+        let built = Directory::build_with(owner_uin, &snapshot, &mut compiled);
         Ok(Self {
             store,
-            directory: Directory::shared(Directory::build(owner_uin, &snapshot)),
+            directory: Directory::shared(built),
             owner_uin,
             configured_keys,
             started: datetime(now_ms()),
+            compiled: Arc::new(parking_lot::Mutex::new(compiled)),
         })
     }
 
@@ -64,13 +70,16 @@ impl CamService {
     {
         let owner = self.owner_uin;
         let shared = self.directory.clone();
+        let compiled = self.compiled.clone();
         let (out, _) = self
             .store
             .write_then(
                 move |tx| {
                     let out = f(tx)?;
                     let snapshot = rows::snapshot(tx)?;
-                    Ok::<_, ApiError>((out, Arc::new(Directory::build(owner, &snapshot))))
+                    // Under the store's write lock: directories are built and published in commit order.
+                    let built = Directory::build_with(owner, &snapshot, &mut compiled.lock());
+                    Ok::<_, ApiError>((out, Arc::new(built)))
                 },
                 move |(_, built)| shared.store(built.clone()),
             )

@@ -2,7 +2,10 @@
 //! By default any public host may be fetched and private, loopback and link-local addresses are refused
 //! (a server that fetches what callers name must not become a door into its own network). The host is
 //! resolved and checked once, and the connection goes to exactly that address (no DNS rebinding); redirects
-//! are not followed.
+//! are not followed. No proxy from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`) is used: a
+//! proxy would resolve the host again, past the check. A proxy is used only when the configuration names
+//! one (`url_proxy`); the host is still resolved and checked here first, and what the proxy then connects
+//! to is its own business.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -18,6 +21,8 @@ pub struct UrlPolicy {
     pub timeout: Duration,
     /// Largest download: the raw size whose base64 is Tencent's 5 MB limit.
     pub max_bytes: usize,
+    /// The proxy downloads go through (`url_proxy`); none (not even one from the environment) when unset.
+    pub proxy: Option<String>,
 }
 
 pub struct Downloader {
@@ -30,6 +35,11 @@ fn download_error(message: String) -> FaceError {
 
 impl Downloader {
     pub fn new(policy: UrlPolicy) -> Self {
+        if let Some(proxy) = &policy.proxy
+            && let Err(e) = reqwest::Proxy::all(proxy)
+        {
+            tracing::error!(url_proxy = %proxy, error = %e, "url_proxy is not a proxy URL: Url images cannot be fetched");
+        }
         Self { policy }
     }
 
@@ -55,10 +65,18 @@ impl Downloader {
         let port = parsed.port_or_known_default().ok_or_else(illegal)?;
         let address = self.resolve(&host, port).await?;
 
-        let client = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(self.policy.timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .resolve(host.trim_start_matches('[').trim_end_matches(']'), address)
+            .resolve(host.trim_start_matches('[').trim_end_matches(']'), address);
+        let builder = match &self.policy.proxy {
+            Some(proxy) => builder.proxy(
+                reqwest::Proxy::all(proxy)
+                    .map_err(|e| FaceError::Unavailable(format!("url_proxy `{proxy}`: {e}")))?,
+            ),
+            None => builder.no_proxy(),
+        };
+        let client = builder
             .build()
             .map_err(|e| FaceError::Unavailable(format!("HTTP client: {e}")))?;
         let fetch_failed =
@@ -106,7 +124,13 @@ impl Downloader {
     }
 }
 
-/// Globally routable: not loopback, private, link-local, shared (CGNAT), unspecified, multicast or documentation.
+/// Globally routable. IPv4: not loopback, private, link-local, shared (CGNAT), unspecified, "this network",
+/// multicast, documentation, benchmarking (198.18.0.0/15) or reserved (240.0.0.0/4, the broadcast address
+/// included). IPv6: inside global unicast (2000::/3, which leaves out loopback, unique-local, link-local,
+/// site-local, multicast, IPv4-compatible `::a.b.c.d`, IPv4-translated `::ffff:0:a.b.c.d` and NAT64
+/// 64:ff9b::/96) and not 6to4 (2002::/16), Teredo (2001::/32) or documentation (2001:db8::/32): those
+/// forms carry an IPv4 address a relay or translator would connect to. An IPv4-mapped `::ffff:a.b.c.d` is
+/// its IPv4 address.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -119,18 +143,20 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64))
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+                || o[0] >= 240)
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
+            let s = v6.segments();
+            let global_unicast = (s[0] & 0xe000) == 0x2000;
+            let six_to_four = s[0] == 0x2002;
+            let teredo = s[0] == 0x2001 && s[1] == 0;
+            let documentation = s[0] == 0x2001 && s[1] == 0x0db8;
+            global_unicast && !(six_to_four || teredo || documentation)
         }
     }
 }
@@ -156,7 +182,66 @@ mod tests {
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    fn refused(addresses: &[&str]) {
+        for a in addresses {
+            assert!(!is_public(a.parse().unwrap()), "{a} should be refused");
+        }
+    }
+
+    #[test]
+    fn ipv4_compatible_addresses_are_refused() {
+        refused(&["::127.0.0.1", "::10.0.0.1", "::8.8.8.8", "::"]);
+    }
+
+    #[test]
+    fn ipv4_translated_addresses_are_refused() {
+        refused(&[
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:169.254.169.254",
+            "::ffff:0:8.8.8.8",
+        ]);
+    }
+
+    #[test]
+    fn nat64_addresses_are_refused() {
+        refused(&[
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::8.8.8.8",
+            "64:ff9b:1::1",
+        ]);
+    }
+
+    #[test]
+    fn six_to_four_and_teredo_addresses_are_refused() {
+        refused(&[
+            "2002:7f00:1::1",
+            "2002:0a00:0001::",
+            "2002:808:808::1",
+            "2001:0:4136:e378::1",
+        ]);
+    }
+
+    #[test]
+    fn site_local_and_documentation_ipv6_are_refused() {
+        refused(&["fec0::1", "feff::1", "2001:db8::1", "ff02::1", "100::1"]);
+    }
+
+    #[test]
+    fn benchmarking_and_reserved_ipv4_are_refused() {
+        refused(&[
+            "198.18.0.1",
+            "198.19.255.254",
+            "240.0.0.1",
+            "250.1.2.3",
+            "255.255.255.255",
+        ]);
+        for public in ["198.17.255.255", "198.20.0.1", "223.1.2.3"] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

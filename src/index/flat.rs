@@ -1,9 +1,15 @@
 //! An exact (flat) inner-product index: unit vectors in one contiguous buffer, dot products with SIMD
 //! (the block kernel is compiled for AVX-512, AVX2+FMA and NEON by `multiversion` and picked at run time),
 //! top-k by a bounded heap per chunk, chunks scanned on every core for large indexes.
+//!
+//! The vectors are stored in pages of `PAGE` vectors, each behind an `Arc`: `snapshot` takes a consistent
+//! copy of the index in the time of copying the keys (the pages are shared, not copied), and a write to a
+//! page a snapshot still holds copies that one page first (copy on write). The index digest hashes such a
+//! snapshot while writes go on.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
 
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -11,12 +17,57 @@ use rayon::prelude::*;
 /// Below this many vectors a scan stays on the calling thread (splitting costs more than it saves).
 const PARALLEL_FROM: usize = 32_768;
 const CHUNK: usize = 16_384;
+/// Vectors per storage page: a multiple of `BLOCK` (a scan block never straddles two pages), small enough
+/// that copying one on write is cheap (128 KiB to 2 MiB for 32 to 512 dimensions).
+const PAGE: usize = 1024;
+const _: () = assert!(PAGE % BLOCK == 0 && CHUNK % PAGE == 0);
 
 pub struct FlatIndex {
     dim: usize,
-    data: Vec<f32>,
+    /// Vector `i` is `pages[i / PAGE][(i % PAGE) * dim..][..dim]`; every page is full but the last.
+    pages: Vec<Arc<Vec<f32>>>,
     keys: Vec<u64>,
     position: HashMap<u64, usize>,
+}
+
+/// A consistent, read-only copy of a `FlatIndex` (`FlatIndex::snapshot`): its keys, and its pages shared.
+#[derive(Clone)]
+pub struct FlatSnapshot {
+    dim: usize,
+    pages: Vec<Arc<Vec<f32>>>,
+    keys: Vec<u64>,
+}
+
+impl FlatSnapshot {
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The keys, in storage order (vector `at` is `vector(at)`).
+    pub fn keys(&self) -> &[u64] {
+        &self.keys
+    }
+
+    pub fn vector(&self, at: usize) -> &[f32] {
+        vector_at(&self.pages, self.dim, at)
+    }
+
+    /// (key, vector) in storage order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &[f32])> + '_ {
+        self.keys
+            .iter()
+            .enumerate()
+            .map(|(at, &key)| (key, vector_at(&self.pages, self.dim, at)))
+    }
+}
+
+fn vector_at(pages: &[Arc<Vec<f32>>], dim: usize, at: usize) -> &[f32] {
+    let offset = (at % PAGE) * dim;
+    &pages[at / PAGE][offset..offset + dim]
 }
 
 /// A scored key; ordered by score (then key, so results are deterministic).
@@ -48,7 +99,7 @@ impl FlatIndex {
     pub fn new(dim: usize) -> Self {
         Self {
             dim,
-            data: Vec::new(),
+            pages: Vec::new(),
             keys: Vec::new(),
             position: HashMap::new(),
         }
@@ -67,21 +118,44 @@ impl FlatIndex {
     }
 
     pub fn reserve(&mut self, additional: usize) {
-        self.data.reserve(additional * self.dim);
+        let pages = (self.keys.len() + additional).div_ceil(PAGE);
+        self.pages.reserve(pages.saturating_sub(self.pages.len()));
         self.keys.reserve(additional);
         self.position.reserve(additional);
+    }
+
+    /// A consistent copy for reading while the index changes: the keys are copied, the pages shared.
+    pub fn snapshot(&self) -> FlatSnapshot {
+        FlatSnapshot {
+            dim: self.dim,
+            pages: self.pages.clone(),
+            keys: self.keys.clone(),
+        }
+    }
+
+    /// The vector at `at`, to write (its page is copied first when a snapshot shares it).
+    fn vector_mut(&mut self, at: usize) -> &mut [f32] {
+        let offset = (at % PAGE) * self.dim;
+        let page = Arc::make_mut(&mut self.pages[at / PAGE]);
+        &mut page[offset..offset + self.dim]
     }
 
     /// Add `vector` under `key`, replacing what the key held.
     pub fn upsert(&mut self, key: u64, vector: &[f32]) {
         assert_eq!(vector.len(), self.dim, "vector of the wrong dimension");
         if let Some(&at) = self.position.get(&key) {
-            self.data[at * self.dim..(at + 1) * self.dim].copy_from_slice(vector);
+            self.vector_mut(at).copy_from_slice(vector);
             return;
         }
-        self.position.insert(key, self.keys.len());
+        let at = self.keys.len();
+        if at % PAGE == 0 {
+            // Pages grow as a Vec does (a small index does not hold a whole page of memory).
+            self.pages.push(Arc::new(Vec::new()));
+        }
+        self.position.insert(key, at);
         self.keys.push(key);
-        self.data.extend_from_slice(vector);
+        let last = self.pages.last_mut().expect("a page for the new vector");
+        Arc::make_mut(last).extend_from_slice(vector);
     }
 
     /// Remove a key (the last vector moves into its place). Returns whether it was there.
@@ -94,18 +168,31 @@ impl FlatIndex {
             let moved = self.keys[last];
             self.keys[at] = moved;
             self.position.insert(moved, at);
-            let (head, tail) = self.data.split_at_mut(last * self.dim);
-            head[at * self.dim..(at + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
+            let vector = vector_at(&self.pages, self.dim, last).to_vec();
+            self.vector_mut(at).copy_from_slice(&vector);
         }
         self.keys.pop();
-        self.data.truncate(last * self.dim);
+        if last % PAGE == 0 {
+            self.pages.pop();
+        } else {
+            let page = Arc::make_mut(self.pages.last_mut().expect("the last vector's page"));
+            page.truncate((last % PAGE) * self.dim);
+        }
         true
     }
 
     pub fn get(&self, key: u64) -> Option<&[f32]> {
         self.position
             .get(&key)
-            .map(|&at| &self.data[at * self.dim..(at + 1) * self.dim])
+            .map(|&at| vector_at(&self.pages, self.dim, at))
+    }
+
+    /// Vectors `start..end`, contiguous: within one page (`start` a multiple of `BLOCK`, `end - start` at
+    /// most `BLOCK`).
+    fn block(&self, start: usize, end: usize) -> &[f32] {
+        let page = &self.pages[start / PAGE];
+        let offset = (start % PAGE) * self.dim;
+        &page[offset..offset + (end - start) * self.dim]
     }
 
     /// The `k` keys with the largest inner product with `query`, best first.
@@ -120,7 +207,7 @@ impl FlatIndex {
             for block in (start..end).step_by(BLOCK) {
                 let stop = (block + BLOCK).min(end);
                 let scores = &mut scores[..stop - block];
-                dot_block(query, &self.data[block * self.dim..stop * self.dim], scores);
+                dot_block(query, self.block(block, stop), scores);
                 for (offset, &score) in scores.iter().enumerate() {
                     let i = block + offset;
                     if heap.len() < k {
@@ -232,6 +319,43 @@ mod tests {
             let scores: Vec<f32> = index.search(&query, 10).iter().map(|h| h.score).collect();
             assert!(scores.windows(2).all(|w| w[0] >= w[1]));
         }
+    }
+
+    #[test]
+    fn snapshots_keep_their_contents_while_the_index_changes() {
+        let n = 3 * PAGE as u64 + 5;
+        let mut index = FlatIndex::new(8);
+        for key in 0..n {
+            index.upsert(key, &unit(key, 8));
+        }
+        let snapshot = index.snapshot();
+        let before: Vec<(u64, Vec<f32>)> = snapshot.iter().map(|(k, v)| (k, v.to_vec())).collect();
+        // Writes in every page: replace, remove (the last vector moves), add, shrink past a page.
+        index.upsert(3, &unit(1000, 8));
+        index.remove(PAGE as u64 + 1);
+        index.upsert(n + 1, &unit(n + 1, 8));
+        for key in 2 * PAGE as u64..n {
+            index.remove(key);
+        }
+        let after: Vec<(u64, Vec<f32>)> = snapshot.iter().map(|(k, v)| (k, v.to_vec())).collect();
+        assert_eq!(before, after);
+        assert_eq!(snapshot.len(), n as usize);
+        assert_eq!(index.get(3).unwrap(), unit(1000, 8).as_slice());
+        assert_eq!(index.get(n + 1).unwrap(), unit(n + 1, 8).as_slice());
+        assert!(index.get(PAGE as u64 + 1).is_none());
+        for key in (0..2 * PAGE as u64).filter(|&k| k != 3 && k != PAGE as u64 + 1) {
+            assert_eq!(index.get(key).unwrap(), unit(key, 8).as_slice(), "{key}");
+        }
+        // Pages no snapshot holds are written in place.
+        drop(snapshot);
+        let page = Arc::as_ptr(&index.pages[0]);
+        index.upsert(0, &unit(7, 8));
+        assert_eq!(Arc::as_ptr(&index.pages[0]), page);
+        assert_eq!(index.len(), 2 * PAGE);
+        assert_eq!(index.pages.len(), 2);
+        let query = unit(5, 8);
+        let got: Vec<u64> = index.search(&query, 10).iter().map(|h| h.key).collect();
+        assert_eq!(got, brute_force(&index, &query, 10));
     }
 
     #[test]

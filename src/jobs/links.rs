@@ -2,6 +2,10 @@
 //! `<data dir>/files/` and handed out as links that expire, as Tencent's COS links do: the link carries its
 //! expiry and an HMAC-SHA256 of name and expiry under a key kept in `<data dir>/url.key`, so the files need
 //! no other credentials and a link cannot be extended or pointed at another file.
+//!
+//! The same key yields the operator token (`operator_token`) that `GET /index/digest` requires: whoever can
+//! read `url.key` (the server's user: it is created 0600, in a 0700 data directory) can compute it, as
+//! `iai-server check-index --data-dir D` does.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,21 +35,39 @@ pub enum LinkError {
 impl Links {
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
         let dir = data_dir.join("files");
-        std::fs::create_dir_all(&dir)
+        crate::store::private_dir(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let key_path = data_dir.join("url.key");
+        let key_path = data_dir.join(KEY_FILE);
         let key = match std::fs::read(&key_path) {
-            Ok(key) if key.len() >= 32 => key,
+            Ok(key) if key.len() >= 32 => {
+                crate::store::private_file(&key_path)
+                    .with_context(|| format!("cannot secure {}", key_path.display()))?;
+                key
+            }
             _ => {
                 let key: Vec<u8> = (0..2)
                     .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
                     .collect();
-                std::fs::write(&key_path, &key)
+                write_private(&key_path, &key)
                     .with_context(|| format!("cannot write {}", key_path.display()))?;
                 key
             }
         };
         Ok(Self { key, dir })
+    }
+
+    /// The operator token (`GET /index/digest` requires it as `Authorization: Bearer <token>`).
+    pub fn operator_token(&self) -> String {
+        operator_token_of(&self.key)
+    }
+
+    /// Whether `presented` is the operator token (compared in constant time).
+    pub fn is_operator_token(&self, presented: &str) -> bool {
+        bool::from(
+            self.operator_token()
+                .as_bytes()
+                .ct_eq(presented.trim().as_bytes()),
+        )
     }
 
     fn signature(&self, name: &str, expires: i64) -> String {
@@ -123,6 +145,46 @@ impl Links {
     }
 }
 
+/// The key file in the data directory.
+pub const KEY_FILE: &str = "url.key";
+
+/// The operator token of the server whose data directory is `data_dir` (read from its key file).
+pub fn operator_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(KEY_FILE);
+    let key = std::fs::read(&path).with_context(|| {
+        format!(
+            "cannot read {} (the operator token is derived from it; run as the server's user)",
+            path.display()
+        )
+    })?;
+    anyhow::ensure!(key.len() >= 32, "{} is not a key", path.display());
+    Ok(operator_token_of(&key))
+}
+
+/// HMAC of a fixed label under the link key: a secret apart from the link signatures (which sign
+/// `name\nexpires`, never this label).
+fn operator_token_of(key: &[u8]) -> String {
+    let mut mac = HmacSha256::new_from_slice(key).expect("any key length");
+    mac.update(b"iai-server operator token v1");
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Write a new file readable by this user only (0600), through a temporary name so that a crash leaves
+/// either no key or a whole one.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let partial = path.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&partial)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)
+}
+
 fn safe_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
@@ -173,5 +235,38 @@ mod tests {
         let again = Links::open(dir.path()).unwrap();
         assert!(again.read("job_1.json", expires, signature, 1050).is_ok());
         assert_eq!(bare_host("http://127.0.0.1:8080"), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn the_operator_token_is_read_from_the_key_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(operator_token(dir.path()).is_err(), "no key yet");
+        let links = Links::open(dir.path()).unwrap();
+        let token = operator_token(dir.path()).unwrap();
+        assert_eq!(token, links.operator_token());
+        assert_eq!(token.len(), 64);
+        assert!(links.is_operator_token(&token));
+        assert!(!links.is_operator_token(""));
+        assert!(!links.is_operator_token(&token[..63]));
+        assert!(!links.is_operator_token(&token.replace(&token[..1], "x")));
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(Links::open(other.path()).unwrap().operator_token(), token);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_key_is_private_and_a_loose_one_is_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let key = dir.path().join(KEY_FILE);
+        Links::open(dir.path()).unwrap();
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(mode(&dir.path().join("files")), 0o700);
+        let token = operator_token(dir.path()).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let again = Links::open(dir.path()).unwrap();
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(again.operator_token(), token, "the key itself is kept");
     }
 }

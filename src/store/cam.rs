@@ -187,13 +187,33 @@ pub fn count_users(conn: &Connection) -> Result<u64, StoreError> {
     Ok(conn.query_row("SELECT COUNT(*) FROM cam_users", [], |r| r.get::<_, i64>(0))? as u64)
 }
 
-/// Insert a user with the next uin and uid; returns (uin, uid).
-pub fn insert_user(conn: &Connection, row: &UserRow) -> Result<(u64, u64), StoreError> {
-    let uin: i64 = conn.query_row(
-        "SELECT MAX(COALESCE(MAX(uin), 0), ?1) + 1 FROM cam_users",
-        [FIRST_USER_UIN],
+/// The next identifier of sequence `name` (`cam_sequences`, migration 0004): one more than any it handed
+/// out before and than any in `column` of `table` (rows inserted otherwise), never one given before, even
+/// when its row was deleted since. Inside the caller's transaction: a rolled-back insert gives its
+/// identifier back.
+fn next_id(
+    conn: &Connection,
+    name: &str,
+    table: &str,
+    column: &str,
+    first: i64,
+) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        &format!(
+            "INSERT INTO cam_sequences (name, last)
+                 VALUES (?1, MAX((SELECT COALESCE(MAX({column}), 0) FROM {table}), ?2) + 1)
+             ON CONFLICT (name) DO UPDATE
+                 SET last = MAX(last, (SELECT COALESCE(MAX({column}), 0) FROM {table})) + 1
+             RETURNING last"
+        ),
+        params![name, first],
         |r| r.get(0),
-    )?;
+    )?)
+}
+
+/// Insert a user with the next uin and uid (never those of a deleted user); returns (uin, uid).
+pub fn insert_user(conn: &Connection, row: &UserRow) -> Result<(u64, u64), StoreError> {
+    let uin = next_id(conn, "user_uin", "cam_users", "uin", FIRST_USER_UIN)?;
     let uid = (uin - FIRST_USER_UIN) as u64;
     conn.execute(
         "INSERT INTO cam_users (uin, uid, name, remark, console_login, phone_num, country_code, email, created_ms)
@@ -302,12 +322,14 @@ pub fn count_policies(conn: &Connection) -> Result<u64, StoreError> {
     )
 }
 
-/// Insert a custom policy with the next id; returns it.
+/// Insert a custom policy with the next id (never that of a deleted policy); returns it.
 pub fn insert_policy(conn: &Connection, row: &PolicyRow) -> Result<u64, StoreError> {
-    let id: i64 = conn.query_row(
-        "SELECT MAX(COALESCE(MAX(policy_id), 0), ?1) + 1 FROM cam_policies",
-        [FIRST_POLICY_ID],
-        |r| r.get(0),
+    let id = next_id(
+        conn,
+        "policy_id",
+        "cam_policies",
+        "policy_id",
+        FIRST_POLICY_ID,
     )?;
     conn.execute(
         "INSERT INTO cam_policies (policy_id, name, description, document, tags, created_ms, updated_ms)
@@ -377,4 +399,108 @@ pub fn detach(conn: &Connection, uin: u64, policy_id: u64) -> Result<bool, Store
         params![uin as i64, policy_id as i64],
     )?;
     Ok(n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str) -> UserRow {
+        UserRow {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    fn policy(name: &str) -> PolicyRow {
+        PolicyRow {
+            policy_id: 0,
+            name: name.into(),
+            description: String::new(),
+            document: "{}".into(),
+            tags: "[]".into(),
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    #[test]
+    fn deleted_users_and_policies_leave_their_identifiers_unused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        let (a, uid_a) = insert_user(&conn, &user("a")).unwrap();
+        assert_eq!((a, uid_a), (FIRST_USER_UIN as u64 + 1, 1));
+        let (b, _) = insert_user(&conn, &user("b")).unwrap();
+        delete_user(&conn, b).unwrap();
+        let (c, uid_c) = insert_user(&conn, &user("c")).unwrap();
+        assert_eq!((c, uid_c), (b + 1, 3), "b's uin is not given again");
+        delete_user(&conn, a).unwrap();
+        delete_user(&conn, c).unwrap();
+        let (d, _) = insert_user(&conn, &user("d")).unwrap();
+        assert_eq!(d, c + 1, "not even when no user is left");
+
+        let p = insert_policy(&conn, &policy("p")).unwrap();
+        delete_policy(&conn, p).unwrap();
+        assert_eq!(insert_policy(&conn, &policy("q")).unwrap(), p + 1);
+    }
+
+    #[test]
+    fn the_sequence_follows_rows_inserted_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let mut conn = rusqlite::Connection::open(store.path()).unwrap();
+        {
+            let tx = conn.transaction().unwrap();
+            insert_user(&tx, &user("gone")).unwrap();
+        }
+        // A row inserted past the sequence (as a database from before migration 0004 had them).
+        conn.execute(
+            "INSERT INTO cam_users (uin, uid, name, created_ms) VALUES (200000000050, 50, 'old', 0)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(insert_user(&conn, &user("new")).unwrap().0, 200_000_000_051);
+    }
+
+    #[test]
+    fn migration_4_starts_above_the_existing_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut conn =
+                rusqlite::Connection::open(dir.path().join(crate::store::DB_FILE)).unwrap();
+            rusqlite_migration::Migrations::new(
+                crate::store::MIGRATIONS[..3]
+                    .iter()
+                    .map(|sql| rusqlite_migration::M::up(sql))
+                    .collect(),
+            )
+            .to_latest(&mut conn)
+            .unwrap();
+            conn.execute_batch(
+                "INSERT INTO cam_users (uin, uid, name, created_ms) VALUES (200000000007, 7, 'u', 0);
+                 INSERT INTO cam_policies (policy_id, name, document, created_ms, updated_ms)
+                     VALUES (100000000009, 'p', '{}', 0, 0);",
+            )
+            .unwrap();
+        }
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        let last: Vec<(String, i64)> = conn
+            .prepare("SELECT name, last FROM cam_sequences ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            last,
+            [
+                ("policy_id".to_owned(), 100_000_000_009),
+                ("user_uin".to_owned(), 200_000_000_007)
+            ]
+        );
+        delete_user(&conn, 200_000_000_007).unwrap();
+        assert_eq!(insert_user(&conn, &user("v")).unwrap().0, 200_000_000_008);
+    }
 }

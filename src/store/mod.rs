@@ -3,6 +3,10 @@
 //! upgraded in place, never rebuilt.
 //!
 //! Every call runs on the blocking pool and inside one transaction, committed before the caller answers.
+//!
+//! The database holds sub-users' secret keys: the data directory is created 0700 and the database (with its
+//! `-wal` and `-shm`, which SQLite creates with the database's mode) 0600; looser modes found at start are
+//! tightened (`private_dir`, `private_file`, `private_database`).
 
 pub mod cam;
 pub mod groups;
@@ -23,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_embedding_models.sql"),
     include_str!("../../migrations/0003_cam.sql"),
+    include_str!("../../migrations/0004_cam_sequences.sql"),
 ];
 
 pub const DB_FILE: &str = "iai.sqlite3";
@@ -67,9 +72,11 @@ const MAX_READERS: usize = 32;
 impl Store {
     /// Open (creating if needed) the database in `data_dir` and bring its schema up to date.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)
+        private_dir(data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let path = data_dir.join(DB_FILE);
+        private_database(&path)
+            .with_context(|| format!("cannot create the database {}", path.display()))?;
         let mut conn = Connection::open(&path)
             .with_context(|| format!("cannot open the database {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -204,6 +211,80 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Create `dir` (and its missing parents) readable by this user only (0700); an existing one with group or
+/// other permissions is tightened to its owner's (a failure to is logged: the directory may belong to
+/// someone else, as a mounted volume can).
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)?;
+    tighten(dir);
+    Ok(())
+}
+
+/// Create `path` empty if missing, readable and writable by this user only (0600), or tighten an existing
+/// one to its owner's permissions. Its content is left alone.
+pub fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?;
+    tighten(path);
+    Ok(())
+}
+
+/// `private_file` for a SQLite database, and tighten its `-wal`, `-shm` and `-journal` when they exist (a
+/// database whose mode was looser left them as loose).
+pub fn private_database(path: &Path) -> std::io::Result<()> {
+    private_file(path)?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        tighten(Path::new(&side));
+    }
+    Ok(())
+}
+
+/// Remove group and other permissions from `path` when it exists and has any.
+fn tighten(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 == 0 {
+            return;
+        }
+        let private = mode & 0o700;
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(private)) {
+            Ok(()) => tracing::warn!(
+                path = %path.display(),
+                from = format!("{mode:o}"),
+                to = format!("{private:o}"),
+                "tightened the permissions of a data file (it holds secrets)"
+            ),
+            Err(e) => tracing::warn!(
+                path = %path.display(),
+                mode = format!("{mode:o}"),
+                error = %e,
+                "cannot tighten the permissions of a data file: other users may read it"
+            ),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -304,6 +385,42 @@ mod tests {
         assert_eq!(target("g3").model, "mobilefacenet_192.onnx");
         assert_eq!(target("g2").model, "faceapi_recognition_128.onnx");
         assert!(target("g2").job.is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_directory_and_database_are_private_and_loose_modes_are_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("a/data");
+        {
+            let store = Store::open(&dir).unwrap();
+            // A write, so that the -wal and -shm exist.
+            store
+                .conn
+                .lock()
+                .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+                .unwrap();
+            assert_eq!(mode(&dir), 0o700);
+            assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
+            assert_eq!(mode(&dir.join(format!("{DB_FILE}-wal"))), 0o600);
+            assert_eq!(mode(&dir.join(format!("{DB_FILE}-shm"))), 0o600);
+        }
+        let loose = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        loose(&dir, 0o755);
+        loose(&dir.join(DB_FILE), 0o644);
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
+        let n: i64 = store
+            .conn
+            .lock()
+            .query_row("SELECT x FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "tightening leaves the content alone");
     }
 
     #[test]

@@ -1,14 +1,17 @@
-//! Operator endpoints, unauthenticated and outside Tencent's API (SDKs only ever call `/`):
+//! Operator endpoints, unsigned and outside Tencent's API (SDKs only ever call `/`):
 //! - `GET /health`: the process is up (200 as soon as it listens);
 //! - `GET /ready`: models loaded, index loaded and the database answering (200), else 503 with what is
 //!   missing;
 //! - `GET /metrics`: Prometheus text;
-//! - `GET /index/digest`: counts and a hash of every group's live index, taken while no write can happen,
-//!   for `iai-server check-index` to compare with a rebuild from the database;
+//! - `GET /index/digest`: counts and a hash of every group's live index, as of one moment no write was
+//!   half-way through, for `iai-server check-index` to compare with a rebuild from the database. It needs
+//!   the operator token (`Authorization: Bearer <token>`; 401 without it, 403 with another), which is
+//!   derived from the data directory's `url.key` (`jobs::links::operator_token`): only who can read the data
+//!   directory can ask;
 //! - `GET /files/{name}?Expires=..&Signature=..`: the result files of jobs, behind links that expire.
 //!
-//! `/metrics` and `/index/digest` name groups and their sizes: keep the port on a trusted network, or
-//! block those paths in front of the server.
+//! `/metrics` names groups and their sizes: keep the port on a trusted network, or block that path in
+//! front of the server.
 
 use std::sync::Arc;
 
@@ -28,6 +31,12 @@ pub trait Operations: Send + Sync + 'static {
     fn metrics_text(&self) -> String;
     /// The live index's digest, as JSON.
     fn index_digest(&self) -> impl Future<Output = Result<serde_json::Value, String>> + Send;
+    /// Whether `presented` is the operator token `/index/digest` requires (compared in constant time).
+    /// None is, unless the service says so.
+    fn is_operator_token(&self, presented: &str) -> bool {
+        let _ = presented;
+        false
+    }
     /// A job's result file behind a signed link (`jobs::links`).
     fn result_file(&self, name: &str, expires: i64, signature: &str) -> Result<Vec<u8>, LinkError>;
 }
@@ -108,17 +117,46 @@ pub async fn metrics<S: Operations>(State(state): State<Arc<AppState<S>>>) -> Re
     response
 }
 
-pub async fn index_digest<S: Operations>(State(state): State<Arc<AppState<S>>>) -> Response {
+pub async fn index_digest<S: Operations>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let Some(service) = state.service() else {
         return json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"error": "the server is starting"}),
         );
     };
+    let Some(presented) = bearer(&headers) else {
+        let mut response = json_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "the operator token is required (Authorization: Bearer <token>; \
+                   `iai-server check-index --data-dir D` sends it)"}),
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"iai-server operator\""),
+        );
+        return response;
+    };
+    if !service.is_operator_token(presented) {
+        return json_response(
+            StatusCode::FORBIDDEN,
+            json!({"error": "the operator token is not valid"}),
+        );
+    }
     match service.index_digest().await {
         Ok(digest) => json_response(StatusCode::OK, digest),
         Err(why) => json_response(StatusCode::SERVICE_UNAVAILABLE, json!({"error": why})),
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case), if one is there.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
@@ -128,4 +166,24 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_bearer_authorization_carries_the_operator_token() {
+        let with = |value: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            bearer(&headers).map(str::to_owned)
+        };
+        assert_eq!(with("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(with("bearer  abc ").as_deref(), Some("abc"));
+        assert_eq!(with("Bearer "), None);
+        assert_eq!(with("Basic abc"), None);
+        assert_eq!(with("TC3-HMAC-SHA256 Credential=x"), None);
+        assert_eq!(bearer(&axum::http::HeaderMap::new()), None);
+    }
 }
