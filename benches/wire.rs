@@ -16,6 +16,7 @@ use iai_server::store::cam::{AttachmentRow, PolicyRow, Snapshot, UserRow};
 use iai_server::wire::auth::{ApiKey, KeyRing, tc3, v1};
 use iai_server::wire::authorize::{Facts, authorize};
 use iai_server::wire::limits::{QpsConfig, RateLimits};
+use iai_server::wire::named::Named;
 use iai_server::wire::request::{Auth, Incoming, parse};
 
 const SECRET_ID: &str = "AKIDBENCH";
@@ -200,7 +201,7 @@ fn bench_cam(c: &mut Criterion) {
         groups: [("search".to_owned(), 1_000_000_000)].into(),
         ..Default::default()
     });
-    let params: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let named = Named::from_json(body).unwrap();
     let ctx = RequestContext {
         request_id: "bench".into(),
         action: "SearchFaces".into(),
@@ -214,7 +215,7 @@ fn bench_cam(c: &mut Criterion) {
         ctx: &ctx,
         service: Service::Iai,
         access,
-        params: &params,
+        named: &named,
         ip: Some("127.0.0.1".parse().unwrap()),
         now: NOW,
     };
@@ -240,15 +241,26 @@ fn bench_cam(c: &mut Criterion) {
         b.iter(|| black_box(tc3::verify(&keys, black_box(&signed), NOW).unwrap()))
     });
     group.bench_function(
-        "limit + authorise SearchFaces, 2 groups, 3x20 statements",
+        "limit + read names + authorise SearchFaces, 2 groups, 3x20 statements",
         |b| {
             b.iter(|| {
-                // As a call does it: the current directory, the limiter, then the policies.
+                // As a call does it: the current directory, the limiter, what the call names (read from
+                // the body, image skipped), then the policies.
                 let directory = shared.load_full();
                 limits
                     .check(ctx.principal, || None, "SearchFaces", access.unwrap())
                     .unwrap();
-                black_box(authorize(&directory, black_box(&facts)).unwrap())
+                let named = Named::from_json(black_box(body)).unwrap();
+                black_box(
+                    authorize(
+                        &directory,
+                        &Facts {
+                            named: &named,
+                            ..facts
+                        },
+                    )
+                    .is_ok(),
+                )
             })
         },
     );

@@ -82,6 +82,8 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
             body_timeout: Duration::from_secs(config.body_timeout_secs),
             body_idle_timeout: Duration::from_secs(config.body_idle_timeout_secs),
             qps: config.qps.clone(),
+            replay_protection: config.replay_protection.mode()?,
+            auth_failures_per_second: config.auth_failures_per_second,
         },
         metrics,
         cam.clone(),

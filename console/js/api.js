@@ -29,7 +29,7 @@ let clockOffset = 0;
 async function send(action, body, creds, version) {
   const timestamp = Math.floor(Date.now() / 1000) + clockOffset;
   const { authorization } = await signTc3({
-    secretId: creds.secretId, secretKey: creds.secretKey, host: location.host, body, timestamp,
+    secretId: creds.secretId, secretKey: creds.secretKey, host: location.host, body, timestamp, action,
   });
   const headers = {
     "Content-Type": "application/json",

@@ -120,17 +120,21 @@ export function utcDate(timestamp) {
 
 /**
  * Sign one JSON POST to "/". Returns the Authorization header and the intermediate strings (for tests).
- * `host` is what the browser will send as Host: location.host.
+ * `host` is what the browser will send as Host: location.host. With `action`, the X-TC-Action header is
+ * signed too (the SDKs leave it out): a captured request then cannot be resent as another action, and two
+ * actions sent the same body within one second never share a signature (the server's replay protection).
  */
 export async function signTc3({
   secretId, secretKey, host, body, timestamp, service = "iai", contentType = "application/json", prefer,
+  action,
 }) {
   const p = primitives(prefer);
   const date = utcDate(timestamp);
-  const signedHeaders = "content-type;host";
+  const signedHeaders = action ? "content-type;host;x-tc-action" : "content-type;host";
+  const actionHeader = action ? `x-tc-action:${action}\n` : "";
   const canonicalRequest = [
     "POST", "/", "",
-    `content-type:${contentType}\nhost:${host}\n`,
+    `content-type:${contentType}\nhost:${host}\n${actionHeader}`,
     signedHeaders,
     toHex(await p.sha256(body)),
   ].join("\n");

@@ -1,5 +1,5 @@
-//! The web console's actions (tools/api_console.json): lists with counts, the searches and person edits
-//! as group-scoped actions, statistics and the search log from the audit trail, and face thumbnails from the
+//! The web console's actions (tools/api_console.json): lists with counts and the searches as group-scoped
+//! actions, person edits (interface-level: a person's name is the same in every group), statistics and the search log from the audit trail, and face thumbnails from the
 //! stored crops. The person list and searches are the SDK actions' own types (aliases generated from
 //! `same_as`) and code: the console shows exactly what the API answers.
 

@@ -8,7 +8,7 @@ mod faces;
 mod groups;
 mod jobs;
 mod persons;
-mod rules;
+pub mod rules;
 mod search;
 mod similar;
 
@@ -196,10 +196,12 @@ impl Iai for IaiService {
 
     async fn copy_person(
         &self,
-        _: &RequestContext,
+        ctx: &RequestContext,
         req: CopyPersonRequest,
     ) -> Result<CopyPersonResponse, ApiError> {
-        self.persons().copy_person(req).await
+        self.persons()
+            .copy_person(req, ctx.existing_groups.clone())
+            .await
     }
 
     async fn get_person_list(
@@ -530,18 +532,26 @@ impl crate::wire::ops::Operations for IaiService {
     }
 
     async fn index_digest(&self) -> Result<serde_json::Value, String> {
-        // One digest at a time: it hashes every vector while writes wait.
+        // One digest at a time: it hashes every vector (a core for a while).
         let Ok(_only) = self.digest_running.try_lock() else {
             return Err("a digest is being computed already; retry shortly".into());
         };
         let indexes = self.indexes.clone();
-        // Under the store's write lock: no commit is half-way through being applied to the index.
-        let digest = self
+        // The snapshot under the store's write lock (no commit is half-way through being applied to the
+        // index); it copies keys, not vectors, so writes wait milliseconds. The hashing runs after.
+        let snapshot = self
             .store
-            .exclusive(move |_| indexes.digest())
+            .exclusive(move |_| indexes.snapshot())
+            .await
+            .map_err(|e| e.to_string())?;
+        let digest = tokio::task::spawn_blocking(move || snapshot.digest())
             .await
             .map_err(|e| e.to_string())?;
         Ok(serde_json::json!({ "groups": digest }))
+    }
+
+    fn is_operator_token(&self, presented: &str) -> bool {
+        self.jobs.links.is_operator_token(presented)
     }
 }
 

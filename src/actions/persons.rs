@@ -14,7 +14,7 @@ use super::faces::{
 use super::rules::{self, Page};
 use super::search::scan_failed;
 use crate::api::model::*;
-use crate::api::{ApiError, ErrorCode};
+use crate::api::{ApiError, ErrorCode, GroupCheck};
 use crate::face::detect::Detection;
 use crate::face::download::Downloader;
 use crate::face::embed::Recognition;
@@ -633,9 +633,13 @@ impl Persons<'_> {
         Ok(DeletePersonFromGroupResponse {})
     }
 
+    /// `existing`: under a sub-user's policy, the caller must be allowed to act on every group the person
+    /// is already in, not only on the targets (else a copy would lift a person out of a group it cannot
+    /// see). Checked before any work, and again on what the writing transaction reads.
     pub async fn copy_person(
         &self,
         req: CopyPersonRequest,
+        existing: Option<GroupCheck>,
     ) -> Result<CopyPersonResponse, ApiError> {
         check_person_id(&req.person_id)?;
         if req.group_ids.is_empty() || req.group_ids.len() > MAX_GROUPS_PER_PERSON {
@@ -651,8 +655,14 @@ impl Persons<'_> {
         // from the stored crops where missing (a person enrolled before a network change has none yet).
         let wanted = {
             let targets = targets.clone();
+            let (person_id, existing) = (person_id.clone(), existing.clone());
             self.store
                 .read(move |conn| {
+                    if let Some(check) = &existing {
+                        for (group_id, _) in rows::groups_of(conn, &person_id)? {
+                            check.check(&group_id)?;
+                        }
+                    }
                     let mut files = Vec::new();
                     for group_id in &targets {
                         let group = groups::get(conn, group_id)?;
@@ -673,6 +683,11 @@ impl Persons<'_> {
                 move |tx| {
                     rows::get(tx, &person_id)?;
                     let current = rows::groups_of(tx, &person_id)?;
+                    if let Some(check) = &existing {
+                        for (group_id, _) in &current {
+                            check.check(group_id)?;
+                        }
+                    }
                     let mut versions = Vec::new();
                     for (group_id, _) in &current {
                         versions.push(groups::get(tx, group_id)?.face_model_version);

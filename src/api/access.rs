@@ -5,7 +5,10 @@
 //! Sources: the API overviews (docs 867/45023 and 867/32770) for the groups; docs 598/98145 and 867/35076
 //! for the resource-level actions. Where the documents stop (their list of resource-level actions is cut
 //! off), the choice is ours and the README says so: every other action that names its groups in
-//! `GroupId`/`GroupIds` is resource-level, except `CreateGroup`, which 598/98145 lists as interface-level.
+//! `GroupId`/`GroupIds` is resource-level, except `CreateGroup`, which 598/98145 lists as interface-level,
+//! and `ConsoleModifyPersonBaseInfo`, which renames the person in every group (as ModifyPersonBaseInfo
+//! does) and so needs what that needs. CopyPerson is authorised on its targets here and, in the action,
+//! on every group the person is already in.
 
 /// The interface groups that QPS limits apply to, one limiter each per principal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -142,7 +145,8 @@ pub fn of(action: &str) -> Option<Access> {
         // some groups limits the console to them too.
         "ConsoleGetGroupList" => (GroupManagement, ListedGroups, false),
         "ConsoleGetPersonList" => (GroupManagement, Group("GroupId"), false),
-        "ConsoleModifyPersonBaseInfo" => (GroupManagement, Group("GroupId"), true),
+        // It renames the person in every group it is in, as ModifyPersonBaseInfo does: interface-level like it.
+        "ConsoleModifyPersonBaseInfo" => (GroupManagement, Interface, true),
         "ConsoleSearchFaces" | "ConsoleSearchPersons" => (Search, Groups("GroupIds"), false),
         "DescribeStatInfo" | "DescribeSearchLog" | "GetFaceThumbnail" => {
             (GroupManagement, Interface, false)
@@ -168,16 +172,22 @@ mod tests {
                 of(spec.name).unwrap_or_else(|| panic!("{} has no access facts", spec.name));
             let field = |name: &str| spec.request.iter().find(|f| f.name == name);
             match access.scope {
+                // Authorisation reads the group from `GroupId` and refuses a call without one.
                 Scope::Group(name) => assert!(
-                    matches!(field(name).map(|f| &f.kind), Some(Kind::String)),
-                    "{}: {name} is not a string field",
+                    name == "GroupId"
+                        && matches!(
+                            field(name).map(|f| (&f.kind, f.required)),
+                            Some((Kind::String, true))
+                        ),
+                    "{}: {name} is not a required string field GroupId",
                     spec.name
                 ),
                 Scope::Groups(name) => assert!(
-                    matches!(
-                        field(name).map(|f| &f.kind),
-                        Some(Kind::Array(Kind::String))
-                    ),
+                    name == "GroupIds"
+                        && matches!(
+                            field(name).map(|f| &f.kind),
+                            Some(Kind::Array(Kind::String))
+                        ),
                     "{}: {name} is not an array of strings",
                     spec.name
                 ),

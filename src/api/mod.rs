@@ -41,6 +41,9 @@ pub struct RequestContext {
     pub principal: Principal,
     /// For a listing under a group-scoped CAM policy (GetGroupList): the groups the caller may see.
     pub visible_groups: Option<GroupFilter>,
+    /// For an action that reaches a person where it already is (CopyPerson) under a sub-user's policy:
+    /// refuses each of the person's groups the caller may not act on.
+    pub existing_groups: Option<GroupCheck>,
 }
 
 /// The account a call acts as.
@@ -66,6 +69,25 @@ impl GroupFilter {
 impl std::fmt::Debug for GroupFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("GroupFilter")
+    }
+}
+
+/// CAM's check of one group, `Err` with the refusal the caller gets.
+#[derive(Clone)]
+pub struct GroupCheck(pub std::sync::Arc<CheckGroup>);
+
+/// The function behind a `GroupCheck`.
+pub type CheckGroup = dyn Fn(&str) -> Result<(), ApiError> + Send + Sync;
+
+impl GroupCheck {
+    pub fn check(&self, group_id: &str) -> Result<(), ApiError> {
+        (self.0)(group_id)
+    }
+}
+
+impl std::fmt::Debug for GroupCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupCheck")
     }
 }
 

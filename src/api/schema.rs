@@ -74,7 +74,9 @@ pub fn find_action(name: &str) -> Option<&'static ActionSpec> {
 }
 
 /// Check a JSON request object against `fields`, in place: nulls count as absent, integral floats such as
-/// `60.0` become integers where an integer is expected. Unknown fields are left for serde to ignore.
+/// `60.0` become integers where an integer is expected. A field the action does not have is refused
+/// (`UnknownParameter`, as Tencent answers): ignoring it would let a call mean something it was not signed
+/// for.
 pub fn validate(params: &mut Value, fields: &[Field]) -> Result<(), ApiError> {
     validate_object(params, fields, "")
 }
@@ -88,6 +90,12 @@ fn validate_object(value: &mut Value, fields: &[Field], path: &str) -> Result<()
         }));
     };
     map.retain(|_, v| !v.is_null());
+    if let Some(unknown) = map
+        .keys()
+        .find(|k| !fields.iter().any(|f| f.name == k.as_str()))
+    {
+        return Err(unknown_parameter(&join(path, unknown)));
+    }
     for field in fields {
         let name = join(path, field.name);
         match map.get_mut(field.name) {
@@ -152,9 +160,21 @@ fn as_integer(value: &Value, signed: bool) -> Option<Number> {
     }
 }
 
+/// `UnknownParameter` for a name that is not a field, shown cut short.
+fn unknown_parameter(name: &str) -> ApiError {
+    let shown: String = name.chars().take(64).collect();
+    ApiError::new(
+        super::ErrorCode::UnknownParameter,
+        format!(
+            "The parameter `{shown}{}` is not recognized.",
+            if shown.len() < name.len() { "..." } else { "" }
+        ),
+    )
+}
+
 /// Rebuild the JSON request object from flattened form/query pairs (`Urls.0=a`, `Infos.0.Index=1`),
-/// converting each text value to its field's type. Names that are not fields of the action are ignored, but a
-/// name nested deeper than any field of the action is refused (`InvalidParameter`).
+/// converting each text value to its field's type. A name that is not a field of the action is refused
+/// (`UnknownParameter`), and so is a name nested deeper than any field of the action (`InvalidParameter`).
 pub fn from_flat<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     fields: &[Field],
@@ -235,7 +255,7 @@ fn object_value(
     let mut map = Map::new();
     for (child, node) in children {
         let Some(field) = fields.iter().find(|f| f.name == child) else {
-            continue;
+            return Err(unknown_parameter(&join(name, &child)));
         };
         let value = node_value(node, &field.kind, &join(name, &child))?;
         map.insert(child, value);
@@ -361,9 +381,20 @@ mod tests {
             ("PersonExDescriptionInfos.0.PersonExDescription", "v0"),
             ("PersonExDescriptionInfos.1.PersonExDescription", "v1"),
             ("QualityControl", "2"),
-            ("Unknown.0", "ignored"),
         ];
         let value = from_flat(pairs, fields("CreatePerson")).unwrap();
+        let unknown = from_flat(
+            [("GroupId", "g1"), ("Unknown.0", "x")],
+            fields("CreatePerson"),
+        );
+        assert_eq!(
+            unknown.unwrap_err().code,
+            super::super::ErrorCode::UnknownParameter
+        );
+        let mut json = json!({"GroupId": "g1", "Bogus": 1});
+        let err = validate(&mut json, fields("CreatePerson")).unwrap_err();
+        assert_eq!(err.code, super::super::ErrorCode::UnknownParameter);
+        assert!(err.message.contains("`Bogus`"));
         assert_eq!(
             value,
             json!({"GroupId": "g1", "PersonName": "张三", "PersonId": "p1", "Gender": 1, "QualityControl": 2,

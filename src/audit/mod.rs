@@ -17,6 +17,7 @@ pub mod query;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
@@ -27,8 +28,13 @@ use serde::{Deserialize, Serialize};
 use histogram::Histogram;
 
 pub const AUDIT_FILE: &str = "audit.sqlite3";
-/// Records waiting for the writer at most (about 1 KB each).
+/// Records waiting for the writer at most (about 1 KB each), and their bytes at most: whatever the records
+/// hold, the queue holds no more than this.
 const QUEUE: usize = 65_536;
+const QUEUE_BYTES: u64 = 32 * 1024 * 1024;
+/// The longest text kept of one field a caller chose (an action name, a SecretId or a GroupId of a refused
+/// call); longer ones are cut, so an unauthenticated 10 MB `Action=` costs 64 bytes of trail.
+pub const CLIP_CHARS: usize = 64;
 /// Records per transaction at most, and how long the writer lets a partial batch wait.
 const BATCH: usize = 1024;
 const BATCH_WAIT: Duration = Duration::from_millis(200);
@@ -99,7 +105,38 @@ pub struct Candidate {
 
 pub struct Trail {
     queue: SyncSender<Record>,
+    /// Bytes of the records in the queue (added here, taken off by the writer).
+    queued_bytes: Arc<AtomicU64>,
     path: PathBuf,
+}
+
+/// `text` cut to `CLIP_CHARS` characters, with `...` where it was cut.
+pub fn clip(text: &str) -> String {
+    match text.char_indices().nth(CLIP_CHARS) {
+        None => text.to_owned(),
+        Some((at, _)) => format!("{}...", &text[..at]),
+    }
+}
+
+impl Record {
+    /// About what the record holds in memory.
+    fn bytes(&self) -> u64 {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        (std::mem::size_of::<Self>()
+            + self.request_id.len()
+            + self.principal.len()
+            + text(&self.secret_id)
+            + text(&self.action)
+            + text(&self.interface_group)
+            + self.groups.iter().map(|g| g.len() + 24).sum::<usize>()
+            + text(&self.client)
+            + self.code.len()
+            + self.candidates.as_ref().map_or(0, |c| {
+                c.iter()
+                    .map(|c| 64 + c.person_id.len() + c.face_id.as_ref().map_or(0, String::len))
+                    .sum()
+            })) as u64
+    }
 }
 
 impl Trail {
@@ -111,11 +148,17 @@ impl Trail {
             .with_context(|| format!("cannot create the audit trail {}", path.display()))?;
         let (queue, records) = std::sync::mpsc::sync_channel(QUEUE);
         let retention = Duration::from_secs(u64::from(retention_days.max(1)) * 86_400);
+        let queued_bytes = Arc::new(AtomicU64::new(0));
+        let writer_bytes = queued_bytes.clone();
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || write_loop(conn, records, retention))
+            .spawn(move || write_loop(conn, records, retention, writer_bytes))
             .context("cannot start the audit writer")?;
-        Ok(Arc::new(Self { queue, path }))
+        Ok(Arc::new(Self {
+            queue,
+            queued_bytes,
+            path,
+        }))
     }
 
     pub fn path(&self) -> &Path {
@@ -124,10 +167,16 @@ impl Trail {
 
     /// Queue a record; never waits (a full queue drops it, counted).
     pub fn record(&self, record: Record) {
+        let bytes = record.bytes();
+        if self.queued_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes > QUEUE_BYTES {
+            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            metrics::counter!("iai_audit_dropped_total").increment(1);
+            return;
+        }
         match self.queue.try_send(record) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => metrics::counter!("iai_audit_dropped_total").increment(1),
-            Err(TrySendError::Disconnected(_)) => {
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
                 metrics::counter!("iai_audit_dropped_total").increment(1)
             }
         }
@@ -142,6 +191,10 @@ impl Trail {
         conn.busy_timeout(Duration::from_secs(5))?;
         Ok(conn)
     }
+}
+
+fn known_action(name: &str) -> bool {
+    crate::api::schema::find_action(name).is_some() || crate::cam::find_action(name).is_some()
 }
 
 /// FaceNum and the top candidates of a search or verification answer, for the search log; `(None, None)`
@@ -212,6 +265,9 @@ pub fn outcome(
 }
 
 fn open_connection(path: &Path) -> anyhow::Result<Connection> {
+    // 0600 (what callers sent, with their SecretIds), tightened when found looser.
+    crate::store::private_database(path)
+        .with_context(|| format!("cannot create the audit trail {}", path.display()))?;
     let conn = Connection::open(path)
         .with_context(|| format!("cannot open the audit trail {}", path.display()))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -222,7 +278,12 @@ fn open_connection(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-fn write_loop(mut conn: Connection, records: Receiver<Record>, retention: Duration) {
+fn write_loop(
+    mut conn: Connection,
+    records: Receiver<Record>,
+    retention: Duration,
+    queued_bytes: Arc<AtomicU64>,
+) {
     let mut last_purge = Instant::now() - Duration::from_secs(3600);
     loop {
         let first = match records.recv_timeout(Duration::from_secs(60)) {
@@ -242,6 +303,8 @@ fn write_loop(mut conn: Connection, records: Receiver<Record>, retention: Durati
                 Err(_) => break,
             }
         }
+        let bytes: u64 = batch.iter().map(Record::bytes).sum();
+        queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
         if let Err(e) = write_batch(&mut conn, &batch) {
             tracing::error!(error = %e, records = batch.len(), "cannot write to the audit trail");
             metrics::counter!("iai_audit_dropped_total").increment(batch.len() as u64);
@@ -280,7 +343,12 @@ fn write_batch(conn: &mut Connection, batch: &[Record]) -> rusqlite::Result<()> 
         let mut buckets: std::collections::BTreeMap<(i64, String), (String, u64, u64, Histogram)> =
             Default::default();
         for r in batch {
-            let action = r.action.clone().unwrap_or_else(|| "(none)".into());
+            // Statistics are kept by known action only: whatever a refused call claims goes under one key.
+            let action = match r.action.as_deref() {
+                None => "(none)".to_owned(),
+                Some(a) if known_action(a) => a.to_owned(),
+                Some(_) => "(unknown)".to_owned(),
+            };
             let entry = buckets
                 .entry((r.time_ms - r.time_ms.rem_euclid(BUCKET_MS), action))
                 .or_insert_with(|| {

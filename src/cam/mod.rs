@@ -28,6 +28,11 @@ pub use generated::service::{Cam, dispatch};
 /// The CAM API version the server answers.
 pub const VERSION: &str = "2019-01-16";
 
+/// Whether a CAM action changes stored state (all but the `Get*` and `List*` ones).
+pub fn writes(action: &str) -> bool {
+    !(action.starts_with("Get") || action.starts_with("List"))
+}
+
 /// The CAM action of that exact name.
 pub fn find_action(name: &str) -> Option<&'static crate::api::schema::ActionSpec> {
     let actions = generated::schema::ACTIONS;

@@ -174,24 +174,46 @@ impl Statement {
     }
 
     fn matches_resource(&self, request: &Request) -> bool {
-        // Split the request's resource at most once, and not at all for a "*" pattern.
-        let mut segments = None;
-        self.resources.iter().any(|pattern| match pattern {
-            ResourcePattern::Any => true,
-            // A statement limited to specific resources never authorises interface-level actions
-            // (request resource "*"), nor anything that is not a qualified resource.
-            ResourcePattern::Qualified(q) => segments
-                .get_or_insert_with(|| split_resource(request.resource))
-                .is_some_and(|s| q.matches(&s, request.owner_uin)),
-        })
+        self.resources
+            .iter()
+            .any(|pattern| match (pattern, &request.resource) {
+                (ResourcePattern::Any, _) => true,
+                // A statement limited to specific resources never authorises interface-level actions.
+                (ResourcePattern::Qualified(_), Resource::Interface) => false,
+                (ResourcePattern::Qualified(q), Resource::Named(name)) => {
+                    q.matches(name, request.owner_uin)
+                }
+            })
     }
+}
+
+/// What an action is asked about: the whole interface, or one named resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource<'a> {
+    /// Interface-level actions: only statements whose resource is `*` apply.
+    Interface,
+    Named(ResourceName<'a>),
+}
+
+/// A resource as typed segments: `qcs::<service>:<region>:uin/<account>:<kind>/<id>`. Each pattern segment
+/// is matched against its own segment, so a `*` never reaches across a `:` or a `/`, and nothing a caller
+/// sends (a region, an id) can move text from one segment into another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceName<'a> {
+    pub service: &'a str,
+    /// Empty when the call named no region.
+    pub region: &'a str,
+    /// The account that owns the resource.
+    pub account: u64,
+    /// `groupid` for IAI groups, `uin` for CAM users.
+    pub kind: &'a str,
+    pub id: &'a str,
 }
 
 /// What a request asks for, as seen by policy evaluation.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
-    /// "*" for interface-level actions, else `qcs::iai:<region>:uin/<owner uin>:groupid/<GroupId>`.
-    pub resource: &'a str,
+    pub resource: Resource<'a>,
     /// The main account that owns the resources: what an account segment of "" or "uin/" stands for.
     pub owner_uin: u64,
     /// The caller's address, if known.
@@ -596,61 +618,57 @@ enum ResourcePattern {
 
 #[derive(Debug, Clone)]
 struct QualifiedResource {
-    /// An empty project matches any project (`Glob::Any`).
+    /// An empty project matches any project (`Glob::Any`); requests name none.
     project: Glob,
     service: Glob,
     /// An empty region matches any region (`Glob::Any`).
     region: Glob,
     account: AccountPattern,
-    resource: Glob,
+    resource: NamePattern,
 }
 
 #[derive(Debug, Clone)]
 enum AccountPattern {
-    /// "" or "uin/": the owner account, `uin/<owner uin>`.
+    /// "" or "uin/": the owner account.
     Owner,
-    Glob(Glob),
+    /// "*": any account.
+    Any,
+    /// `uin/<glob>`: accounts whose uin, in decimal, the glob matches.
+    Uin(Glob),
+    /// Anything else names no account this server has.
+    Never,
+}
+
+/// The last segment of a resource pattern: `<kind>/<id>` with a glob on each side of the first `/`.
+#[derive(Debug, Clone)]
+enum NamePattern {
+    /// `*` (or several): every resource.
+    Any,
+    Typed {
+        kind: Glob,
+        id: Glob,
+    },
+    /// A pattern with no `/` that is not `*` names nothing.
+    Never,
 }
 
 impl QualifiedResource {
-    fn matches(&self, segments: &[&str; 6], owner_uin: u64) -> bool {
-        let [_, project, service, region, account, resource] = *segments;
-        self.service.matches(service)
-            && self.resource.matches(resource)
-            && self.region.matches(region)
-            && self.project.matches(project)
+    fn matches(&self, name: &ResourceName, owner_uin: u64) -> bool {
+        self.service.matches(name.service)
+            && self.region.matches(name.region)
+            && self.project.matches("")
+            && match &self.resource {
+                NamePattern::Any => true,
+                NamePattern::Typed { kind, id } => kind.matches(name.kind) && id.matches(name.id),
+                NamePattern::Never => false,
+            }
             && match &self.account {
-                AccountPattern::Owner => account
-                    .strip_prefix("uin/")
-                    .and_then(|uin| uin.parse::<u64>().ok())
-                    .is_some_and(|uin| uin == owner_uin),
-                AccountPattern::Glob(glob) => glob.matches(account),
+                AccountPattern::Owner => name.account == owner_uin,
+                AccountPattern::Any => true,
+                AccountPattern::Uin(glob) => glob.matches(&name.account.to_string()),
+                AccountPattern::Never => false,
             }
     }
-}
-
-/// Splits `qcs:<project>:<service>:<region>:<account>:<resource>` on its first five ':' (the resource
-/// may itself contain ':'); `None` for anything else, including "*".
-fn split_resource(text: &str) -> Option<[&str; 6]> {
-    // A byte loop rather than `splitn`: its searcher dominated evaluation for these short strings.
-    let mut segments = [""; 6];
-    let mut start = 0;
-    let mut found = 0;
-    for (at, byte) in text.bytes().enumerate() {
-        if byte == b':' {
-            segments[found] = text.get(start..at)?;
-            start = at + 1;
-            found += 1;
-            if found == 5 {
-                break;
-            }
-        }
-    }
-    if found < 5 {
-        return None;
-    }
-    segments[5] = text.get(start..)?;
-    short_eq(segments[0].as_bytes(), b"qcs").then_some(segments)
 }
 
 fn parse_resource(index: usize, item: &str) -> Result<ResourcePattern, PolicyError> {
@@ -694,10 +712,23 @@ fn parse_resource(index: usize, item: &str) -> Result<ResourcePattern, PolicyErr
         region: any_if_empty(region),
         account: if account.is_empty() || account == "uin/" {
             AccountPattern::Owner
+        } else if account.bytes().all(|b| b == b'*') {
+            AccountPattern::Any
+        } else if let Some(uin) = account.strip_prefix("uin/") {
+            AccountPattern::Uin(Glob::new(uin))
         } else {
-            AccountPattern::Glob(Glob::new(account))
+            AccountPattern::Never
         },
-        resource: Glob::new(resource),
+        resource: if resource.bytes().all(|b| b == b'*') {
+            NamePattern::Any
+        } else if let Some((kind, id)) = resource.split_once('/') {
+            NamePattern::Typed {
+                kind: Glob::new(kind),
+                id: Glob::new(id),
+            }
+        } else {
+            NamePattern::Never
+        },
     })))
 }
 
@@ -982,9 +1013,38 @@ mod tests {
         format!("qcs::iai:{region}:uin/{OWNER}:groupid/{group}")
     }
 
+    /// Tests write resources as text; requests carry them typed.
+    fn typed(text: &str) -> Resource<'_> {
+        if text == "*" {
+            return Resource::Interface;
+        }
+        let parts: Vec<&str> = text.splitn(6, ':').collect();
+        if parts.len() < 6 {
+            // Not a resource name: a question that no qualified pattern matches.
+            return Resource::Named(ResourceName {
+                service: "",
+                region: "",
+                account: u64::MAX,
+                kind: "",
+                id: "",
+            });
+        }
+        let (kind, id) = parts[5].split_once('/').unwrap_or((parts[5], ""));
+        Resource::Named(ResourceName {
+            service: parts[2],
+            region: parts[3],
+            account: parts[4]
+                .strip_prefix("uin/")
+                .and_then(|u| u.parse().ok())
+                .unwrap_or(u64::MAX),
+            kind,
+            id,
+        })
+    }
+
     fn req(resource: &str) -> Request<'_> {
         Request {
-            resource,
+            resource: typed(resource),
             owner_uin: OWNER,
             ip: None,
             now: NEW_YEAR_2026,
@@ -1361,7 +1421,7 @@ mod tests {
         let p = policy(&one(
             "allow",
             r#""*""#,
-            r#""qcs:*:*:*:*:\u00e9*\u4e2d""#,
+            r#""qcs:*:*:*:*:\u00e9*\u4e2d/*""#,
             None,
         ));
         for resource in [
@@ -1375,7 +1435,7 @@ mod tests {
             let _ = decide(&p, "iai:DetectFace", &req(resource));
         }
         assert_eq!(
-            decide(&p, "iai:DetectFace", &req("qcs:::::\u{00e9}x\u{4e2d}")),
+            decide(&p, "iai:DetectFace", &req("qcs:::::\u{00e9}x\u{4e2d}/1")),
             Decision::Allow
         );
     }
@@ -1966,6 +2026,107 @@ mod tests {
         );
         assert_eq!(
             decide(&p, "iai:SearchFaces", &request(&h, v4(10, 0, 0, 1))),
+            Decision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn wildcards_stay_in_their_segment() {
+        let named = |region, kind, id| {
+            Resource::Named(ResourceName {
+                service: "iai",
+                region,
+                account: OWNER,
+                kind,
+                id,
+            })
+        };
+        let ask = |p: &Policy, resource| {
+            p.evaluate(
+                "iai:GetGroupInfo",
+                &Request {
+                    resource,
+                    ..req("*")
+                },
+            )
+        };
+        let p = policy(&one(
+            "allow",
+            r#""iai:*""#,
+            r#""qcs::iai::uin/:groupid/test*""#,
+            None,
+        ));
+        assert_eq!(
+            ask(&p, named("ap-guangzhou", "groupid", "test1")),
+            Decision::Allow
+        );
+        assert_eq!(
+            ask(&p, named("ap-guangzhou", "groupid", "prod")),
+            Decision::ImplicitDeny
+        );
+        // What a region or id holds is only ever that segment: no text moves into the next one.
+        let injected = named(
+            "ap-guangzhou:uin/100000000001:groupid/test",
+            "groupid",
+            "prod",
+        );
+        assert_eq!(ask(&p, injected), Decision::ImplicitDeny);
+        assert_eq!(ask(&p, Resource::Interface), Decision::ImplicitDeny);
+        // `*` in the kind or the id does not reach across the `/`; a pattern with neither `/` nor only
+        // `*` names nothing.
+        let p = policy(&one(
+            "allow",
+            r#""iai:*""#,
+            r#""qcs::iai::uin/:group*""#,
+            None,
+        ));
+        assert_eq!(
+            ask(&p, named("ap-guangzhou", "groupid", "x")),
+            Decision::ImplicitDeny
+        );
+        let p = policy(&one("allow", r#""iai:*""#, r#""qcs::iai::uin/:*/x""#, None));
+        assert_eq!(
+            ask(&p, named("ap-guangzhou", "groupid", "x")),
+            Decision::Allow
+        );
+        assert_eq!(
+            ask(&p, named("ap-guangzhou", "groupid", "xy")),
+            Decision::ImplicitDeny
+        );
+        // A region glob matches the region alone.
+        let p = policy(&one(
+            "allow",
+            r#""iai:*""#,
+            r#""qcs::iai:ap-*:uin/:groupid/*""#,
+            None,
+        ));
+        assert_eq!(
+            ask(&p, named("ap-guangzhou", "groupid", "g")),
+            Decision::Allow
+        );
+        assert_eq!(
+            ask(&p, named("na-ashburn", "groupid", "g")),
+            Decision::ImplicitDeny
+        );
+        // Accounts: `uin/<glob>` on the uin's digits, `*` any, anything else none.
+        let p = policy(&one(
+            "allow",
+            r#""iai:*""#,
+            r#""qcs::iai::uin/1000*:groupid/*""#,
+            None,
+        ));
+        assert_eq!(
+            ask(&p, named("ap-guangzhou", "groupid", "g")),
+            Decision::Allow
+        );
+        let p = policy(&one(
+            "allow",
+            r#""iai:*""#,
+            r#""qcs::iai::owner:groupid/*""#,
+            None,
+        ));
+        assert_eq!(
+            ask(&p, named("ap-guangzhou", "groupid", "g")),
             Decision::ImplicitDeny
         );
     }

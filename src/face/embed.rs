@@ -2,7 +2,7 @@
 //! where it pays, its mirror image, averaged), L2-normalise.
 //!
 //! `Recognition` describes each recognition network; every stored embedding records the file that made it,
-//! so that a version's model can change and the stored faces be embedded again (`jobs::reextract`).
+//! so that a version's model can change and the stored faces be embedded again (`jobs::mover`).
 
 use image::RgbImage;
 

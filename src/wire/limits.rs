@@ -1,6 +1,8 @@
 //! QPS limits per interface group and principal (CONTROL.md §B): each principal (the main account, each
 //! sub-user) has its own limiter per interface group, 50 calls a second by default, configurable per group
-//! and per sub-user, off at 0. UpgradeGroupFaceModelVersion has its own 10 a second besides.
+//! and per sub-user, off at 0. UpgradeGroupFaceModelVersion has its own 10 a second besides, and CAM's calls
+//! one limit together (`cam`, 50). Apart from these, `FailureLimits` counts calls that fail authentication
+//! per client address.
 //!
 //! Limiters are `governor`'s GCRA cells: a principal may spend its whole second's quota at once (burst =
 //! the limit) and then one call per 1/limit seconds. They are made on a principal's first call, so the
@@ -8,8 +10,10 @@
 //! hash lookup: nothing of its parameters has been parsed.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Instant;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::RwLock;
@@ -17,13 +21,15 @@ use parking_lot::RwLock;
 use crate::api::access::{Access, InterfaceGroup};
 use crate::api::{ApiError, ErrorCode, Principal};
 
-pub use crate::config::{DEFAULT_GROUP_QPS, DEFAULT_UPGRADE_QPS, QpsConfig, UPGRADE_KEY};
+pub use crate::config::{CAM_KEY, DEFAULT_GROUP_QPS, DEFAULT_UPGRADE_QPS, QpsConfig, UPGRADE_KEY};
 const UPGRADE_ACTION: &str = "UpgradeGroupFaceModelVersion";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Bucket {
     Group(InterfaceGroup),
     Upgrade,
+    /// CAM's own calls, all together.
+    Cam,
 }
 
 /// A principal's limiter of one bucket; `None` where the limit is 0 (off).
@@ -74,6 +80,31 @@ impl RateLimits {
         Ok(())
     }
 
+    /// Count a CAM call (one limit for all of CAM's actions, setting `cam`, 50 a second by default).
+    pub fn check_cam(
+        &self,
+        principal: Principal,
+        user_name: impl Fn() -> Option<String>,
+    ) -> Result<(), ApiError> {
+        if self.allow(principal, Bucket::Cam, &user_name) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            ErrorCode::RequestLimitExceeded,
+            format!(
+                "The request rate exceeds the limit of CAM's calls: {} calls a second.",
+                self.quota(principal, Bucket::Cam, &user_name)
+            ),
+        ))
+    }
+
+    /// Drop a deleted sub-user's limiters (uins are never given again, so nothing would reach them).
+    pub fn forget(&self, uin: u64) {
+        self.limiters
+            .write()
+            .retain(|(principal, _), _| *principal != Principal::User(uin));
+    }
+
     fn allow(
         &self,
         principal: Principal,
@@ -108,7 +139,83 @@ impl RateLimits {
             Bucket::Upgrade => self
                 .config
                 .limit(name.as_deref(), UPGRADE_KEY, DEFAULT_UPGRADE_QPS),
+            Bucket::Cam => self
+                .config
+                .limit(name.as_deref(), CAM_KEY, DEFAULT_GROUP_QPS),
         }
+    }
+}
+
+/// Calls that fail authentication, per client address: a token bucket of `rate` a second holding five
+/// seconds' worth. An address with an empty bucket has its calls refused before their bodies are read,
+/// until the bucket refills. Addresses with full buckets are forgotten, so the table holds only addresses
+/// that failed lately, and at most `MAX_ADDRESSES` of them (past that the oldest-refilled are dropped).
+pub struct FailureLimits {
+    rate: f64,
+    burst: f64,
+    table: parking_lot::Mutex<HashMap<IpAddr, TokenBucket>>,
+}
+
+/// A token bucket: tokens left at `at`.
+#[derive(Clone, Copy)]
+struct TokenBucket {
+    tokens: f64,
+    at: Instant,
+}
+
+const MAX_ADDRESSES: usize = 100_000;
+
+impl FailureLimits {
+    /// `None` when `per_second` is 0 (no limit).
+    pub fn new(per_second: u32) -> Option<Self> {
+        (per_second > 0).then(|| Self {
+            rate: f64::from(per_second),
+            burst: f64::from(per_second) * 5.0,
+            table: parking_lot::Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn refilled(&self, bucket: TokenBucket, now: Instant) -> f64 {
+        (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * self.rate).min(self.burst)
+    }
+
+    /// Refuse a call from an address whose failures used up its bucket.
+    pub fn admit(&self, ip: IpAddr) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let table = self.table.lock();
+        match table.get(&ip) {
+            Some(bucket) if self.refilled(*bucket, now) < 1.0 => Err(ApiError::new(
+                ErrorCode::RequestLimitExceeded,
+                format!(
+                    "Too many calls from this address failed authentication (more than {} a second); \
+                     retry shortly with a valid signature.",
+                    self.rate
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Count a failed authentication from `ip`.
+    pub fn failed(&self, ip: IpAddr) {
+        let now = Instant::now();
+        let mut table = self.table.lock();
+        if table.len() >= MAX_ADDRESSES && !table.contains_key(&ip) {
+            let burst = self.burst;
+            table.retain(|_, b| self.refilled(*b, now) < burst);
+            if table.len() >= MAX_ADDRESSES {
+                table.clear();
+            }
+        }
+        let bucket = table.entry(ip).or_insert(TokenBucket {
+            tokens: self.burst,
+            at: now,
+        });
+        let tokens = self.refilled(*bucket, now);
+        *bucket = TokenBucket {
+            tokens: (tokens - 1.0).max(0.0),
+            at: now,
+        };
     }
 }
 
@@ -173,6 +280,36 @@ mod tests {
                 .iter()
                 .all(|e| e.code == ErrorCode::FailedOperationRequestLimitExceeded)
         );
+    }
+
+    #[test]
+    fn cam_calls_have_their_limit_and_deleted_users_are_forgotten() {
+        let limits = RateLimits::new(QpsConfig::default());
+        let passed = (0..80)
+            .filter(|_| limits.check_cam(Principal::User(9), || None).is_ok())
+            .count();
+        assert!((50..=52).contains(&passed), "{passed}");
+        assert!(!limits.limiters.read().is_empty());
+        limits.forget(9);
+        assert!(limits.limiters.read().is_empty());
+    }
+
+    #[test]
+    fn failed_authentications_are_limited_per_address() {
+        let limits = FailureLimits::new(20).unwrap();
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        for _ in 0..100 {
+            limits.admit(a).unwrap();
+            limits.failed(a);
+        }
+        assert_eq!(
+            limits.admit(a).unwrap_err().code,
+            ErrorCode::RequestLimitExceeded
+        );
+        limits.admit(b).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        limits.admit(a).unwrap();
+        assert!(FailureLimits::new(0).is_none());
     }
 
     #[test]

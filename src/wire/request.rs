@@ -11,7 +11,10 @@
 use axum::http::{HeaderMap, Method, header};
 use serde_json::Value;
 
+use std::borrow::Cow;
+
 use super::auth::{KeyRing, tc3, v1};
+use super::named::Named;
 use crate::api::schema::{self, VERSION_2018, VERSION_2020};
 use crate::api::{ApiError, ErrorCode, RequestContext};
 use crate::cam::directory::Service;
@@ -51,6 +54,8 @@ pub struct Call {
     pub ctx: RequestContext,
     pub service: Service,
     pub spec: &'static schema::ActionSpec,
+    /// The signature and the time it was made for; `None` when signature checking is off.
+    pub signature: Option<(String, i64)>,
     /// The v1 scheme's decoded pairs (its parameters travel with the signature).
     v1_pairs: Option<Vec<(String, String)>>,
 }
@@ -114,6 +119,28 @@ pub fn params(call: &Call, req: &Incoming) -> Result<Value, ApiError> {
     }
 }
 
+/// What the call names that authorisation needs, read without parsing its parameters; `None` when only
+/// the full parse can tell (see `named`).
+pub fn named(call: &Call, req: &Incoming) -> Option<Named> {
+    if let Some(pairs) = &call.v1_pairs {
+        return Named::from_pairs(
+            pairs
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str()))),
+        );
+    }
+    let content_type = header(req.headers, header::CONTENT_TYPE.as_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if req.method == Method::GET {
+        Named::from_pairs(form_urlencoded::parse(req.raw_query.as_bytes()))
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        Named::from_pairs(form_urlencoded::parse(req.body))
+    } else {
+        Named::from_json(req.body)
+    }
+}
+
 /// The action a request names, for the access log of a request that failed before it was parsed.
 pub fn action_hint(req: &Incoming) -> Option<String> {
     header(req.headers, "x-tc-action")
@@ -149,7 +176,7 @@ fn authenticate_tc3(req: &Incoming, auth: &Auth, now: i64) -> Result<Call, ApiEr
         version: header(req.headers, "x-tc-version")
             .ok_or_else(|| ApiError::missing_parameter("Version"))?
             .to_owned(),
-        region: header(req.headers, "x-tc-region").map(str::to_owned),
+        region: region(header(req.headers, "x-tc-region"))?,
         language: header(req.headers, "x-tc-language").map(str::to_owned),
         ..Default::default()
     };
@@ -157,6 +184,7 @@ fn authenticate_tc3(req: &Incoming, auth: &Auth, now: i64) -> Result<Call, ApiEr
         .and_then(tc3::Authorization::parse)
         .map(|a| a.service);
     let service = route(&ctx.version, scope_service);
+    let mut signature = None;
     if let Auth::Verify(keys) = auth {
         let signed = tc3::Tc3Request {
             method: req.method.as_str(),
@@ -167,12 +195,14 @@ fn authenticate_tc3(req: &Incoming, auth: &Auth, now: i64) -> Result<Call, ApiEr
         let signer = tc3::verify(keys, &signed, now)?;
         ctx.secret_id = Some(signer.secret_id);
         ctx.principal = signer.principal;
+        signature = Some((signer.signature, signer.timestamp));
     }
     let spec = find_action(&ctx, service)?;
     Ok(Call {
         ctx,
         service,
         spec,
+        signature,
         v1_pairs: None,
     })
 }
@@ -192,24 +222,64 @@ fn authenticate_v1(req: &Incoming, auth: &Auth, now: i64) -> Result<Call, ApiErr
     let mut ctx = RequestContext {
         action: get("Action").ok_or_else(|| ApiError::missing_parameter("Action"))?,
         version: get("Version").ok_or_else(|| ApiError::missing_parameter("Version"))?,
-        region: get("Region"),
+        region: region(get("Region").as_deref())?,
         language: get("Language"),
         ..Default::default()
     };
     let service = route(&ctx.version, None);
+    let mut signature = None;
     if let Auth::Verify(keys) = auth {
         let host = header(req.headers, header::HOST.as_str()).unwrap_or("");
         let signer = v1::verify(keys, req.method.as_str(), host, &params, now)?;
         ctx.secret_id = Some(signer.secret_id);
         ctx.principal = signer.principal;
+        signature = Some((signer.signature, signer.timestamp));
     }
     let spec = find_action(&ctx, service)?;
     Ok(Call {
         ctx,
         service,
         spec,
+        signature,
         v1_pairs: Some(params),
     })
+}
+
+/// The region a call names: a plain region name (`ap-guangzhou`, `ap-shanghai-fsi`, `na-siliconvalley`)
+/// or none. Anything else is refused as Tencent refuses a region it does not have: the region becomes a
+/// segment of the resources a policy is checked against, and must never carry `:`, `/` or a wildcard.
+fn region(sent: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(region) = sent.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    if is_plain_region(region) {
+        return Ok(Some(region.to_owned()));
+    }
+    let shown: String = region.chars().take(64).collect();
+    Err(ApiError::new(
+        ErrorCode::UnsupportedRegion,
+        format!(
+            "The region `{shown}{}` is not supported: a region is a name such as `ap-guangzhou`.",
+            if shown.len() < region.len() {
+                "..."
+            } else {
+                ""
+            }
+        ),
+    ))
+}
+
+/// Lowercase words of letters and digits joined by single `-`, starting with a letter, at most 40 bytes,
+/// with at least one `-` (every Tencent region has one).
+fn is_plain_region(region: &str) -> bool {
+    region.len() <= 40
+        && region.starts_with(|c: char| c.is_ascii_lowercase())
+        && region.contains('-')
+        && region.split('-').all(|w| {
+            !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 /// CAM's calls carry its version, and TC3 ones name `cam` in the credential scope (the Python SDK and
@@ -295,6 +365,39 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_region_names_are_accepted() {
+        for ok in [
+            "ap-guangzhou",
+            "ap-shanghai-fsi",
+            "na-siliconvalley",
+            "eu-frankfurt",
+        ] {
+            assert_eq!(region(Some(ok)).unwrap().as_deref(), Some(ok));
+        }
+        assert_eq!(region(None).unwrap(), None);
+        assert_eq!(region(Some("")).unwrap(), None);
+        for bad in [
+            "ap-guangzhou:uin/100000000001:groupid/test",
+            "x:uin/100000000001:groupid/x",
+            "ap-guangzhou/x",
+            "ap-*",
+            "AP-GUANGZHOU",
+            "guangzhou",
+            "ap--x",
+            "-ap",
+            "ap-guangzhou ",
+        ] {
+            assert_eq!(
+                region(Some(bad)).unwrap_err().code,
+                ErrorCode::UnsupportedRegion,
+                "{bad}"
+            );
+        }
+        let long = "a-".repeat(5_000_000) + "b";
+        assert!(region(Some(&long)).unwrap_err().message.len() < 200);
+    }
 
     #[test]
     fn cam_is_routed_by_its_version_or_by_the_credential_scope() {

@@ -22,8 +22,10 @@ use super::auth::KeyRing;
 use super::authorize::{self, Facts};
 use super::console;
 use super::envelope::{self, new_request_id};
-use super::limits::{QpsConfig, RateLimits};
+use super::limits::{FailureLimits, QpsConfig, RateLimits};
+use super::named::Named;
 use super::ops::{self, Operations};
+use super::replay::{self, ReplayGuard};
 use super::request::{self, Auth, Incoming};
 use super::telemetry;
 use crate::admission::{Gate, Ticket};
@@ -44,6 +46,10 @@ pub struct WireConfig {
     pub body_idle_timeout: Duration,
     /// QPS limits per interface group and principal.
     pub qps: QpsConfig,
+    /// Which second uses of a signature are refused (`replay`); `None`: none.
+    pub replay_protection: Option<replay::Mode>,
+    /// Failed authentications per client address and second (0: no limit).
+    pub auth_failures_per_second: u32,
 }
 
 /// The service behind the wire, set once it has loaded (the server listens before, to answer `/health`
@@ -56,6 +62,8 @@ pub struct AppState<S> {
     /// The audit trail; `None` when turned off.
     audit: Option<Arc<audit::Trail>>,
     limits: RateLimits,
+    failures: Option<FailureLimits>,
+    replay: Option<ReplayGuard>,
     config: WireConfig,
     body_gate: Arc<Gate>,
     pub(super) metrics: telemetry::Metrics,
@@ -74,6 +82,15 @@ impl<S> AppState<S> {
             cam,
             audit,
             limits: RateLimits::new(config.qps.clone()),
+            failures: FailureLimits::new(config.auth_failures_per_second),
+            replay: match (&config.keys, config.replay_protection) {
+                (Some(keys), Some(mode)) => Some(ReplayGuard::new(
+                    mode,
+                    keys.max_skew_secs,
+                    replay::DEFAULT_CAPACITY,
+                )),
+                _ => None,
+            },
             config,
             metrics,
         })
@@ -148,9 +165,19 @@ async fn handle<S: Iai>(State(state): State<Arc<AppState<S>>>, request: Request<
     let (parts, body) = request.into_parts();
     let trace_id = parts.headers.get("x-tc-traceid").cloned();
     let mut facts = CallFacts::default();
-    let result = answer(&state, &parts, body, &request_id, client, &mut facts)
-        .instrument(span.clone())
-        .await;
+    // An address whose calls keep failing authentication is refused before its body is read.
+    let admitted = match (&state.failures, client) {
+        (Some(failures), Some(client)) => failures.admit(client.ip()),
+        _ => Ok(()),
+    };
+    let result = match admitted {
+        Ok(()) => {
+            answer(&state, &parts, body, &request_id, client, &mut facts)
+                .instrument(span.clone())
+                .await
+        }
+        Err(e) => Err(e),
+    };
     let code = match &result {
         Ok(_) => "OK",
         Err(e) => e.code.as_str(),
@@ -229,44 +256,71 @@ async fn answer<S: Iai>(
         None => Auth::Off,
     };
     let now = chrono::Utc::now().timestamp();
-    let call = request::authenticate(&incoming, &auth, now).inspect_err(|_| {
-        facts.action = request::action_hint(&incoming);
-        facts.secret_id = request::secret_id_hint(&incoming);
+    let call = request::authenticate(&incoming, &auth, now).inspect_err(|e| {
+        // What a refused call claims is recorded cut short: it is unauthenticated input.
+        facts.action = request::action_hint(&incoming).map(|a| audit::clip(&a));
+        facts.secret_id = request::secret_id_hint(&incoming).map(|id| audit::clip(&id));
+        if let (Some(failures), Some(client)) = (&state.failures, client)
+            && failed_authentication(e.code)
+        {
+            failures.failed(client.ip());
+        }
     })?;
     facts.action = Some(call.ctx.action.clone());
     facts.secret_id = call.ctx.secret_id.clone();
     facts.principal = Some(call.ctx.principal);
-    let directory: Option<Arc<Directory>> = state.cam.as_ref().map(|c| c.directory().load_full());
     let access = match call.service {
         Service::Iai => access::of(call.spec.name),
         Service::Cam => None,
     };
+    let directory: Option<Arc<Directory>> = state.cam.as_ref().map(|c| c.directory().load_full());
     // QPS limits before anything of the parameters is parsed: a refused call costs next to nothing.
-    if let Some(access) = access {
-        let principal = call.ctx.principal;
-        let user_name = || match (principal, &directory) {
-            (Principal::User(uin), Some(d)) => d.user_name(uin).map(str::to_owned),
-            _ => None,
-        };
-        state
-            .limits
-            .check(principal, user_name, &call.ctx.action, access)?;
+    let principal = call.ctx.principal;
+    let user_name = || match (principal, &directory) {
+        (Principal::User(uin), Some(d)) => d.user_name(uin).map(str::to_owned),
+        _ => None,
+    };
+    match access {
+        Some(access) => {
+            state
+                .limits
+                .check(principal, user_name, &call.ctx.action, access)?;
+            facts.interface_group = Some(access.group.key());
+        }
+        None => state.limits.check_cam(principal, user_name)?,
     }
-    if let Some(access) = access {
-        facts.interface_group = Some(access.group.key());
+    // A reused signature (replay protection) after the limits: a flood of replays is limited like any.
+    if let (Some(guard), Some((signature, timestamp))) = (&state.replay, &call.signature) {
+        guard.check(
+            &replay::Use {
+                signature,
+                origin: client,
+                timestamp: *timestamp,
+                service: call.service,
+                action: call.spec.name,
+                writes: match access {
+                    Some(access) => access.writes,
+                    None => crate::cam::writes(call.spec.name),
+                },
+            },
+            now,
+        )?;
     }
-    let params = request::params(&call, &incoming)?;
+    // Authorisation reads only what the call names; the parameters are parsed once it is allowed (or
+    // first, when only the full parse can tell what the call names).
+    let (named, mut params) = match request::named(&call, &incoming) {
+        Some(named) => (named, None),
+        None => {
+            let params = request::params(&call, &incoming)?;
+            (Named::from_params(&params), Some(params))
+        }
+    };
     if state.audit.is_some() {
-        facts.groups = named_groups(&params);
-        facts.person_id = params
-            .get("PersonId")
-            .and_then(|p| p.as_str())
-            .map(str::to_owned);
+        facts.groups = named_groups(&named);
+        facts.person_id = named.person_id.as_deref().map(audit::clip);
     }
-    // The parameters now own what the call needs; the raw bytes go (the ticket stays, for the parameters).
-    drop(body);
     let service_kind = call.service;
-    let mut ctx = call.ctx;
+    let mut ctx = call.ctx.clone();
     ctx.request_id = request_id.to_owned();
     ctx.host = parts
         .headers
@@ -274,18 +328,34 @@ async fn answer<S: Iai>(
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned);
     if let Some(directory) = &directory {
-        ctx.visible_groups = authorize::authorize(
+        let grant = authorize::authorize(
             directory,
             &Facts {
                 ctx: &ctx,
                 service: service_kind,
                 access,
-                params: &params,
+                named: &named,
                 ip: client.map(|c| c.ip()),
                 now,
             },
         )?;
+        ctx.visible_groups = grant.visible_groups;
+        ctx.existing_groups = grant.existing_groups;
     }
+    let params = match params.take() {
+        Some(params) => params,
+        None => request::params(&call, &incoming)?,
+    };
+    // The parameters now own what the call needs; the raw bytes go (the ticket stays, for the parameters).
+    drop(body);
+    // A deleted sub-user's QPS cells go with it.
+    let deleted_user = match (service_kind, &directory) {
+        (Service::Cam, Some(directory)) if ctx.action == "DeleteUser" => named
+            .user_name
+            .as_deref()
+            .and_then(|name| directory.user_uin(name)),
+        _ => None,
+    };
     let action = ctx.action.clone();
     let answer = match service_kind {
         Service::Cam => match &state.cam {
@@ -308,22 +378,32 @@ async fn answer<S: Iai>(
     if let Err(e) = &answer {
         tracing::debug!(%action, code = e.code.as_str(), message = %e.message, "action failed");
     }
+    if let (Some(uin), Ok(_)) = (deleted_user, &answer) {
+        state.limits.forget(uin);
+    }
     answer
 }
 
-/// The groups a call names (`GroupId`, `GroupIds`), for the audit trail.
-fn named_groups(params: &serde_json::Value) -> Vec<String> {
-    let mut groups: Vec<String> = params
-        .get("GroupIds")
-        .and_then(|g| g.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|g| g.as_str().map(str::to_owned))
-        .collect();
-    if let Some(g) = params.get("GroupId").and_then(|g| g.as_str()) {
-        groups.push(g.to_owned());
-    }
-    groups
+/// Errors of a call that did not prove who sent it (counted per client address).
+fn failed_authentication(code: ErrorCode) -> bool {
+    code.as_str().starts_with("AuthFailure")
+        || matches!(
+            code,
+            ErrorCode::MissingParameter
+                | ErrorCode::UnsupportedRegion
+                | ErrorCode::InvalidParameter
+        )
+}
+
+/// The groups a call names (`GroupId`, `GroupIds`, at most `named::MAX_GROUP_IDS` of them), for the audit
+/// trail.
+fn named_groups(named: &Named) -> Vec<String> {
+    named
+        .group_ids
+        .iter()
+        .chain(&named.group_id)
+        .map(|g| audit::clip(g))
+        .collect()
 }
 
 /// Bodies up to this size are not charged to the body gate: small calls (group and person management,
@@ -441,6 +521,8 @@ mod tests {
                 body_timeout: Duration::from_secs(5),
                 body_idle_timeout: Duration::from_millis(200),
                 qps: QpsConfig::default(),
+                replay_protection: Some(replay::Mode::Writes),
+                auth_failures_per_second: 20,
             },
             telemetry::Metrics::install(),
             None,
@@ -538,11 +620,9 @@ mod tests {
         let (_, refused) = answer_of(router.clone(), call(Body::from(large.clone()))).await;
         assert_eq!(refused["Response"]["Error"]["Code"], "ResourceInsufficient");
         drop(held);
+        // Read whole and parsed: `Pad` is not a parameter of GetGroupList.
         let (_, accepted) = answer_of(router, call(Body::from(large))).await;
-        assert_eq!(
-            accepted["Response"]["Error"]["Code"],
-            "UnsupportedOperation"
-        );
+        assert_eq!(accepted["Response"]["Error"]["Code"], "UnknownParameter");
         assert_eq!(state.body_gate.in_use(), 0, "the body's charge came back");
     }
 

@@ -33,7 +33,7 @@ TOKEN = "session-token-0002"
 
 QPS_OFF = "[qps]\n" + "".join(f"{g} = 0\n" for g in (
     "detection", "landmarks", "comparison", "verification", "group_management", "search", "liveness",
-    "liveness_accurate", "similar_person", "upgrade_group_face_model_version"))
+    "liveness_accurate", "similar_person", "upgrade_group_face_model_version", "cam"))
 
 
 def free_port() -> int:

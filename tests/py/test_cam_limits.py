@@ -98,3 +98,32 @@ def test_the_default_is_fifty(tmp_path):
     with running_server(tmp_path, "[qps]\n") as server:
         codes, seconds = burst(server, MAIN, "SearchFaces", 120, {"GroupIds": ["none"], "Url": ""})
         assert_about(codes, seconds, 50)
+
+
+def test_cam_calls_have_a_limit_of_their_own(tmp_path):
+    """CAM's calls count against one limit per principal (`[qps] cam`), apart from IAI's interface groups."""
+    from tencentcloud.cam.v20190116 import cam_client
+    from tencentcloud.common import credential
+    from tencentcloud.common.profile.client_profile import ClientProfile
+    from tencentcloud.common.profile.http_profile import HttpProfile
+
+    with running_server(tmp_path, "[qps]\ncam = 5\n") as server:
+        clients = [cam_client.CamClient(credential.Credential(SECRET_ID, SECRET_KEY), "ap-guangzhou",
+                                        ClientProfile(httpProfile=HttpProfile(endpoint=server.endpoint,
+                                                                              protocol="http")))
+                   for _ in range(8)]
+
+        def one(i):
+            try:
+                cam(clients[i % 8], "ListUsers")
+                return "OK"
+            except TencentCloudSDKException as e:
+                return e.code
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            started = time.monotonic()
+            codes = list(pool.map(one, range(30)))
+            seconds = time.monotonic() - started
+        assert_about(codes, seconds, 5)
+        # IAI's groups are not charged for CAM's calls.
+        assert "GroupNum" in common_client(server).call_json("GetGroupList", {})["Response"]

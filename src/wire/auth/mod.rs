@@ -44,6 +44,9 @@ pub struct Credential {
 pub struct Signer {
     pub secret_id: String,
     pub principal: Principal,
+    /// The signature as sent, and the time it was signed for (replay protection remembers them).
+    pub signature: String,
+    pub timestamp: i64,
 }
 
 impl KeyRing {

@@ -124,6 +124,8 @@ pub fn verify(keys: &KeyRing, req: &Tc3Request, now: i64) -> Result<Signer, ApiE
     Ok(Signer {
         secret_id: auth.secret_id.to_owned(),
         principal: key.principal,
+        signature: auth.signature.to_owned(),
+        timestamp,
     })
 }
 

@@ -43,6 +43,8 @@ pub fn verify(
     Ok(Signer {
         secret_id: secret_id.to_owned(),
         principal: key.principal,
+        signature: signature.to_owned(),
+        timestamp,
     })
 }
 
