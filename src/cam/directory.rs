@@ -50,8 +50,11 @@ struct Grants {
 #[derive(Debug, Default)]
 pub struct Compiled {
     policies: HashMap<u64, (String, Option<Arc<ByAction>>)>,
-    users: HashMap<u64, (Vec<Option<Arc<ByAction>>>, Arc<ByAction>)>,
+    users: HashMap<u64, UserUnion>,
 }
+
+/// A user's compiled policies (`None`: one that no longer parses) and their union.
+type UserUnion = (Vec<Option<Arc<ByAction>>>, Arc<ByAction>);
 
 /// Whether two lists of compiled policies are the same compilations, in the same order.
 fn same_policies(a: &[Option<Arc<ByAction>>], b: &[Option<Arc<ByAction>>]) -> bool {

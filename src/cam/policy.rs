@@ -2032,103 +2032,57 @@ mod tests {
 
     #[test]
     fn wildcards_stay_in_their_segment() {
-        let named = |region, kind, id| {
+        use Decision::{Allow, ImplicitDeny as Deny};
+        let named = |region, id| {
             Resource::Named(ResourceName {
                 service: "iai",
                 region,
                 account: OWNER,
-                kind,
+                kind: "groupid",
                 id,
             })
         };
-        let ask = |p: &Policy, resource| {
-            p.evaluate(
-                "iai:GetGroupInfo",
-                &Request {
-                    resource,
-                    ..req("*")
-                },
-            )
-        };
-        let p = policy(&one(
-            "allow",
-            r#""iai:*""#,
-            r#""qcs::iai::uin/:groupid/test*""#,
-            None,
-        ));
-        assert_eq!(
-            ask(&p, named("ap-guangzhou", "groupid", "test1")),
-            Decision::Allow
-        );
-        assert_eq!(
-            ask(&p, named("ap-guangzhou", "groupid", "prod")),
-            Decision::ImplicitDeny
-        );
+        let gz = "ap-guangzhou";
         // What a region or id holds is only ever that segment: no text moves into the next one.
-        let injected = named(
-            "ap-guangzhou:uin/100000000001:groupid/test",
-            "groupid",
-            "prod",
-        );
-        assert_eq!(ask(&p, injected), Decision::ImplicitDeny);
-        assert_eq!(ask(&p, Resource::Interface), Decision::ImplicitDeny);
-        // `*` in the kind or the id does not reach across the `/`; a pattern with neither `/` nor only
-        // `*` names nothing.
-        let p = policy(&one(
-            "allow",
-            r#""iai:*""#,
-            r#""qcs::iai::uin/:group*""#,
-            None,
-        ));
-        assert_eq!(
-            ask(&p, named("ap-guangzhou", "groupid", "x")),
-            Decision::ImplicitDeny
-        );
-        let p = policy(&one("allow", r#""iai:*""#, r#""qcs::iai::uin/:*/x""#, None));
-        assert_eq!(
-            ask(&p, named("ap-guangzhou", "groupid", "x")),
-            Decision::Allow
-        );
-        assert_eq!(
-            ask(&p, named("ap-guangzhou", "groupid", "xy")),
-            Decision::ImplicitDeny
-        );
-        // A region glob matches the region alone.
-        let p = policy(&one(
-            "allow",
-            r#""iai:*""#,
-            r#""qcs::iai:ap-*:uin/:groupid/*""#,
-            None,
-        ));
-        assert_eq!(
-            ask(&p, named("ap-guangzhou", "groupid", "g")),
-            Decision::Allow
-        );
-        assert_eq!(
-            ask(&p, named("na-ashburn", "groupid", "g")),
-            Decision::ImplicitDeny
-        );
-        // Accounts: `uin/<glob>` on the uin's digits, `*` any, anything else none.
-        let p = policy(&one(
-            "allow",
-            r#""iai:*""#,
-            r#""qcs::iai::uin/1000*:groupid/*""#,
-            None,
-        ));
-        assert_eq!(
-            ask(&p, named("ap-guangzhou", "groupid", "g")),
-            Decision::Allow
-        );
-        let p = policy(&one(
-            "allow",
-            r#""iai:*""#,
-            r#""qcs::iai::owner:groupid/*""#,
-            None,
-        ));
-        assert_eq!(
-            ask(&p, named("ap-guangzhou", "groupid", "g")),
-            Decision::ImplicitDeny
-        );
+        let injected = "ap-guangzhou:uin/100000000001:groupid/test";
+        let cases = [
+            ("qcs::iai::uin/:groupid/test*", named(gz, "test1"), Allow),
+            ("qcs::iai::uin/:groupid/test*", named(gz, "prod"), Deny),
+            (
+                "qcs::iai::uin/:groupid/test*",
+                named(injected, "prod"),
+                Deny,
+            ),
+            ("qcs::iai::uin/:groupid/test*", Resource::Interface, Deny),
+            // `*` in the kind or the id does not reach across the `/`; a last segment with neither `/`
+            // nor only `*` names nothing.
+            ("qcs::iai::uin/:group*", named(gz, "x"), Deny),
+            ("qcs::iai::uin/:*/x", named(gz, "x"), Allow),
+            ("qcs::iai::uin/:*/x", named(gz, "xy"), Deny),
+            // A region glob matches the region alone.
+            ("qcs::iai:ap-*:uin/:groupid/*", named(gz, "g"), Allow),
+            (
+                "qcs::iai:ap-*:uin/:groupid/*",
+                named("na-ashburn", "g"),
+                Deny,
+            ),
+            // Accounts: `uin/<glob>` on the uin's digits, `*` any, anything else none.
+            ("qcs::iai::uin/1000*:groupid/*", named(gz, "g"), Allow),
+            ("qcs::iai::*:groupid/*", named(gz, "g"), Allow),
+            ("qcs::iai::owner:groupid/*", named(gz, "g"), Deny),
+        ];
+        for (pattern, resource, expected) in cases {
+            let p = policy(&one("allow", r#""iai:*""#, &format!("\"{pattern}\""), None));
+            let request = Request {
+                resource,
+                ..req("*")
+            };
+            assert_eq!(
+                p.evaluate("iai:GetGroupInfo", &request),
+                expected,
+                "{pattern} {resource:?}"
+            );
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ const CHUNK: usize = 16_384;
 /// Vectors per storage page: a multiple of `BLOCK` (a scan block never straddles two pages), small enough
 /// that copying one on write is cheap (128 KiB to 2 MiB for 32 to 512 dimensions).
 const PAGE: usize = 1024;
-const _: () = assert!(PAGE % BLOCK == 0 && CHUNK % PAGE == 0);
+const _: () = assert!(PAGE.is_multiple_of(BLOCK) && CHUNK.is_multiple_of(PAGE));
 
 pub struct FlatIndex {
     dim: usize,
@@ -148,7 +148,7 @@ impl FlatIndex {
             return;
         }
         let at = self.keys.len();
-        if at % PAGE == 0 {
+        if at.is_multiple_of(PAGE) {
             // Pages grow as a Vec does (a small index does not hold a whole page of memory).
             self.pages.push(Arc::new(Vec::new()));
         }
@@ -172,7 +172,7 @@ impl FlatIndex {
             self.vector_mut(at).copy_from_slice(&vector);
         }
         self.keys.pop();
-        if last % PAGE == 0 {
+        if last.is_multiple_of(PAGE) {
             self.pages.pop();
         } else {
             let page = Arc::make_mut(self.pages.last_mut().expect("the last vector's page"));

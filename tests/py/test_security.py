@@ -23,6 +23,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from conftest import SECRET_ID, SECRET_KEY, Server, running_server, tc3_headers
 from test_cam import OWNER_UIN, ONE_FACE, UNAUTHORIZED, Team, cam, cam_client_for, code_of, iai, policy
 from test_faces import b64
+from test_hostile import rss_bytes
 
 MAIN = (SECRET_ID, SECRET_KEY)
 UNSUPPORTED_REGION = "UnsupportedRegion"
@@ -403,14 +404,6 @@ def test_replay_protection_can_be_turned_off(tmp_path):
 
 def audit_bytes(server):
     return sum(p.stat().st_size for p in server.data_dir.glob("audit.sqlite3*"))
-
-
-def rss_bytes(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 def test_a_keyless_flood_is_bounded_in_disk_memory_and_statistics(tmp_path):
