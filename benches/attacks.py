@@ -7,7 +7,12 @@ For each binary given (e.g. the previous release and this one), a fresh server i
 2. stalled bodies: 40 connections declare 10 MB bodies, send 9.9 MB and stop: resident memory while they
    are held, how many the server has answered or closed after 15 s, memory 5 s after that;
 3. half header: a connection sends half a request head and waits: whether the server closed it after 40 s
-   (the default header timeout is 30 s).
+   (the default header timeout is 30 s);
+4. keyless flood (issue 16): 150 keyless v1 POSTs with a 10 MB `Action=`, 8 at a time: growth of the audit
+   files and of resident memory, how many were refused by the per-address limit, and the size of
+   DescribeStatInfo's answer afterwards;
+5. oversized group list (issue 16): a sub-user limited to `groupid/test*` by 10 policies sends SearchFaces
+   with 150,000 GroupIds, two at once, while /health is probed: time to the answer, /health's worst latency.
 Settings are the defaults of each build (a setting the old build does not know is simply not there).
 
     .venv-tests/bin/python benches/attacks.py OLD_BINARY NEW_BINARY
@@ -136,6 +141,72 @@ def half_header(server):
     return {"half header": closed}
 
 
+def keyless_flood(server):
+    def audit_bytes():
+        return sum(p.stat().st_size for p in server.data_dir.glob("audit.sqlite3*"))
+
+    body = b"Action=" + b"A" * (10 * MIB) + b"&Version=2018-03-01"
+    before_disk, before_rss = audit_bytes(), rss_bytes(server.proc.pid)
+    codes = []
+
+    def one(_):
+        try:
+            answer = requests.post(server.url, data=body, timeout=60,
+                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+            codes.append(answer.json()["Response"].get("Error", {}).get("Code", "OK"))
+        except requests.RequestException:
+            codes.append("connection")
+
+    with Sampler(server.proc.pid) as sampler:
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(one, range(150)))
+        took = time.perf_counter() - started
+    time.sleep(2)  # the audit writer's batch
+    stats = conftest.common_client(server).call_json("DescribeStatInfo", {})
+    return {"flood: 150 x 10 MB took s": took, "flood: audit growth MB": (audit_bytes() - before_disk) / MIB,
+            "flood: rss peak growth MB": (sampler.peak - before_rss) / MIB,
+            "flood: refused unread": sum(c == "RequestLimitExceeded" for c in codes),
+            "flood: DescribeStatInfo KB": len(str(stats)) / 1024}
+
+
+def oversized_groups(server):
+    from test_cam import Team, policy
+
+    team = Team(server, lambda prefix="t": f"{prefix}{time.time_ns()}")
+    owner = "qcs::iai::uin/100000000001"
+    patterns = [[f"{owner}:groupid/other{i}-{j}*" for j in range(100)] for i in range(9)]
+    documents = [policy({"effect": "allow", "action": "iai:SearchFaces", "resource": r}) for r in patterns]
+    documents.append(policy({"effect": "allow", "action": "iai:SearchFaces", "resource": f"{owner}:groupid/test*"}))
+    _, key, _ = team.user(*documents)
+    body = ('{"GroupIds": [' + ",".join(f'"prod{i}"' for i in range(150_000)) + '], "Url": "http://x/y.jpg"}').encode()
+    worst, stop = [0.0], threading.Event()
+
+    def probe():
+        while not stop.is_set():
+            t = time.perf_counter()
+            requests.get(f"http://{server.endpoint}/health", timeout=60)
+            worst[0] = max(worst[0], time.perf_counter() - t)
+            time.sleep(0.02)
+
+    def attack(i):
+        t = time.perf_counter()
+        headers = conftest.tc3_headers(server, "SearchFaces", body, timestamp=int(time.time()) - i,
+                                       secret_key=key[1])
+        headers["Authorization"] = headers["Authorization"].replace(conftest.SECRET_ID, key[0])
+        answer = requests.post(server.url, data=body, headers=headers, timeout=120).json()["Response"]
+        return time.perf_counter() - t, answer.get("Error", {}).get("Code", "OK")
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(attack, range(2)))
+    stop.set()
+    prober.join()
+    return {"groups: 150,000 answered s (max of 2)": max(a[0] for a in answers),
+            "groups: code": answers[0][1], "groups: /health worst ms": worst[0] * 1e3}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binaries", nargs="+")
@@ -149,6 +220,8 @@ def main():
             figures.update(bombs(server))
             figures.update(stalled(server))
             figures.update(half_header(server))
+            figures.update(keyless_flood(server))
+            figures.update(oversized_groups(server))
             results[binary] = figures
         finally:
             server.stop()
