@@ -143,18 +143,17 @@ def half_header(server):
 
 
 def keyless_flood(server):
-    def audit_bytes():
-        return sum(p.stat().st_size for p in server.data_dir.glob("audit.sqlite3*"))
+    from test_security import audit_bytes, code
 
     body = b"Action=" + b"A" * 10_000_000 + b"&Version=2018-03-01"
-    before_disk, before_rss = audit_bytes(), rss_bytes(server.proc.pid)
+    before_disk, before_rss = audit_bytes(server), rss_bytes(server.proc.pid)
     codes = []
 
     def one(_):
         try:
             answer = requests.post(server.url, data=body, timeout=60,
                                    headers={"Content-Type": "application/x-www-form-urlencoded"})
-            codes.append(answer.json()["Response"].get("Error", {}).get("Code", "OK"))
+            codes.append(code(answer.json()["Response"]))
         except requests.RequestException:
             codes.append("connection")
 
@@ -165,22 +164,20 @@ def keyless_flood(server):
         took = time.perf_counter() - started
     time.sleep(2)  # the audit writer's batch
     stats = conftest.common_client(server).call_json("DescribeStatInfo", {})
-    return {"flood: 150 x 10 MB took s": took, "flood: audit growth MB": (audit_bytes() - before_disk) / MIB,
+    return {"flood: 150 x 10 MB took s": took, "flood: audit growth MB": (audit_bytes(server) - before_disk) / MIB,
             "flood: rss peak growth MB": (sampler.peak - before_rss) / MIB,
             "flood: refused unread": sum(c == "RequestLimitExceeded" for c in codes),
             "flood: DescribeStatInfo KB": len(str(stats)) / 1024}
 
 
 def oversized_groups(server):
-    from test_cam import Team, policy
+    """The attack of test_security's `test_an_oversized_group_list_is_refused_before_authorisation`, timed."""
+    from test_cam import Team
+    from test_security import code, compact, many_resources, signed_headers
 
     team = Team(server, lambda prefix="t": f"{prefix}{time.time_ns()}")
-    owner = "qcs::iai::uin/100000000001"
-    patterns = [[f"{owner}:groupid/other{i}-{j}*" for j in range(100)] for i in range(9)]
-    documents = [policy({"effect": "allow", "action": "iai:SearchFaces", "resource": r}) for r in patterns]
-    documents.append(policy({"effect": "allow", "action": "iai:SearchFaces", "resource": f"{owner}:groupid/test*"}))
-    _, key, _ = team.user(*documents)
-    body = ('{"GroupIds": [' + ",".join(f'"test{i}"' for i in range(150_000)) + '], "Url": "http://x/y.jpg"}').encode()
+    _, key, _ = team.user(*[many_resources(k, last=k == 9) for k in range(10)])
+    body = compact({"GroupIds": [f"test{i}" for i in range(150_000)], "Url": "http://x/y.jpg"})
     worst, stop = [0.0], threading.Event()
 
     def probe():
@@ -190,13 +187,11 @@ def oversized_groups(server):
             worst[0] = max(worst[0], time.perf_counter() - t)
             time.sleep(0.02)
 
-    def attack(i):
+    def attack(_):
         t = time.perf_counter()
-        headers = conftest.tc3_headers(server, "SearchFaces", body, timestamp=int(time.time()) - i,
-                                       secret_key=key[1])
-        headers["Authorization"] = headers["Authorization"].replace(conftest.SECRET_ID, key[0])
+        headers = signed_headers(server, key, "SearchFaces", body)
         answer = requests.post(server.url, data=body, headers=headers, timeout=120).json()["Response"]
-        return time.perf_counter() - t, answer.get("Error", {}).get("Code", "OK")
+        return time.perf_counter() - t, code(answer)
 
     prober = threading.Thread(target=probe)
     prober.start()

@@ -72,6 +72,18 @@ impl std::fmt::Debug for GroupFilter {
     }
 }
 
+/// The longest text kept of something a caller chose (an action name, a SecretId, a parameter's name, a
+/// region) when it is shown in a message or recorded: longer text is cut, so a 10 MB name costs 64 characters.
+pub const CLIP_CHARS: usize = 64;
+
+/// `text` cut to `CLIP_CHARS` characters, with `...` where it was cut.
+pub fn clip(text: &str) -> String {
+    match text.char_indices().nth(CLIP_CHARS) {
+        None => text.to_owned(),
+        Some((at, _)) => format!("{}...", &text[..at]),
+    }
+}
+
 /// CAM's check of one group, `Err` with the refusal the caller gets.
 #[derive(Clone)]
 pub struct GroupCheck(pub std::sync::Arc<CheckGroup>);

@@ -162,13 +162,9 @@ fn as_integer(value: &Value, signed: bool) -> Option<Number> {
 
 /// `UnknownParameter` for a name that is not a field, shown cut short.
 fn unknown_parameter(name: &str) -> ApiError {
-    let shown: String = name.chars().take(64).collect();
     ApiError::new(
         super::ErrorCode::UnknownParameter,
-        format!(
-            "The parameter `{shown}{}` is not recognized.",
-            if shown.len() < name.len() { "..." } else { "" }
-        ),
+        format!("The parameter `{}` is not recognized.", super::clip(name)),
     )
 }
 
@@ -185,12 +181,11 @@ pub fn from_flat<'a>(
         // A key can name nothing deeper than the action's deepest field; refusing it first keeps the tree
         // built below (recursively) as shallow as the schema, whatever a caller sends.
         if key.bytes().filter(|&b| b == b'.').count() >= deepest {
-            let shown: String = key.chars().take(64).collect();
             return Err(ApiError::new(
                 super::ErrorCode::InvalidParameter,
                 format!(
-                    "The parameter `{shown}{}` is nested deeper than any parameter of this action.",
-                    if shown.len() < key.len() { "..." } else { "" }
+                    "The parameter `{}` is nested deeper than any parameter of this action.",
+                    super::clip(key)
                 ),
             ));
         }

@@ -32,9 +32,6 @@ pub const AUDIT_FILE: &str = "audit.sqlite3";
 /// hold, the queue holds no more than this.
 const QUEUE: usize = 65_536;
 const QUEUE_BYTES: u64 = 32 * 1024 * 1024;
-/// The longest text kept of one field a caller chose (an action name, a SecretId or a GroupId of a refused
-/// call); longer ones are cut, so an unauthenticated 10 MB `Action=` costs 64 bytes of trail.
-pub const CLIP_CHARS: usize = 64;
 /// Records per transaction at most, and how long the writer lets a partial batch wait.
 const BATCH: usize = 1024;
 const BATCH_WAIT: Duration = Duration::from_millis(200);
@@ -104,18 +101,11 @@ pub struct Candidate {
 }
 
 pub struct Trail {
-    queue: SyncSender<Record>,
+    /// Each record with its size (`Record::bytes`), so the writer takes off what was added.
+    queue: SyncSender<(Record, u64)>,
     /// Bytes of the records in the queue (added here, taken off by the writer).
     queued_bytes: Arc<AtomicU64>,
     path: PathBuf,
-}
-
-/// `text` cut to `CLIP_CHARS` characters, with `...` where it was cut.
-pub fn clip(text: &str) -> String {
-    match text.char_indices().nth(CLIP_CHARS) {
-        None => text.to_owned(),
-        Some((at, _)) => format!("{}...", &text[..at]),
-    }
 }
 
 impl Record {
@@ -173,7 +163,7 @@ impl Trail {
             metrics::counter!("iai_audit_dropped_total").increment(1);
             return;
         }
-        match self.queue.try_send(record) {
+        match self.queue.try_send((record, bytes)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
@@ -280,30 +270,33 @@ fn open_connection(path: &Path) -> anyhow::Result<Connection> {
 
 fn write_loop(
     mut conn: Connection,
-    records: Receiver<Record>,
+    records: Receiver<(Record, u64)>,
     retention: Duration,
     queued_bytes: Arc<AtomicU64>,
 ) {
     let mut last_purge = Instant::now() - Duration::from_secs(3600);
     loop {
         let first = match records.recv_timeout(Duration::from_secs(60)) {
-            Ok(r) => r,
+            Ok(sized) => sized,
             Err(RecvTimeoutError::Timeout) => {
                 purge_if_due(&conn, retention, &mut last_purge);
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => return,
         };
+        let (first, mut bytes) = first;
         let mut batch = vec![first];
         let deadline = Instant::now() + BATCH_WAIT;
         while batch.len() < BATCH {
             let left = deadline.saturating_duration_since(Instant::now());
             match records.recv_timeout(left) {
-                Ok(r) => batch.push(r),
+                Ok((record, size)) => {
+                    batch.push(record);
+                    bytes += size;
+                }
                 Err(_) => break,
             }
         }
-        let bytes: u64 = batch.iter().map(Record::bytes).sum();
         queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
         if let Err(e) = write_batch(&mut conn, &batch) {
             tracing::error!(error = %e, records = batch.len(), "cannot write to the audit trail");

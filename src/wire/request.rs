@@ -88,56 +88,62 @@ pub fn authenticate(req: &Incoming, auth: &Auth, now: i64) -> Result<Call, ApiEr
     }
 }
 
-/// The call's parameters, validated against its action's fields.
-pub fn params(call: &Call, req: &Incoming) -> Result<Value, ApiError> {
-    let fields = call.spec.request;
+/// Where a call's parameters travel, by scheme, method and content type.
+enum Source<'a> {
+    /// The v1 scheme's decoded pairs (they travel with the signature).
+    V1(&'a [(String, String)]),
+    /// Flattened pairs, still encoded: a GET's query string or a form body.
+    Form(&'a [u8]),
+    /// A JSON body.
+    Json(&'a [u8]),
+}
+
+fn source<'a>(call: &'a Call, req: &Incoming<'a>) -> Source<'a> {
     if let Some(pairs) = &call.v1_pairs {
-        let business = pairs
-            .iter()
-            .filter(|(k, _)| !V1_COMMON.contains(&k.as_str()));
-        return schema::from_flat(business.map(|(k, v)| (k.as_str(), v.as_str())), fields);
+        return Source::V1(pairs);
     }
     let content_type = header(req.headers, header::CONTENT_TYPE.as_str())
         .unwrap_or("")
         .to_ascii_lowercase();
     if req.method == Method::GET {
-        schema::from_flat(
-            pairs(req.raw_query.as_bytes())
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-            fields,
-        )
+        Source::Form(req.raw_query.as_bytes())
     } else if content_type.starts_with("application/x-www-form-urlencoded") {
-        schema::from_flat(
-            pairs(req.body)
+        Source::Form(req.body)
+    } else {
+        Source::Json(req.body)
+    }
+}
+
+/// The call's parameters, validated against its action's fields.
+pub fn params(call: &Call, req: &Incoming) -> Result<Value, ApiError> {
+    let fields = call.spec.request;
+    match source(call, req) {
+        Source::V1(pairs) => schema::from_flat(
+            pairs
                 .iter()
+                .filter(|(k, _)| !V1_COMMON.contains(&k.as_str()))
                 .map(|(k, v)| (k.as_str(), v.as_str())),
             fields,
-        )
-    } else {
-        json_params(req.body, fields)
+        ),
+        Source::Form(encoded) => schema::from_flat(
+            pairs(encoded).iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            fields,
+        ),
+        Source::Json(body) => json_params(body, fields),
     }
 }
 
 /// What the call names that authorisation needs, read without parsing its parameters; `None` when only
 /// the full parse can tell (see `named`).
 pub fn named(call: &Call, req: &Incoming) -> Option<Named> {
-    if let Some(pairs) = &call.v1_pairs {
-        return Named::from_pairs(
+    match source(call, req) {
+        Source::V1(pairs) => Named::from_pairs(
             pairs
                 .iter()
                 .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str()))),
-        );
-    }
-    let content_type = header(req.headers, header::CONTENT_TYPE.as_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if req.method == Method::GET {
-        Named::from_pairs(form_urlencoded::parse(req.raw_query.as_bytes()))
-    } else if content_type.starts_with("application/x-www-form-urlencoded") {
-        Named::from_pairs(form_urlencoded::parse(req.body))
-    } else {
-        Named::from_json(req.body)
+        ),
+        Source::Form(encoded) => Named::from_pairs(form_urlencoded::parse(encoded)),
+        Source::Json(body) => Named::from_json(body),
     }
 }
 
@@ -255,16 +261,11 @@ fn region(sent: Option<&str>) -> Result<Option<String>, ApiError> {
     if is_plain_region(region) {
         return Ok(Some(region.to_owned()));
     }
-    let shown: String = region.chars().take(64).collect();
     Err(ApiError::new(
         ErrorCode::UnsupportedRegion,
         format!(
-            "The region `{shown}{}` is not supported: a region is a name such as `ap-guangzhou`.",
-            if shown.len() < region.len() {
-                "..."
-            } else {
-                ""
-            }
+            "The region `{}` is not supported: a region is a name such as `ap-guangzhou`.",
+            crate::api::clip(region)
         ),
     ))
 }

@@ -29,7 +29,7 @@ use super::replay::{self, ReplayGuard};
 use super::request::{self, Auth, Incoming};
 use super::telemetry;
 use crate::admission::{Gate, Ticket};
-use crate::api::{ApiError, ErrorCode, Iai, Principal, access, dispatch};
+use crate::api::{self, ApiError, ErrorCode, Iai, Principal, access, dispatch};
 use crate::audit;
 use crate::cam::CamService;
 use crate::cam::directory::{Directory, Service};
@@ -256,10 +256,10 @@ async fn answer<S: Iai>(
         None => Auth::Off,
     };
     let now = chrono::Utc::now().timestamp();
-    let call = request::authenticate(&incoming, &auth, now).inspect_err(|e| {
+    let mut call = request::authenticate(&incoming, &auth, now).inspect_err(|e| {
         // What a refused call claims is recorded cut short: it is unauthenticated input.
-        facts.action = request::action_hint(&incoming).map(|a| audit::clip(&a));
-        facts.secret_id = request::secret_id_hint(&incoming).map(|id| audit::clip(&id));
+        facts.action = request::action_hint(&incoming).map(|a| api::clip(&a));
+        facts.secret_id = request::secret_id_hint(&incoming).map(|id| api::clip(&id));
         if let (Some(failures), Some(client)) = (&state.failures, client)
             && failed_authentication(e.code)
         {
@@ -317,10 +317,11 @@ async fn answer<S: Iai>(
     };
     if state.audit.is_some() {
         facts.groups = named_groups(&named);
-        facts.person_id = named.person_id.as_deref().map(audit::clip);
+        facts.person_id = named.person_id.as_deref().map(api::clip);
     }
     let service_kind = call.service;
-    let mut ctx = call.ctx.clone();
+    // The context moves out; the call keeps what the full parse below needs (its action's fields).
+    let mut ctx = std::mem::take(&mut call.ctx);
     ctx.request_id = request_id.to_owned();
     ctx.host = parts
         .headers
@@ -402,7 +403,7 @@ fn named_groups(named: &Named) -> Vec<String> {
         .group_ids
         .iter()
         .chain(&named.group_id)
-        .map(|g| audit::clip(g))
+        .map(|g| api::clip(g))
         .collect()
 }
 
