@@ -8,6 +8,7 @@
 //! The data directory can then be served (`iai-server --data-dir <data-dir>`) to time a real start-up;
 //! `benches/scale.sh` does both.
 
+use anyhow::Context as _;
 use std::time::Instant;
 
 use iai_server::face::ModelVersion;
@@ -116,14 +117,12 @@ async fn main() -> anyhow::Result<()> {
             total as f64 / seconds
         );
     }
-    let db_bytes = std::fs::metadata(store.path())?.len();
+    let db_bytes = std::fs::metadata(store.database_file().context("no database file")?)?.len();
     println!("database file: {:.0} MB", db_bytes as f64 / 1e6);
 
     let before = rss_bytes();
     let started = Instant::now();
-    let indexes = store
-        .read(|conn| Indexes::load(conn).map_err(anyhow::Error::from))
-        .await?;
+    let indexes = store.follow(Indexes::load).await?;
     let rebuilt = started.elapsed().as_secs_f64();
     let grown = rss_bytes().saturating_sub(before);
     let index = indexes.group(GROUP).expect("the group exists");

@@ -107,7 +107,7 @@ fn rebuild(data_dir: &Path) -> anyhow::Result<Digest> {
     let conn = Store::open_read_only(data_dir)?;
     // One read transaction: every query of the rebuild sees the same commit.
     let snapshot = conn.unchecked_transaction()?;
-    Ok(Indexes::load(&snapshot)?.digest())
+    Ok(Indexes::load(&crate::store::sqlite::changes::View(&snapshot))?.digest())
 }
 
 /// The address in `server.json`, when that server process is still alive.

@@ -50,7 +50,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     let metrics = wire::telemetry::Metrics::install();
     let data_dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || store::Store::open(&data_dir)).await??;
-    tracing::info!(database = %store.path().display(), "store ready");
+    tracing::info!(database = %store.location(), "store ready");
 
     let audit = if config.audit_enabled {
         Some(audit::Trail::open(
@@ -130,7 +130,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     let models_dir = config.models_dir.clone();
     let loading = async {
         tokio::join!(
-            store.read(|conn| index::Indexes::load(conn).map_err(anyhow::Error::from)),
+            store.follow(index::Indexes::load),
             tokio::task::spawn_blocking(move || face::FacePipeline::load(
                 &models_dir,
                 &pipeline_config
@@ -145,7 +145,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let indexes = Arc::new(indexes?);
+    let indexes = indexes?;
     let faces = Arc::new(faces??);
     tracing::info!(
         seconds = started.elapsed().as_secs_f64(),

@@ -36,27 +36,7 @@ pub async fn create(
         face_model_version: version,
         serving_model: model.file.to_owned(),
     };
-    let indexes = indexes.clone();
-    let row = store
-        .write_then(
-            move |tx| {
-                if rows::count(tx)? >= rules::MAX_GROUPS {
-                    return Err(ApiError::code(
-                        ErrorCode::InvalidParameterValueGroupNumExceed,
-                    ));
-                }
-                Ok(rows::insert(tx, &group, now_ms())?)
-            },
-            move |row: &GroupRow| {
-                indexes.apply(&Change::CreateGroup {
-                    group_id: row.group_id.clone(),
-                    version: ModelVersion::parse(&row.face_model_version)
-                        .unwrap_or(ModelVersion::V3),
-                    model,
-                })
-            },
-        )
-        .await?;
+    let row = store.create_group(group, rules::MAX_GROUPS).await?;
     Ok(CreateGroupResponse {
         face_model_version: row.face_model_version,
     })
@@ -68,14 +48,7 @@ pub async fn delete(
     req: DeleteGroupRequest,
 ) -> Result<DeleteGroupResponse, ApiError> {
     rules::check_group_id(&req.group_id)?;
-    let indexes = indexes.clone();
-    let group_id = req.group_id.clone();
-    store
-        .write_then(
-            move |tx| Ok::<_, ApiError>(rows::delete(tx, &req.group_id)?),
-            move |_| indexes.apply(&Change::DeleteGroup { group_id }),
-        )
-        .await?;
+    store.delete_group(req.group_id).await?;
     Ok(DeleteGroupResponse {})
 }
 
@@ -245,5 +218,12 @@ fn group_info(g: GroupRow) -> GroupInfo {
         face_model_version: Some(g.face_model_version),
         creation_timestamp: Some(g.created_ms as u64),
         update_timestamp: g.updated_ms as u64,
+    }
+}
+
+/// What the store refused, as Tencent's codes.
+impl From<crate::store::groups::Refusal> for ApiError {
+    fn from(refusal: crate::store::groups::Refusal) -> Self {
+        match refusal {}
     }
 }

@@ -225,3 +225,10 @@ pub async fn result(
         failed_faces_url,
     })
 }
+
+/// What the store refused, as Tencent's codes.
+impl From<crate::store::jobs::Refusal> for ApiError {
+    fn from(refusal: crate::store::jobs::Refusal) -> Self {
+        match refusal {}
+    }
+}

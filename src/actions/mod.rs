@@ -576,6 +576,10 @@ impl From<StoreError> for ApiError {
             StoreError::PersonIdTaken => {
                 ApiError::code(ErrorCode::InvalidParameterValuePersonIdAlreadyExist)
             }
+            StoreError::Person(refusal) => refusal.into(),
+            StoreError::Group(refusal) => refusal.into(),
+            StoreError::Cam(refusal) => refusal.into(),
+            StoreError::Job(refusal) => refusal.into(),
             StoreError::Db(e) => {
                 tracing::error!(error = %e, source = ?e, "database error");
                 ApiError::internal("Internal database error.")

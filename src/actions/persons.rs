@@ -986,3 +986,10 @@ mod tests {
         assert!(unique_person_score(ModelVersion::V3, 4) == 60.0);
     }
 }
+
+/// What the store refused, as Tencent's codes.
+impl From<crate::store::persons::Refusal> for ApiError {
+    fn from(refusal: crate::store::persons::Refusal) -> Self {
+        match refusal {}
+    }
+}

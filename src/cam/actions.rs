@@ -897,3 +897,10 @@ fn owned_key(tx: &Transaction, secret_id: &str, uin: u64) -> Result<KeyRow, ApiE
     }
     Ok(key)
 }
+
+/// What the store refused, as Tencent's codes.
+impl From<crate::store::cam::Refusal> for ApiError {
+    fn from(refusal: crate::store::cam::Refusal) -> Self {
+        match refusal {}
+    }
+}

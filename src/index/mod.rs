@@ -25,47 +25,10 @@ use sha2::{Digest as _, Sha256};
 use crate::face::ModelVersion;
 use crate::face::embed::Recognition;
 use crate::face::embed::normalise;
-use crate::store::{StoreError, groups, persons};
+use crate::store::StoreError;
+use crate::store::changes::{Follower, StartView};
+pub use crate::store::{Change, FaceVectors};
 use flat::{FlatIndex, FlatSnapshot, Hit};
-
-/// A new face's embeddings by network (model file): each group takes the one of the network it serves.
-pub type FaceVectors = Vec<(String, Vec<f32>)>;
-
-/// What a committed write did, for the index to follow.
-#[derive(Debug, Clone)]
-pub enum Change {
-    CreateGroup {
-        group_id: String,
-        version: ModelVersion,
-        model: &'static Recognition,
-    },
-    /// The group now serves another version or network: its index is replaced by one built from these
-    /// (person, face key, embedding) rows, read in the same transaction.
-    Rebuild {
-        group_id: String,
-        version: ModelVersion,
-        model: &'static Recognition,
-        faces: Vec<(String, u64, Vec<f32>)>,
-    },
-    DeleteGroup {
-        group_id: String,
-    },
-    /// Faces of a person added to the groups listed: new faces in every group of the person (CreateFace),
-    /// or all its faces in the groups it joins (CreatePerson, CopyPerson).
-    AddFaces {
-        group_ids: Vec<String>,
-        person_id: String,
-        faces: Vec<(u64, FaceVectors)>,
-    },
-    RemoveFaces {
-        group_ids: Vec<String>,
-        faces: Vec<u64>,
-    },
-    RemovePerson {
-        group_ids: Vec<String>,
-        person_id: String,
-    },
-}
 
 pub struct GroupIndex {
     pub version: ModelVersion,
@@ -474,20 +437,17 @@ pub struct Indexes {
 }
 
 impl Indexes {
-    /// Build every group's index from the database (at start).
-    pub fn load(conn: &rusqlite::Connection) -> Result<Self, StoreError> {
-        let counts = groups::face_counts(conn)?;
+    /// Build every group's index from the database (at start, from the view `Store::follow` gives).
+    pub fn load(view: &dyn StartView) -> Result<Self, StoreError> {
+        let counts = view.face_counts()?;
         let mut built: HashMap<String, GroupIndex> = HashMap::new();
-        for group in groups::list(conn, 0, i64::MAX as u64)? {
-            let version =
-                ModelVersion::parse(&group.face_model_version).unwrap_or(ModelVersion::V3);
-            let model = Recognition::by_file(&group.serving_model)
-                .unwrap_or_else(|| Recognition::current(version));
+        for group in view.groups()? {
+            let (version, model) = resolve(&group.face_model_version, &group.serving_model);
             let mut index = GroupIndex::new(version, model);
             index.reserve(counts.get(&group.group_id).copied().unwrap_or(0) as usize);
             built.insert(group.group_id, index);
         }
-        persons::for_each_indexed_face(conn, |group, person, face, embedding| {
+        view.for_each_indexed_face(&mut |group, person, face, embedding| {
             if let (Some(index), Ok(key)) = (built.get_mut(group), face.parse::<u64>()) {
                 index.add_faces_unfused(person, &[(key, embedding)]);
             }
@@ -550,16 +510,25 @@ impl Indexes {
                 group_id,
                 version,
                 model,
-            } => self.insert_group(group_id.clone(), GroupIndex::new(*version, model)),
+            } => {
+                let (version, model) = resolve(version, model);
+                self.insert_group(group_id.clone(), GroupIndex::new(version, model))
+            }
             Change::Rebuild {
                 group_id,
                 version,
                 model,
                 faces,
             } => {
-                let mut index = GroupIndex::new(*version, model);
+                let (version, model) = resolve(version, model);
+                let Some(faces) = faces else {
+                    // Only a follower in another process gets a rebuild without its rows (PostgreSQL).
+                    tracing::error!(group_id, "a group rebuild came without its rows");
+                    return;
+                };
+                let mut index = GroupIndex::new(version, model);
                 index.reserve(faces.len());
-                for (person, key, vector) in faces {
+                for (person, key, vector) in faces.iter() {
                     index.add_faces_unfused(person, &[(*key, vector.clone())]);
                 }
                 index.refresh_all();
@@ -599,8 +568,23 @@ impl Indexes {
                     group.change(|index| index.remove_person(person_id));
                 }
             }
+            Change::Cam { .. } => {}
         }
     }
+}
+
+/// The index follows the store's change log.
+impl Follower for Indexes {
+    fn apply(&self, _seq: u64, change: &Change) {
+        Indexes::apply(self, change);
+    }
+}
+
+/// A group's version and network from their stored names (an unknown network: the version's current one).
+fn resolve(version: &str, model: &str) -> (ModelVersion, &'static Recognition) {
+    let version = ModelVersion::parse(version).unwrap_or(ModelVersion::V3);
+    let model = Recognition::by_file(model).unwrap_or_else(|| Recognition::current(version));
+    (version, model)
 }
 
 #[cfg(test)]

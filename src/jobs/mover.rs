@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Jobs;
-use crate::face::ModelVersion;
 use crate::face::embed::Recognition;
 use crate::index::Change;
 use crate::store::groups::{self, GroupRow};
@@ -266,8 +265,13 @@ async fn switch(
                     .filter_map(|(person, face, vector)| Some((person, face.parse().ok()?, vector)))
                     .collect();
                 vectors::delete_if_unused(tx, &replaced)?;
-                let version = ModelVersion::parse(&switched.face_model_version).unwrap_or(ModelVersion::V3);
-                Ok(Outcome::Switched(failures.len(), Change::Rebuild { group_id: id.clone(), version, model, faces }))
+                let change = Change::Rebuild {
+                    group_id: id.clone(),
+                    version: switched.face_model_version.clone(),
+                    model: model.file.to_owned(),
+                    faces: Some(Arc::new(faces)),
+                };
+                Ok(Outcome::Switched(failures.len(), change))
             },
             move |outcome: &Outcome| {
                 if let Outcome::Switched(_, change) = outcome {

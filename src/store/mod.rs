@@ -1,36 +1,33 @@
-//! Storage: groups, persons, faces, embeddings and jobs in one SQLite file (WAL mode) under the data
-//! directory. The schema lives in `migrations/`, applied in order at start; an existing database is
-//! upgraded in place, never rebuilt.
+//! Storage: groups, persons, faces, embeddings, CAM, jobs and the change log, behind one interface of named
+//! operations (`store/<area>.rs`: create a person with its face, delete a person from a group, claim a job,
+//! ...). The backends live in their own modules (`sqlite/`; PostgreSQL next) and nothing of theirs is
+//! seen outside `store/`.
 //!
-//! Every call runs on the blocking pool and inside one transaction, committed before the caller answers.
+//! Every write runs in one transaction, committed before the caller answers. A write that changes what a
+//! server keeps in memory (a group's index, the CAM directory) appends its `Change`s to the change log in
+//! the same transaction; the store then hands them, numbered in commit order, to every `Follower`
+//! (`changes.rs`) before the write returns, so the writer reads its own write.
 //!
 //! The database holds sub-users' secret keys: the data directory is created 0700 and the database (with its
 //! `-wal` and `-shm`, which SQLite creates with the database's mode) 0600; looser modes found at start are
 //! tightened (`private_dir`, `private_file`, `private_database`).
 
+pub mod audit;
 pub mod cam;
+pub mod changes;
+pub mod embeddings;
 pub mod groups;
 pub mod jobs;
 pub mod persons;
-pub mod vectors;
+pub mod sqlite;
+/// Transitional: the SQL of embeddings, until its callers use named operations.
+pub use sqlite::vectors;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
-use parking_lot::Mutex;
-use rusqlite::Connection;
-use rusqlite_migration::{M, Migrations};
-
-/// The numbered schema files, in order. Add a file, never edit an applied one.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/0001_init.sql"),
-    include_str!("../../migrations/0002_embedding_models.sql"),
-    include_str!("../../migrations/0003_cam.sql"),
-    include_str!("../../migrations/0004_cam_sequences.sql"),
-];
-
-pub const DB_FILE: &str = "iai.sqlite3";
+pub use changes::{Change, FaceVectors, Follower};
+pub use sqlite::DB_FILE;
 
 /// Why a store operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -47,72 +44,125 @@ pub enum StoreError {
     PersonNotFound,
     #[error("person id already exists")]
     PersonIdTaken,
+    /// A rule of persons and faces the writing transaction refused on what it read.
+    #[error("{0}")]
+    Person(persons::Refusal),
+    /// A rule of groups the writing transaction refused on what it read.
+    #[error("{0}")]
+    Group(groups::Refusal),
+    /// A rule of CAM (users, keys, policies) the writing transaction refused on what it read.
+    #[error("{0}")]
+    Cam(cam::Refusal),
+    /// A rule of jobs the writing transaction refused on what it read.
+    #[error("{0}")]
+    Job(jobs::Refusal),
     #[error("database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(Box<dyn std::error::Error + Send + Sync>),
     #[error("store task failed: {0}")]
     Task(String),
 }
 
-/// One writer connection (writes take turns, in commit order) and a pool of read-only connections: with WAL,
-/// readers see the last commit and never wait for a writer.
+/// The store: a backend and the followers of its change log. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    conn: Arc<Mutex<Connection>>,
-    readers: Arc<Mutex<Vec<Connection>>>,
-    /// Reads at once (each on its own connection); beyond it reads wait their turn.
-    reading: Arc<crate::admission::Gate>,
-    path: PathBuf,
+    db: sqlite::Db,
+    log: Arc<changes::Log>,
 }
-
-/// Idle read connections kept open.
-const IDLE_READERS: usize = 8;
-/// Read connections open at once at most.
-const MAX_READERS: usize = 32;
 
 impl Store {
     /// Open (creating if needed) the database in `data_dir` and bring its schema up to date.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        private_dir(data_dir)
-            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-        let path = data_dir.join(DB_FILE);
-        private_database(&path)
-            .with_context(|| format!("cannot create the database {}", path.display()))?;
-        let mut conn = Connection::open(&path)
-            .with_context(|| format!("cannot open the database {}", path.display()))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        // FULL: a write is on disk before it is answered, even if the machine loses power.
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
-        migrations
-            .to_latest(&mut conn)
-            .with_context(|| format!("cannot migrate the database {}", path.display()))?;
+        let db = sqlite::Db::open(data_dir)?;
+        let last =
+            db.conn
+                .lock()
+                .query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
+                    r.get::<_, i64>(0)
+                })?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            readers: Arc::new(Mutex::new(Vec::new())),
-            reading: crate::admission::Gate::calls("read", MAX_READERS),
-            path,
+            db,
+            log: Arc::new(changes::Log::new(last as u64)),
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The database file (an embedded backend's), for sizes and operators' tools.
+    pub fn database_file(&self) -> Option<&Path> {
+        Some(self.db.path())
     }
 
-    /// Run `f` in a transaction on the blocking pool; the transaction commits when `f` succeeds and is
-    /// rolled back otherwise. `f` may fail with any error that a `StoreError` converts into.
+    /// Where the data lives, for operators' messages.
+    pub fn location(&self) -> String {
+        self.db.path().display().to_string()
+    }
+
+    /// Whether the database answers a query (for readiness probes).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db
+            .read(|conn| {
+                conn.query_row("SELECT 1", [], |_| Ok(()))
+                    .map_err(StoreError::from)
+            })
+            .await
+    }
+
+    /// The last change-log position every follower has applied.
+    pub fn applied(&self) -> u64 {
+        self.log.applied()
+    }
+
+    /// Start `follower` at the state `load` reads, with no write in between: `load` runs while no write can
+    /// commit, and every later change reaches the follower in commit order.
+    pub async fn follow<T, L>(&self, load: L) -> Result<Arc<T>, StoreError>
+    where
+        T: Follower + 'static,
+        L: FnOnce(&dyn changes::StartView) -> Result<T, StoreError> + Send + 'static,
+    {
+        let log = self.log.clone();
+        self.db
+            .exclusive(move |conn| {
+                let follower = Arc::new(load(&sqlite::changes::View(conn))?);
+                log.add(follower.clone());
+                Ok(follower)
+            })
+            .await?
+    }
+
+    /// Run a write `f` that returns what it changed: its changes are appended to the change log in the same
+    /// transaction, and after the commit, still under the write lock, applied by every follower in order.
+    pub(crate) async fn write_logged<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&rusqlite::Transaction) -> Result<(T, Vec<Change>), E> + Send + 'static,
+    {
+        let log = self.log.clone();
+        let (out, _) = self
+            .db
+            .write_then(
+                move |tx| {
+                    let (out, changes) = f(tx)?;
+                    let first = sqlite::changes::append(tx, &changes)?;
+                    Ok::<_, E>((out, (first, changes)))
+                },
+                move |(_, (first, changes))| log.apply(*first, changes),
+            )
+            .await?;
+        Ok(out)
+    }
+}
+
+// Transitional: the direct transaction access the callers outside `store/` still use; each moves to a
+// named operation of `store/<area>.rs`, and these go.
+impl Store {
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&rusqlite::Transaction) -> Result<T, E> + Send + 'static,
     {
-        self.write_then(f, |_| {}).await
+        self.db.write(f).await
     }
 
-    /// Like `write`, then run `after` on the result while the write lock is still held, so that what
-    /// `after` updates (the search index) changes in the same order as the database.
     pub async fn write_then<T, E, F, A>(&self, f: F, after: A) -> Result<T, E>
     where
         T: Send + 'static,
@@ -120,95 +170,29 @@ impl Store {
         F: FnOnce(&rusqlite::Transaction) -> Result<T, E> + Send + 'static,
         A: FnOnce(&T) + Send + 'static,
     {
-        let conn = self.conn.clone();
-        let span = tracing::Span::current();
-        let task = tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
-            let mut conn = conn.lock();
-            let tx = conn.transaction().map_err(StoreError::from)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(StoreError::from)?;
-            after(&out);
-            Ok(out)
-        });
-        task.await.map_err(|e| StoreError::Task(e.to_string()))?
+        self.db.write_then(f, after).await
     }
 
-    /// Run a read-only `f` on the blocking pool, on a read connection (it sees every committed write).
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T, E> + Send + 'static,
     {
-        let ticket = self
-            .reading
-            .enter()
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?;
-        let readers = self.readers.clone();
-        let path = self.path.clone();
-        let span = tracing::Span::current();
-        let task = tokio::task::spawn_blocking(move || {
-            let _ticket = ticket;
-            let _entered = span.enter();
-            let pooled = readers.lock().pop();
-            let conn = match pooled {
-                Some(conn) => conn,
-                None => open_reader(&path)?,
-            };
-            let out = f(&conn);
-            let mut idle = readers.lock();
-            if idle.len() < IDLE_READERS {
-                idle.push(conn);
-            }
-            out
-        });
-        task.await.map_err(|e| StoreError::Task(e.to_string()))?
+        self.db.read(f).await
     }
-}
 
-impl Store {
-    /// Run `f` with the writer connection while no write can happen (a consistent view of both the
-    /// database and whatever follows its commits, such as the search index).
     pub async fn exclusive<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> T + Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> T + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || f(&conn.lock()))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))
+        self.db.exclusive(f).await
     }
 
-    /// Whether the database answers a query (for readiness probes).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|conn| {
-            conn.query_row("SELECT 1", [], |_| Ok(()))
-                .map_err(StoreError::from)
-        })
-        .await
+    pub fn open_read_only(data_dir: &Path) -> anyhow::Result<rusqlite::Connection> {
+        sqlite::Db::open_read_only(data_dir)
     }
-
-    /// Open an existing database read-only (operator tools beside a running server).
-    pub fn open_read_only(data_dir: &Path) -> anyhow::Result<Connection> {
-        let path = data_dir.join(DB_FILE);
-        if !path.exists() {
-            anyhow::bail!("no database at {}", path.display());
-        }
-        open_reader(&path).with_context(|| format!("cannot open {}", path.display()))
-    }
-}
-
-fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    use rusqlite::OpenFlags;
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(conn)
 }
 
 /// Create `dir` (and its missing parents) readable by this user only (0700); an existing one with group or
@@ -287,145 +271,4 @@ fn tighten(path: &Path) {
 
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reopening_keeps_data_and_schema_version() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            let conn = store.conn.lock();
-            conn.execute(
-                "INSERT INTO groups (group_id, name, face_model_version, created_ms, updated_ms) VALUES ('g', 'n', '3.0', 1, 1)",
-                [],
-            )
-            .unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        let conn = store.conn.lock();
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM groups", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 1);
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, MIGRATIONS.len() as i64);
-        let mode: String = conn
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .unwrap();
-        assert_eq!(mode, "wal");
-    }
-
-    /// A data directory from before migration 0002: its embeddings are labelled with the networks that made
-    /// them (3.0 was dlib's, 2.0 MobileFace-256), each group serves them, and at start the groups are set
-    /// moving to their version's current network.
-    #[tokio::test]
-    async fn a_schema_1_database_keeps_its_embeddings_and_is_set_to_move() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let mut conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-            Migrations::new(vec![M::up(MIGRATIONS[0])])
-                .to_latest(&mut conn)
-                .unwrap();
-            conn.execute_batch(
-                "INSERT INTO groups (group_id, name, face_model_version, created_ms, updated_ms)
-                     VALUES ('g3', 'g3', '3.0', 1, 1), ('g2', 'g2', '2.0', 1, 1);
-                 INSERT INTO persons (person_id, name, created_ms, updated_ms) VALUES ('p', 'p', 1, 1);
-                 INSERT INTO group_members (group_id, person_id, joined_ms) VALUES ('g3', 'p', 1), ('g2', 'p', 1);
-                 INSERT INTO faces (face_id, person_id, rect_x, rect_y, rect_width, rect_height, crop_png,
-                                    landmarks, created_ms) VALUES ('1', 'p', 0, 0, 9, 9, x'00', '[]', 1);
-                 INSERT INTO face_embeddings (face_id, face_model_version, embedding)
-                     VALUES ('1', '3.0', x'0000803f'), ('1', '2.0', x'00000040');",
-            )
-            .unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        {
-            let conn = store.conn.lock();
-            let vectors: Vec<(String, Vec<u8>)> = conn
-                .prepare("SELECT model, embedding FROM face_vectors ORDER BY model")
-                .unwrap()
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            assert_eq!(
-                vectors,
-                vec![
-                    (
-                        "faceapi_recognition_128.onnx".into(),
-                        vec![0, 0, 0x80, 0x3f]
-                    ),
-                    ("mobileface_recognition.onnx".into(), vec![0, 0, 0, 0x40]),
-                ]
-            );
-            let g3 = groups::get(&conn, "g3").unwrap();
-            assert_eq!(g3.serving_model, "faceapi_recognition_128.onnx");
-            assert_eq!(
-                groups::get(&conn, "g2").unwrap().serving_model,
-                "mobileface_recognition.onnx"
-            );
-        }
-        let mut retired = crate::jobs::plan_network_changes(&store).await.unwrap();
-        retired.sort();
-        assert_eq!(
-            retired,
-            [
-                "faceapi_recognition_128.onnx",
-                "mobileface_recognition.onnx"
-            ]
-        );
-        let conn = store.conn.lock();
-        let target = |id: &str| groups::get(&conn, id).unwrap().target.unwrap();
-        assert_eq!(target("g3").model, "mobilefacenet_192.onnx");
-        assert_eq!(target("g2").model, "faceapi_recognition_128.onnx");
-        assert!(target("g2").job.is_none());
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn the_data_directory_and_database_are_private_and_loose_modes_are_tightened() {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        let base = tempfile::tempdir().unwrap();
-        let dir = base.path().join("a/data");
-        {
-            let store = Store::open(&dir).unwrap();
-            // A write, so that the -wal and -shm exist.
-            store
-                .conn
-                .lock()
-                .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
-                .unwrap();
-            assert_eq!(mode(&dir), 0o700);
-            assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
-            assert_eq!(mode(&dir.join(format!("{DB_FILE}-wal"))), 0o600);
-            assert_eq!(mode(&dir.join(format!("{DB_FILE}-shm"))), 0o600);
-        }
-        let loose = |p: &Path, m: u32| {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
-        };
-        loose(&dir, 0o755);
-        loose(&dir.join(DB_FILE), 0o644);
-        let store = Store::open(&dir).unwrap();
-        assert_eq!(mode(&dir), 0o700);
-        assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
-        let n: i64 = store
-            .conn
-            .lock()
-            .query_row("SELECT x FROM t", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 1, "tightening leaves the content alone");
-    }
-
-    #[test]
-    fn migrations_are_valid() {
-        let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
-        migrations.validate().unwrap();
-    }
 }

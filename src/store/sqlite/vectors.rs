@@ -3,8 +3,8 @@
 
 use rusqlite::{Connection, params};
 
-use super::StoreError;
 use super::persons::{decode, encode};
+use crate::store::StoreError;
 
 pub fn insert(
     conn: &Connection,

@@ -1,0 +1,162 @@
+//! The change log: what each committed write changed, numbered in commit order with no gaps. Everything a
+//! server keeps in memory (each group's search index, the CAM directory) is a `Follower`: it starts from a
+//! consistent read of the database (`Store::follow`) and from then on changes only by applying the log, in
+//! order. With SQLite the log is applied in process, under the write lock, before the write returns.
+//!
+//! What a transaction read in order to write (a group's vectors after a switch of network, the CAM tables)
+//! travels with the change in process (`#[serde(skip)]` payloads) and is not written to the log: a
+//! follower that gets a change without it reads the current state from the store instead.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use super::cam::Snapshot as CamSnapshot;
+use super::groups::GroupRow;
+
+/// A new face's embeddings by network (model file): each group takes the one of the network it serves.
+pub type FaceVectors = Vec<(String, Vec<f32>)>;
+
+/// What a committed write changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Change {
+    /// A new group, empty, serving `model` (a model file) for Tencent's `version` ("3.0").
+    CreateGroup {
+        group_id: String,
+        version: String,
+        model: String,
+    },
+    /// The group now serves another version or network: its index is replaced by one built from the
+    /// (person, face key, embedding) rows read in the same transaction.
+    Rebuild {
+        group_id: String,
+        version: String,
+        model: String,
+        #[serde(skip)]
+        faces: Option<Arc<Vec<(String, u64, Vec<f32>)>>>,
+    },
+    DeleteGroup {
+        group_id: String,
+    },
+    /// Faces of a person added to the groups listed: new faces in every group of the person (CreateFace),
+    /// or all its faces in the groups it joins (CreatePerson, CopyPerson).
+    AddFaces {
+        group_ids: Vec<String>,
+        person_id: String,
+        faces: Vec<(u64, FaceVectors)>,
+    },
+    RemoveFaces {
+        group_ids: Vec<String>,
+        faces: Vec<u64>,
+    },
+    RemovePerson {
+        group_ids: Vec<String>,
+        person_id: String,
+    },
+    /// CAM users, keys, policies or attachments changed; the tables as the transaction left them.
+    Cam {
+        #[serde(skip)]
+        snapshot: Option<Arc<CamSnapshot>>,
+    },
+}
+
+impl Change {
+    /// The change as the log stores it.
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        postcard::to_stdvec(self).map_err(|e| StoreError::Db(Box::new(e)))
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        postcard::from_bytes(bytes).map_err(|e| StoreError::Db(Box::new(e)))
+    }
+}
+
+/// What a follower may read when it starts (and when a change arrives without its payload): a view of the
+/// database in which no write is half done.
+pub trait StartView {
+    /// Every group.
+    fn groups(&self) -> Result<Vec<GroupRow>, StoreError>;
+    /// Faces of every group (a face counts once for each group that holds its person).
+    fn face_counts(&self) -> Result<std::collections::HashMap<String, u64>, StoreError>;
+    /// Every (group, person, face id, embedding) by the network each group serves, streamed.
+    fn for_each_indexed_face(
+        &self,
+        each: &mut dyn FnMut(&str, &str, &str, Vec<f32>),
+    ) -> Result<(), StoreError>;
+    /// The CAM tables.
+    fn cam(&self) -> Result<CamSnapshot, StoreError>;
+}
+
+/// Something kept in memory that follows the change log.
+pub trait Follower: Send + Sync {
+    /// Apply the change numbered `seq`. Changes arrive once each, in order.
+    fn apply(&self, seq: u64, change: &Change);
+}
+
+/// The followers of one store and the last position they all applied.
+pub(super) struct Log {
+    followers: RwLock<Vec<Arc<dyn Follower>>>,
+    applied: AtomicU64,
+}
+
+impl Log {
+    pub(super) fn new(last: u64) -> Self {
+        Self {
+            followers: RwLock::new(Vec::new()),
+            applied: AtomicU64::new(last),
+        }
+    }
+
+    pub(super) fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    pub(super) fn add(&self, follower: Arc<dyn Follower>) {
+        self.followers.write().push(follower);
+    }
+
+    /// Hand `changes`, numbered from `first`, to every follower.
+    pub(super) fn apply(&self, first: u64, changes: &[Change]) {
+        let followers = self.followers.read();
+        for (n, change) in changes.iter().enumerate() {
+            let seq = first + n as u64;
+            for follower in followers.iter() {
+                follower.apply(seq, change);
+            }
+            self.applied.store(seq, Ordering::Release);
+        }
+        metrics::gauge!("iai_change_log_applied").set(self.applied() as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_round_trip_without_their_in_process_payloads() {
+        let add = Change::AddFaces {
+            group_ids: vec!["g".into()],
+            person_id: "p".into(),
+            faces: vec![(7, vec![("m.onnx".into(), vec![0.5, -1.0])])],
+        };
+        let back = Change::decode(&add.encode().unwrap()).unwrap();
+        assert_eq!(format!("{add:?}"), format!("{back:?}"));
+        let rebuild = Change::Rebuild {
+            group_id: "g".into(),
+            version: "3.0".into(),
+            model: "m.onnx".into(),
+            faces: Some(Arc::new(vec![("p".into(), 1, vec![1.0])])),
+        };
+        match Change::decode(&rebuild.encode().unwrap()).unwrap() {
+            Change::Rebuild { faces, model, .. } => {
+                assert!(faces.is_none());
+                assert_eq!(model, "m.onnx");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The audit trail's SQL (its own SQLite file).

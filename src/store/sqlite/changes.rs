@@ -1,0 +1,59 @@
+//! The change log's table, and the start view followers load from.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, params};
+
+use crate::store::StoreError;
+use crate::store::cam::Snapshot as CamSnapshot;
+use crate::store::changes::{Change, StartView};
+use crate::store::groups::GroupRow;
+
+/// Entries kept after the newest: every follower of a SQLite store is in this process and has applied
+/// every entry by the time the next write starts, so the log is kept only for inspection.
+const KEEP: i64 = 10_000;
+
+/// Append `changes` in the writing transaction; returns the number of the first (or of the next entry
+/// when there is none).
+pub fn append(conn: &Connection, changes: &[Change]) -> Result<u64, StoreError> {
+    let last: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
+        r.get(0)
+    })?;
+    let now = crate::store::now_ms();
+    let mut insert =
+        conn.prepare_cached("INSERT INTO change_log (seq, at_ms, body) VALUES (?, ?, ?)")?;
+    for (n, change) in changes.iter().enumerate() {
+        insert.execute(params![last + 1 + n as i64, now, change.encode()?])?;
+    }
+    if !changes.is_empty() && (last + changes.len() as i64) % 1000 < changes.len() as i64 {
+        conn.execute(
+            "DELETE FROM change_log WHERE seq <= ?",
+            [last + changes.len() as i64 - KEEP],
+        )?;
+    }
+    Ok(last as u64 + 1)
+}
+
+/// The database as one connection sees it.
+pub struct View<'a>(pub &'a Connection);
+
+impl StartView for View<'_> {
+    fn groups(&self) -> Result<Vec<GroupRow>, StoreError> {
+        super::groups::list(self.0, 0, i64::MAX as u64)
+    }
+
+    fn face_counts(&self) -> Result<HashMap<String, u64>, StoreError> {
+        super::groups::face_counts(self.0)
+    }
+
+    fn for_each_indexed_face(
+        &self,
+        each: &mut dyn FnMut(&str, &str, &str, Vec<f32>),
+    ) -> Result<(), StoreError> {
+        super::persons::for_each_indexed_face(self.0, each)
+    }
+
+    fn cam(&self) -> Result<CamSnapshot, StoreError> {
+        super::cam::snapshot(self.0)
+    }
+}
