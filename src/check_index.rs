@@ -14,7 +14,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::index::{Digest, Indexes};
-use crate::store::Store;
 
 /// How the check ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -78,36 +77,17 @@ fn verdict(problems: Vec<String>) -> Verdict {
     }
 }
 
-/// SQLite's own checks of the file: page structure and foreign keys.
+/// The database's own checks (for SQLite: page structure and foreign keys).
 fn database_problems(data_dir: &Path) -> anyhow::Result<Vec<String>> {
-    let conn = Store::open_read_only(data_dir)?;
-    let mut problems = Vec::new();
-    let mut stmt = conn.prepare("PRAGMA quick_check")?;
-    let lines: Vec<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    if lines != ["ok"] {
-        problems.extend(lines.into_iter().map(|l| format!("database: {l}")));
-    }
-    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
-    let broken: Vec<String> = stmt
-        .query_map([], |r| {
-            Ok(format!(
-                "database: a row of {} points at a missing {} row",
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(2)?
-            ))
-        })?
-        .collect::<Result<_, _>>()?;
-    problems.extend(broken);
-    Ok(problems)
+    Ok(crate::store::database_problems(data_dir)?
+        .into_iter()
+        .map(|line| format!("database: {line}"))
+        .collect())
 }
 
+/// A rebuild of every group's index from one consistent read of the database.
 fn rebuild(data_dir: &Path) -> anyhow::Result<Digest> {
-    let conn = Store::open_read_only(data_dir)?;
-    // One read transaction: every query of the rebuild sees the same commit.
-    let snapshot = conn.unchecked_transaction()?;
-    Ok(Indexes::load(&crate::store::sqlite::changes::View(&snapshot))?.digest())
+    crate::store::read_beside(data_dir, |view| Ok(Indexes::load(view)?.digest()))
 }
 
 /// The address in `server.json`, when that server process is still alive.

@@ -160,3 +160,82 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::store::groups::NewGroup;
+
+    /// Records what it is handed.
+    #[derive(Default)]
+    struct Recorder(parking_lot::Mutex<Vec<(u64, String)>>);
+
+    impl Follower for Recorder {
+        fn apply(&self, seq: u64, change: &Change) {
+            let what = match change {
+                Change::CreateGroup { group_id, .. } => format!("create {group_id}"),
+                Change::DeleteGroup { group_id } => format!("delete {group_id}"),
+                other => format!("{other:?}"),
+            };
+            self.0.lock().push((seq, what));
+        }
+    }
+
+    fn group(id: &str) -> NewGroup {
+        NewGroup {
+            group_id: id.into(),
+            name: id.into(),
+            tag: String::new(),
+            ex_descriptions: Vec::new(),
+            face_model_version: "3.0".into(),
+            serving_model: "m.onnx".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn committed_writes_reach_followers_numbered_in_commit_order_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let seen = store
+                .follow(|view| {
+                    assert!(view.groups()?.is_empty());
+                    Ok(Recorder::default())
+                })
+                .await
+                .unwrap();
+            store.create_group(group("a"), 10).await.unwrap();
+            store.create_group(group("b"), 10).await.unwrap();
+            // Refused writes commit nothing and log nothing.
+            assert!(store.create_group(group("a"), 10).await.is_err());
+            assert!(store.create_group(group("c"), 2).await.is_err());
+            store.delete_group("a".into()).await.unwrap();
+            assert_eq!(
+                *seen.0.lock(),
+                [
+                    (1, "create a".to_owned()),
+                    (2, "create b".to_owned()),
+                    (3, "delete a".to_owned())
+                ]
+            );
+            assert_eq!(store.applied(), 3);
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.applied(), 3, "the position survives a restart");
+        let seen = store
+            .follow(|view| {
+                let groups = view.groups()?;
+                assert_eq!(
+                    groups.len(),
+                    1,
+                    "a follower starts from the committed state"
+                );
+                Ok(Recorder::default())
+            })
+            .await
+            .unwrap();
+        store.create_group(group("c"), 10).await.unwrap();
+        assert_eq!(*seen.0.lock(), [(4, "create c".to_owned())]);
+    }
+}

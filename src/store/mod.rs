@@ -189,10 +189,23 @@ impl Store {
     {
         self.db.exclusive(f).await
     }
+}
 
-    pub fn open_read_only(data_dir: &Path) -> anyhow::Result<rusqlite::Connection> {
-        sqlite::Db::open_read_only(data_dir)
-    }
+/// The database's own consistency checks, read beside a running server (operator tools): one line per
+/// problem, none when sound.
+pub fn database_problems(data_dir: &Path) -> anyhow::Result<Vec<String>> {
+    sqlite::integrity_problems(&sqlite::Db::open_read_only(data_dir)?)
+}
+
+/// Run `f` on one consistent read of the database beside a running server (operator tools).
+pub fn read_beside<T>(
+    data_dir: &Path,
+    f: impl FnOnce(&dyn changes::StartView) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let conn = sqlite::Db::open_read_only(data_dir)?;
+    // One read transaction: every query sees the same commit.
+    let snapshot = conn.unchecked_transaction()?;
+    f(&sqlite::changes::View(&snapshot))
 }
 
 /// Create `dir` (and its missing parents) readable by this user only (0700); an existing one with group or

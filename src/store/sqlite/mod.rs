@@ -178,6 +178,30 @@ impl Db {
     }
 }
 
+/// SQLite's own checks of the file: page structure and foreign keys.
+pub fn integrity_problems(conn: &Connection) -> anyhow::Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let mut stmt = conn.prepare("PRAGMA quick_check")?;
+    let lines: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if lines != ["ok"] {
+        problems.extend(lines);
+    }
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let broken: Vec<String> = stmt
+        .query_map([], |r| {
+            Ok(format!(
+                "a row of {} points at a missing {} row",
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(2)?
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    problems.extend(broken);
+    Ok(problems)
+}
+
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     use rusqlite::OpenFlags;
     let conn = Connection::open_with_flags(
