@@ -2,7 +2,8 @@
 # Install the official clients the wire tests drive, into ignored folders of the checkout:
 #   .venv-tests/          Python SDK, tccli, pytest, selenium (tests/requirements.txt)
 #   tests/node/node_modules/  Node SDK (tests/node/package-lock.json)
-# and, from Debian packages, the headless browser of the console tests (tests/py/test_console.py).
+# and, from Debian packages, the headless browser of the console tests (tests/py/test_console.py) and the
+# PostgreSQL 15 that the PostgreSQL runs start for themselves (tests/py/postgres.py).
 # Idempotent: a folder that already matches its pin list is left alone, installed packages are not touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ fi
 
 # Headless Chromium and its WebDriver (/usr/bin/chromium, /usr/bin/chromedriver) for the console's browser tests,
 # and a CJK font so that the Chinese screenshots are legible. Selenium uses this chromedriver; it never downloads one.
-debs=(chromium chromium-driver fonts-wqy-microhei)
+debs=(chromium chromium-driver fonts-wqy-microhei postgresql-15)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
