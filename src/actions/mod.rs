@@ -588,6 +588,13 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %e, "store task failed");
                 ApiError::internal("Internal error.")
             }
+            StoreError::Stale(e) => {
+                tracing::warn!(error = %e, "answered unavailable: this server may be behind the database");
+                ApiError::new(
+                    ErrorCode::ResourceUnavailable,
+                    "This server cannot confirm its data is current; retry, another replica may answer.",
+                )
+            }
         }
     }
 }

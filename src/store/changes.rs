@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -96,17 +97,37 @@ pub trait Follower: Send + Sync {
     fn apply(&self, seq: u64, change: &Change);
 }
 
-/// The followers of one store and the last position they all applied.
+/// The followers of one store, the last position they all applied, and whether that position is known to
+/// be current (a replica following a shared database confirms it by reading the log's head).
 pub(super) struct Log {
     followers: RwLock<Vec<Arc<dyn Follower>>>,
     applied: AtomicU64,
+    /// The last applied position, for writers waiting to read their own write.
+    position: tokio::sync::watch::Sender<u64>,
+    /// When the log was last read to its head (`None`: never, or the connection to it is down); `Some`
+    /// forever for a log applied in process.
+    confirmed: parking_lot::Mutex<Option<Instant>>,
+    in_process: bool,
 }
 
 impl Log {
-    pub(super) fn new(last: u64) -> Self {
+    /// A log applied in process, as writes commit (SQLite): always current.
+    pub(super) fn in_process(last: u64) -> Self {
+        Self::new(last, true)
+    }
+
+    /// A log read from a shared database: current only as of the last confirmation.
+    pub(super) fn shared(last: u64) -> Self {
+        Self::new(last, false)
+    }
+
+    fn new(last: u64, in_process: bool) -> Self {
         Self {
             followers: RwLock::new(Vec::new()),
             applied: AtomicU64::new(last),
+            position: tokio::sync::watch::channel(last).0,
+            confirmed: parking_lot::Mutex::new(in_process.then(Instant::now)),
+            in_process,
         }
     }
 
@@ -128,7 +149,48 @@ impl Log {
             }
             self.applied.store(seq, Ordering::Release);
         }
+        self.position.send_replace(self.applied());
         metrics::gauge!("iai_change_log_applied").set(self.applied() as f64);
+    }
+
+    /// Wait until the followers have applied `seq` (a writer reading its own write), at most `timeout`.
+    pub(super) async fn wait_applied(&self, seq: u64, timeout: Duration) -> Result<(), StoreError> {
+        let mut position = self.position.subscribe();
+        match tokio::time::timeout(timeout, position.wait_for(|&at| at >= seq)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(StoreError::Stale(format!(
+                "the write was committed as change {seq}, but this server has applied only {}",
+                self.applied()
+            ))),
+        }
+    }
+
+    /// The log was read to its head just now.
+    pub(super) fn confirm(&self) {
+        *self.confirmed.lock() = Some(Instant::now());
+    }
+
+    /// The log can no longer be read (its connection is down).
+    pub(super) fn unconfirm(&self) {
+        if !self.in_process {
+            *self.confirmed.lock() = None;
+        }
+    }
+
+    /// Entries this replica needed are gone: it stays unconfirmed until restarted.
+    pub(super) fn lost(&self, next_kept: u64) {
+        tracing::error!(
+            applied = self.applied(),
+            next_kept,
+            "the change log was trimmed past this server's position: restart it"
+        );
+        self.unconfirm();
+    }
+
+    /// How long since the log was last confirmed current (`None`: not confirmed since the connection
+    /// was last lost).
+    pub(super) fn staleness(&self) -> Option<Duration> {
+        self.confirmed.lock().map(|at| at.elapsed())
     }
 }
 

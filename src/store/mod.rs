@@ -19,6 +19,7 @@ pub mod embeddings;
 pub mod groups;
 pub mod jobs;
 pub mod persons;
+pub mod postgres;
 pub mod sqlite;
 /// Transitional: the SQL of embeddings, until its callers use named operations.
 pub use sqlite::vectors;
@@ -60,6 +61,10 @@ pub enum StoreError {
     Db(Box<dyn std::error::Error + Send + Sync>),
     #[error("store task failed: {0}")]
     Task(String),
+    /// This server cannot confirm that what it holds in memory is current (its database or change log
+    /// cannot be reached, or it applies the log too slowly).
+    #[error("{0}")]
+    Stale(String),
 }
 
 /// The store: a backend and the followers of its change log. Cheap to clone.
@@ -81,7 +86,7 @@ impl Store {
                 })?;
         Ok(Self {
             db,
-            log: Arc::new(changes::Log::new(last as u64)),
+            log: Arc::new(changes::Log::in_process(last as u64)),
         })
     }
 

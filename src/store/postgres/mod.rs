@@ -1,0 +1,163 @@
+//! The PostgreSQL backend, for several replicas on one database (`database_url = "postgres://..."`).
+//!
+//! - **Writes** take one transaction-scoped advisory lock (`WRITE_LOCK`) before their first statement, so
+//!   writes commit one at a time across every replica: the checks a write makes on what it read (limits,
+//!   ids, names) hold at its commit, as with SQLite's single writer, and the change-log numbers it appends
+//!   follow commit order with no gaps.
+//! - **The log** (`change_log`) notifies `iai_change_log` at commit. Each replica follows it on a
+//!   connection of its own (`follow`): woken by NOTIFY, polling as a fallback, and catching up from the
+//!   last number it applied after a disconnect. The replica that wrote answers once its own follower has
+//!   applied the write (read your writes).
+//! - **Migrations** are `migrations/postgres/NNNN_*.sql`, applied in order under an advisory lock by the
+//!   first replica that finds them missing.
+//!
+//! Every wait is bounded: a pool checkout and a connection attempt give up after `CONNECT_TIMEOUT`, a
+//! statement after `STATEMENT_TIMEOUT`, so a call that cannot reach the database gets an error, never hangs.
+
+pub mod follow;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::{NoTls, Transaction};
+
+use super::{Change, StoreError};
+
+/// The numbered schema files, in order. Add a file, never edit an applied one.
+pub const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    include_str!("../../../migrations/postgres/0001_schema.sql"),
+)];
+
+/// The advisory lock every write holds until it commits (and migrations while they run).
+const WRITE_LOCK: i64 = 0x1a1_5e4e_0001;
+const MIGRATION_LOCK: i64 = 0x1a1_5e4e_0002;
+
+/// How long a call waits for a connection (from the pool, or a new one) before it fails.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one statement may run.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections in the pool at most.
+const POOL_SIZE: usize = 16;
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Db(Box::new(e))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Db(Box::new(e))
+    }
+}
+
+/// A pool of connections to one database, and how to open more (the follower's own connection).
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    config: tokio_postgres::Config,
+}
+
+impl Db {
+    /// A pool for `url`; no connection is made yet (`migrate` makes the first).
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        let mut config =
+            tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Db(Box::new(e)))?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.options(format!(
+            "-c statement_timeout={} -c lock_timeout={}",
+            STATEMENT_TIMEOUT.as_millis(),
+            STATEMENT_TIMEOUT.as_millis()
+        ));
+        config.application_name("iai-server");
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Db(Box::new(e)))?;
+        Ok(Self { pool, config })
+    }
+
+    /// A pooled connection.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// A connection of its own, outside the pool (LISTEN), and the task that drives it.
+    pub(super) fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// Bring the schema up to date: the files not yet recorded in `schema_migrations`, each in one
+    /// transaction, under a lock so that replicas starting together apply each file once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+        )
+        .await?;
+        let applied: Vec<i32> = tx
+            .query("SELECT version FROM schema_migrations", &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)",
+                &[version, &super::now_ms()],
+            )
+            .await?;
+            tracing::info!(version, "applied a PostgreSQL migration");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Start a write: a transaction holding the write lock.
+pub async fn begin_write(
+    client: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        .await?;
+    Ok(tx)
+}
+
+/// Append `changes` to the log in the writing transaction (which holds the write lock); returns the number
+/// of the last one (of the last entry before them when there are none).
+pub async fn append(tx: &Transaction<'_>, changes: &[Change]) -> Result<u64, StoreError> {
+    let last: i64 = tx
+        .query_one("SELECT coalesce(max(seq), 0) FROM change_log", &[])
+        .await?
+        .get(0);
+    let now = super::now_ms();
+    for (n, change) in changes.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO change_log (seq, at_ms, body) VALUES ($1, $2, $3)",
+            &[&(last + 1 + n as i64), &now, &change.encode()?],
+        )
+        .await?;
+    }
+    Ok((last + changes.len() as i64) as u64)
+}
