@@ -5,9 +5,8 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use rusqlite::{Connection, OpenFlags};
 
-use super::{AUDIT_FILE, query};
+use crate::store::audit::AuditStore;
 
 /// A time given as RFC 3339 (`2026-11-25T00:00:00Z`) or unix seconds, in milliseconds.
 pub fn parse_time(text: &str) -> anyhow::Result<i64> {
@@ -28,27 +27,12 @@ pub fn export(
     until_ms: Option<i64>,
     out: &mut dyn Write,
 ) -> anyhow::Result<u64> {
-    let path = data_dir.join(AUDIT_FILE);
-    if !path.exists() {
-        anyhow::bail!(
-            "no audit trail at {} (is the data directory right?)",
-            path.display()
-        );
-    }
-    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {} FROM calls WHERE time_ms >= ?1 AND time_ms < ?2 ORDER BY time_ms, id",
-        query::COLUMNS
-    ))?;
-    let rows = stmt.query_map([since_ms, until_ms.unwrap_or(i64::MAX)], query::record)?;
-    let mut n = 0;
-    for row in rows {
-        let record = row?;
+    let trail = AuditStore::open_existing(data_dir)?;
+    let n = trail.export(since_ms, until_ms, |record| {
         serde_json::to_writer(&mut *out, &record)?;
         out.write_all(b"\n")?;
-        n += 1;
-    }
+        Ok::<_, anyhow::Error>(())
+    })?;
     out.flush()?;
     Ok(n)
 }

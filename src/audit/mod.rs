@@ -1,6 +1,7 @@
 //! The audit trail: every request, refused ones included (time, RequestId, principal and SecretId, action,
 //! interface group, groups touched, client address, outcome code, latency; for searches and verifications
-//! also FaceNum and the top candidates), in its own SQLite file `audit.sqlite3` beside the store's.
+//! also FaceNum and the top candidates), kept by the store's audit operations (`store::audit`; with SQLite
+//! its own file `audit.sqlite3` beside the database).
 //!
 //! Requests hand their record to a bounded queue and go on; one thread writes the queue in batches (one
 //! transaction per batch) and keeps 5-minute aggregates (calls, errors, a latency histogram) per action for
@@ -12,9 +13,9 @@
 //! `iai-server audit export`.
 
 pub mod export;
-pub mod histogram;
 pub mod query;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,12 +23,12 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rusqlite::{Connection, params};
-use serde::{Deserialize, Serialize};
 
-use histogram::Histogram;
+use crate::store::audit::{AuditStore, Histogram, StatDelta};
 
-pub const AUDIT_FILE: &str = "audit.sqlite3";
+// The rows live with the store (the lower layer); they are the trail's vocabulary too.
+pub use crate::store::audit::{AUDIT_FILE, BUCKET_MS, Candidate, Record};
+
 /// Records waiting for the writer at most (about 1 KB each), and their bytes at most: whatever the records
 /// hold, the queue holds no more than this.
 const QUEUE: usize = 65_536;
@@ -35,77 +36,16 @@ const QUEUE_BYTES: u64 = 32 * 1024 * 1024;
 /// Records per transaction at most, and how long the writer lets a partial batch wait.
 const BATCH: usize = 1024;
 const BATCH_WAIT: Duration = Duration::from_millis(200);
-/// Statistics buckets are 5 minutes, as Tencent's console reports.
-pub const BUCKET_MS: i64 = 300_000;
 /// Candidates kept per search (best first).
 pub const TOP_CANDIDATES: usize = 5;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS calls (
-    id          INTEGER PRIMARY KEY,
-    time_ms     INTEGER NOT NULL,
-    request_id  TEXT NOT NULL,
-    principal   TEXT NOT NULL,
-    secret_id   TEXT,
-    action      TEXT,
-    interface_group TEXT,
-    -- JSON array of the GroupIds the call named
-    groups      TEXT NOT NULL DEFAULT '[]',
-    client      TEXT,
-    code        TEXT NOT NULL,
-    latency_us  INTEGER NOT NULL,
-    face_num    INTEGER,
-    -- JSON array of {PersonId, FaceId, Score}, searches and verifications only
-    candidates  TEXT
-);
-CREATE INDEX IF NOT EXISTS calls_by_time ON calls (time_ms);
-CREATE TABLE IF NOT EXISTS stats (
-    bucket_ms   INTEGER NOT NULL,
-    action      TEXT NOT NULL,
-    interface_group TEXT NOT NULL,
-    calls       INTEGER NOT NULL,
-    errors      INTEGER NOT NULL,
-    -- latency histogram (histogram.rs), little-endian u32 counts
-    latency     BLOB NOT NULL,
-    PRIMARY KEY (bucket_ms, action)
-);
-";
-
-/// One call, as recorded.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    pub time_ms: i64,
-    pub request_id: String,
-    /// `main`, a sub-user's uin, or empty for a call refused before it was authenticated.
-    pub principal: String,
-    pub secret_id: Option<String>,
-    pub action: Option<String>,
-    pub interface_group: Option<String>,
-    pub groups: Vec<String>,
-    pub client: Option<String>,
-    /// `OK` or the error code.
-    pub code: String,
-    pub latency_us: u64,
-    pub face_num: Option<u64>,
-    pub candidates: Option<Vec<Candidate>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Candidate {
-    #[serde(rename = "PersonId")]
-    pub person_id: String,
-    #[serde(rename = "FaceId", default, skip_serializing_if = "Option::is_none")]
-    pub face_id: Option<String>,
-    #[serde(rename = "Score")]
-    pub score: f64,
-}
 
 pub struct Trail {
     /// Each record with its size (`Record::bytes`), so the writer takes off what was added.
     queue: SyncSender<(Record, u64)>,
     /// Bytes of the records in the queue (added here, taken off by the writer).
     queued_bytes: Arc<AtomicU64>,
-    path: PathBuf,
+    /// Where the readers open the trail.
+    data_dir: PathBuf,
 }
 
 impl Record {
@@ -132,27 +72,20 @@ impl Record {
 impl Trail {
     /// Open (creating) the trail in `data_dir` and start its writer thread.
     pub fn open(data_dir: &Path, retention_days: u32) -> anyhow::Result<Arc<Self>> {
-        let path = data_dir.join(AUDIT_FILE);
-        let conn = open_connection(&path)?;
-        conn.execute_batch(SCHEMA)
-            .with_context(|| format!("cannot create the audit trail {}", path.display()))?;
+        let store = AuditStore::open(data_dir)?;
         let (queue, records) = std::sync::mpsc::sync_channel(QUEUE);
         let retention = Duration::from_secs(u64::from(retention_days.max(1)) * 86_400);
         let queued_bytes = Arc::new(AtomicU64::new(0));
         let writer_bytes = queued_bytes.clone();
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || write_loop(conn, records, retention, writer_bytes))
+            .spawn(move || write_loop(store, records, retention, writer_bytes))
             .context("cannot start the audit writer")?;
         Ok(Arc::new(Self {
             queue,
             queued_bytes,
-            path,
+            data_dir: data_dir.to_owned(),
         }))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Queue a record; never waits (a full queue drops it, counted).
@@ -172,14 +105,9 @@ impl Trail {
         }
     }
 
-    /// A read-only connection for queries (run them off the async runtime).
-    pub fn reader(&self) -> anyhow::Result<Connection> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        Ok(conn)
+    /// A read-only handle for queries (run them off the async runtime).
+    pub fn reader(&self) -> anyhow::Result<AuditStore> {
+        AuditStore::open_reader(&self.data_dir)
     }
 }
 
@@ -254,22 +182,8 @@ pub fn outcome(
     (face_num, Some(candidates))
 }
 
-fn open_connection(path: &Path) -> anyhow::Result<Connection> {
-    // 0600 (what callers sent, with their SecretIds), tightened when found looser.
-    crate::store::private_database(path)
-        .with_context(|| format!("cannot create the audit trail {}", path.display()))?;
-    let conn = Connection::open(path)
-        .with_context(|| format!("cannot open the audit trail {}", path.display()))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    // The trail is an operator's record, not acknowledged data: NORMAL keeps it consistent through a crash
-    // (WAL) and spares a sync per batch.
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    Ok(conn)
-}
-
 fn write_loop(
-    mut conn: Connection,
+    mut store: AuditStore,
     records: Receiver<(Record, u64)>,
     retention: Duration,
     queued_bytes: Arc<AtomicU64>,
@@ -279,7 +193,7 @@ fn write_loop(
         let first = match records.recv_timeout(Duration::from_secs(60)) {
             Ok(sized) => sized,
             Err(RecvTimeoutError::Timeout) => {
-                purge_if_due(&conn, retention, &mut last_purge);
+                purge_if_due(&store, retention, &mut last_purge);
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => return,
@@ -298,116 +212,53 @@ fn write_loop(
             }
         }
         queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-        if let Err(e) = write_batch(&mut conn, &batch) {
+        if let Err(e) = store.record_batch(&batch, &aggregate(&batch)) {
             tracing::error!(error = %e, records = batch.len(), "cannot write to the audit trail");
             metrics::counter!("iai_audit_dropped_total").increment(batch.len() as u64);
         }
-        purge_if_due(&conn, retention, &mut last_purge);
+        purge_if_due(&store, retention, &mut last_purge);
     }
 }
 
-fn write_batch(conn: &mut Connection, batch: &[Record]) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO calls (time_ms, request_id, principal, secret_id, action, interface_group, groups,
-                                client, code, latency_us, face_num, candidates)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )?;
-        for r in batch {
-            insert.execute(params![
-                r.time_ms,
-                r.request_id,
-                r.principal,
-                r.secret_id,
-                r.action,
-                r.interface_group,
-                serde_json::to_string(&r.groups).unwrap_or_else(|_| "[]".into()),
-                r.client,
-                r.code,
-                r.latency_us as i64,
-                r.face_num.map(|n| n as i64),
-                r.candidates
-                    .as_ref()
-                    .and_then(|c| serde_json::to_string(c).ok()),
-            ])?;
-        }
-        // The batch's aggregates, merged into what the buckets already hold.
-        let mut buckets: std::collections::BTreeMap<(i64, String), (String, u64, u64, Histogram)> =
-            Default::default();
-        for r in batch {
-            // Statistics are kept by known action only: whatever a refused call claims goes under one key.
-            let action = match r.action.as_deref() {
-                None => "(none)".to_owned(),
-                Some(a) if known_action(a) => a.to_owned(),
-                Some(_) => "(unknown)".to_owned(),
-            };
-            let entry = buckets
-                .entry((r.time_ms - r.time_ms.rem_euclid(BUCKET_MS), action))
-                .or_insert_with(|| {
-                    (
-                        r.interface_group.clone().unwrap_or_default(),
-                        0,
-                        0,
-                        Histogram::default(),
-                    )
-                });
-            entry.1 += 1;
-            entry.2 += u64::from(r.code != "OK");
-            entry.3.add(r.latency_us);
-        }
-        let mut read = tx.prepare_cached(
-            "SELECT calls, errors, latency FROM stats WHERE bucket_ms = ?1 AND action = ?2",
-        )?;
-        let mut upsert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO stats (bucket_ms, action, interface_group, calls, errors, latency)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        for ((bucket, action), (group, mut calls, mut errors, mut latency)) in buckets {
-            let before: Option<(i64, i64, Vec<u8>)> = read
-                .query_row(params![bucket, action], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })
-                .ok();
-            if let Some((c, e, h)) = before {
-                calls += c as u64;
-                errors += e as u64;
-                latency.merge(&Histogram::from_bytes(&h));
-            }
-            upsert.execute(params![
-                bucket,
+/// The batch's aggregates per bucket and action, for the store to add to what the buckets already hold.
+fn aggregate(batch: &[Record]) -> Vec<StatDelta> {
+    let mut buckets: BTreeMap<(i64, String), StatDelta> = BTreeMap::new();
+    for r in batch {
+        // Statistics are kept by known action only: whatever a refused call claims goes under one key.
+        let action = match r.action.as_deref() {
+            None => "(none)".to_owned(),
+            Some(a) if known_action(a) => a.to_owned(),
+            Some(_) => "(unknown)".to_owned(),
+        };
+        let bucket_ms = r.time_ms - r.time_ms.rem_euclid(BUCKET_MS);
+        let entry = buckets
+            .entry((bucket_ms, action.clone()))
+            .or_insert_with(|| StatDelta {
+                bucket_ms,
                 action,
-                group,
-                calls as i64,
-                errors as i64,
-                latency.to_bytes()
-            ])?;
-        }
+                interface_group: r.interface_group.clone().unwrap_or_default(),
+                calls: 0,
+                errors: 0,
+                latency: Histogram::default(),
+            });
+        entry.calls += 1;
+        entry.errors += u64::from(r.code != "OK");
+        entry.latency.add(r.latency_us);
     }
-    tx.commit()
+    buckets.into_values().collect()
 }
 
-fn purge_if_due(conn: &Connection, retention: Duration, last: &mut Instant) {
+fn purge_if_due(store: &AuditStore, retention: Duration, last: &mut Instant) {
     if last.elapsed() < Duration::from_secs(3600) {
         return;
     }
     *last = Instant::now();
     let cutoff = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
-    match purge(conn, cutoff) {
+    match store.purge_before(cutoff) {
         Ok(n) if n > 0 => tracing::info!(rows = n, "audit trail: rows past the retention deleted"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "audit trail: cannot delete old rows"),
     }
-}
-
-/// Delete calls and statistics older than `cutoff_ms`; returns the rows deleted.
-fn purge(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<usize> {
-    let calls = conn.execute("DELETE FROM calls WHERE time_ms < ?1", [cutoff_ms])?;
-    let stats = conn.execute(
-        "DELETE FROM stats WHERE bucket_ms + ?2 <= ?1",
-        [cutoff_ms, BUCKET_MS],
-    )?;
-    Ok(calls + stats)
 }
 
 #[cfg(test)]
@@ -441,12 +292,10 @@ mod tests {
             ));
         }
         trail.record(record(t0 + BUCKET_MS, "SearchFaces", "OK", 5000));
+        let all = query::LogFilter::default();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let conn = trail.reader().unwrap();
-            let n: i64 = conn
-                .query_row("SELECT count(*) FROM calls", [], |r| r.get(0))
-                .unwrap_or(0);
+            let n = query::search_log(&trail.reader().unwrap(), &all).map_or(0, |(_, n)| n);
             if n == 11 {
                 break;
             }
@@ -464,21 +313,33 @@ mod tests {
         );
         assert!(stats[0].p99_ms >= 9.0, "{}", stats[0].p99_ms);
         assert_eq!(stats[1].calls, 1);
+    }
 
-        // Retention: what ended before the cutoff goes, the rest stays.
-        let mut conn = open_connection(trail.path()).unwrap();
-        assert_eq!(purge(&conn, t0 + BUCKET_MS).unwrap(), 10 + 1);
-        let left: i64 = conn
-            .query_row("SELECT count(*) FROM calls", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(left, 1);
-        write_batch(
-            &mut conn,
-            &[record(t0 + BUCKET_MS + 1, "SearchFaces", "OK", 1)],
-        )
-        .unwrap();
-        let stats = query::stats(&conn, t0 - BUCKET_MS, t0 + 2 * BUCKET_MS).unwrap();
-        assert_eq!(stats.len(), 1);
-        assert_eq!(stats[0].calls, 2, "the kept bucket's aggregate grows");
+    #[test]
+    fn statistics_are_kept_by_known_action_only() {
+        let t0 = 1_800_000_000_000;
+        let mut refused = record(t0 + 1, "NoSuchAction", "X", 10);
+        refused.interface_group = None;
+        let mut unnamed = record(t0 + 2, "", "X", 10);
+        unnamed.action = None;
+        let deltas = aggregate(&[
+            record(t0, "SearchFaces", "OK", 10),
+            refused,
+            unnamed,
+            record(t0 + BUCKET_MS + 1, "SearchFaces", "OK", 10),
+        ]);
+        let keys: Vec<_> = deltas
+            .iter()
+            .map(|d| (d.bucket_ms, d.action.as_str(), d.calls, d.errors))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (t0, "(none)", 1, 1),
+                (t0, "(unknown)", 1, 1),
+                (t0, "SearchFaces", 1, 0),
+                (t0 + BUCKET_MS, "SearchFaces", 1, 0),
+            ]
+        );
     }
 }

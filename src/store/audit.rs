@@ -1,3 +1,403 @@
 //! The store's named operations on the audit trail (recording call batches, purging, the statistics and
-//! search-log queries, export), backend-neutral. With SQLite the trail is a file of its own beside the
-//! database.
+//! search-log queries, export), backend-neutral, and the plain rows they take and return. With SQLite the
+//! trail is a file of its own beside the database (`AUDIT_FILE`, 0600).
+//!
+//! What a call's record holds, how a batch is aggregated and when rows expire is the audit trail's
+//! (`crate::audit`); this layer only keeps and reads them.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use super::sqlite::audit::AuditDb;
+
+pub use super::sqlite::audit::AUDIT_FILE;
+
+/// Statistics buckets are 5 minutes, as Tencent's console reports.
+pub const BUCKET_MS: i64 = 300_000;
+
+/// The actions whose rows make the search log (人脸搜索流水): searches and verifications.
+pub const SEARCH_ACTIONS: &[&str] = &[
+    "SearchFaces",
+    "SearchFacesReturnsByGroup",
+    "SearchPersons",
+    "SearchPersonsReturnsByGroup",
+    "ConsoleSearchFaces",
+    "ConsoleSearchPersons",
+    "VerifyFace",
+    "VerifyPerson",
+];
+
+/// One call, as recorded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub time_ms: i64,
+    pub request_id: String,
+    /// `main`, a sub-user's uin, or empty for a call refused before it was authenticated.
+    pub principal: String,
+    pub secret_id: Option<String>,
+    pub action: Option<String>,
+    pub interface_group: Option<String>,
+    pub groups: Vec<String>,
+    pub client: Option<String>,
+    /// `OK` or the error code.
+    pub code: String,
+    pub latency_us: u64,
+    pub face_num: Option<u64>,
+    pub candidates: Option<Vec<Candidate>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    #[serde(rename = "PersonId")]
+    pub person_id: String,
+    #[serde(rename = "FaceId", default, skip_serializing_if = "Option::is_none")]
+    pub face_id: Option<String>,
+    #[serde(rename = "Score")]
+    pub score: f64,
+}
+
+/// A batch's aggregate for one bucket and action, added to what the bucket already holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatDelta {
+    /// The bucket's start, a multiple of `BUCKET_MS`.
+    pub bucket_ms: i64,
+    pub action: String,
+    pub interface_group: String,
+    pub calls: u64,
+    pub errors: u64,
+    pub latency: Histogram,
+}
+
+/// One bucket of one action, as the console reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatRow {
+    pub bucket_ms: i64,
+    pub action: String,
+    pub interface_group: String,
+    pub calls: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub group_id: Option<String>,
+    pub secret_id: Option<String>,
+    /// `main` or a sub-user's uin.
+    pub principal: Option<String>,
+    pub code: Option<String>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// A handle on the trail. Its operations block: run them off the async runtime.
+pub struct AuditStore {
+    db: AuditDb,
+}
+
+impl AuditStore {
+    /// Open (creating, 0600) the trail of `data_dir` for writing, its schema created if missing.
+    pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            db: AuditDb::open(data_dir)?,
+        })
+    }
+
+    /// A read-only handle for the console's queries.
+    pub fn open_reader(data_dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            db: AuditDb::open_reader(data_dir)?,
+        })
+    }
+
+    /// A read-only handle on a trail that must already exist (operators' tools beside a running server).
+    pub fn open_existing(data_dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            db: AuditDb::open_existing(data_dir)?,
+        })
+    }
+
+    /// Where the trail lives, for operators' messages.
+    pub fn location(&self) -> String {
+        self.db.path().display().to_string()
+    }
+
+    /// Keep `calls` and add `stats` to their buckets, all or nothing.
+    pub fn record_batch(
+        &mut self,
+        calls: &[Record],
+        stats: &[StatDelta],
+    ) -> Result<(), StoreError> {
+        self.db.record_batch(calls, stats)
+    }
+
+    /// Delete the calls before `cutoff_ms` and the buckets that ended by then; returns the rows deleted.
+    pub fn purge_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        self.db.purge_before(cutoff_ms)
+    }
+
+    /// Buckets starting in `[start_ms, end_ms)`, oldest first (by action within a bucket).
+    pub fn stats(&self, start_ms: i64, end_ms: i64) -> Result<Vec<StatRow>, StoreError> {
+        self.db.stats(start_ms, end_ms)
+    }
+
+    /// The page of the search log (`SEARCH_ACTIONS`' calls) that `filter` asks, newest first, and how many
+    /// calls match.
+    pub fn search_log(&self, filter: &LogFilter) -> Result<(Vec<Record>, u64), StoreError> {
+        self.db.search_log(filter)
+    }
+
+    /// Hand every call of `[since_ms, until_ms)` to `each`, oldest first, streaming (the trail can be far
+    /// larger than memory); stops at `each`'s first error. Returns how many were handed.
+    pub fn export<E: From<StoreError>>(
+        &self,
+        since_ms: i64,
+        until_ms: Option<i64>,
+        each: impl FnMut(Record) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        self.db.export(since_ms, until_ms.unwrap_or(i64::MAX), each)
+    }
+}
+
+/// A fixed log-scale latency histogram: 64 buckets growing by 25 % from 50 µs (the last reaches about a
+/// minute), so any bucket's p50/p99 is within 12 % and buckets merge by adding counts. It is what the
+/// statistics keep, so its byte form (`to_bytes`) is part of the stored format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    counts: [u32; HISTOGRAM_BUCKETS],
+}
+
+const HISTOGRAM_BUCKETS: usize = 64;
+const FIRST_US: f64 = 50.0;
+const RATIO: f64 = 1.25;
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            counts: [0; HISTOGRAM_BUCKETS],
+        }
+    }
+}
+
+impl Histogram {
+    pub fn add(&mut self, latency_us: u64) {
+        let us = latency_us.max(1) as f64;
+        let i = if us <= FIRST_US {
+            0
+        } else {
+            ((us / FIRST_US).ln() / RATIO.ln()).ceil() as usize
+        };
+        let i = i.min(HISTOGRAM_BUCKETS - 1);
+        self.counts[i] = self.counts[i].saturating_add(1);
+    }
+
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a = a.saturating_add(*b);
+        }
+    }
+
+    /// The latency below which `q` (0..1) of the calls fall, in milliseconds (a bucket's geometric middle).
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        let total: u64 = self.counts.iter().map(|&c| u64::from(c)).sum();
+        if total == 0 {
+            return 0.0;
+        }
+        let rank = (q * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0u64;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += u64::from(c);
+            if seen >= rank {
+                let upper = FIRST_US * RATIO.powi(i as i32);
+                let lower = upper / RATIO;
+                return (upper * lower).sqrt() / 1000.0;
+            }
+        }
+        FIRST_US * RATIO.powi(HISTOGRAM_BUCKETS as i32 - 1) / 1000.0
+    }
+
+    /// Little-endian u32 counts.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.counts.iter().flat_map(|c| c.to_le_bytes()).collect()
+    }
+
+    /// Reads what `to_bytes` wrote; anything else reads as empty.
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        let mut h = Self::default();
+        if bytes.len() == HISTOGRAM_BUCKETS * 4 {
+            for (i, chunk) in bytes.chunks_exact(4).enumerate() {
+                h.counts[i] = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            }
+        }
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(time_ms: i64, action: &str, code: &str, groups: &[&str]) -> Record {
+        Record {
+            time_ms,
+            request_id: format!("r{time_ms}"),
+            principal: "main".into(),
+            action: Some(action.into()),
+            interface_group: Some("search".into()),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            code: code.into(),
+            latency_us: 1000,
+            ..Default::default()
+        }
+    }
+
+    fn delta(bucket_ms: i64, calls: u64, errors: u64, latency_us: &[u64]) -> StatDelta {
+        let mut latency = Histogram::default();
+        latency_us.iter().for_each(|&us| latency.add(us));
+        StatDelta {
+            bucket_ms,
+            action: "SearchFaces".into(),
+            interface_group: "search".into(),
+            calls,
+            errors,
+            latency,
+        }
+    }
+
+    #[test]
+    fn quantiles_are_within_a_bucket() {
+        let mut h = Histogram::default();
+        for us in 1..=1000u64 {
+            h.add(us * 100);
+        }
+        let p50 = h.quantile_ms(0.5);
+        let p99 = h.quantile_ms(0.99);
+        assert!((50.0 * 0.85..=50.0 * 1.15).contains(&p50), "{p50}");
+        assert!((99.0 * 0.85..=99.0 * 1.15).contains(&p99), "{p99}");
+        let round = Histogram::from_bytes(&h.to_bytes());
+        assert_eq!(round, h);
+        let mut twice = h.clone();
+        twice.merge(&h);
+        assert!((twice.quantile_ms(0.5) - p50).abs() < 1e-9);
+        assert_eq!(Histogram::default().quantile_ms(0.5), 0.0);
+    }
+
+    #[test]
+    fn stats_merge_into_their_buckets_and_expire_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = AuditStore::open(dir.path()).unwrap();
+        let t0 = 1_800_000_000_000;
+        store
+            .record_batch(
+                &[call(t0, "SearchFaces", "OK", &[])],
+                &[delta(t0, 1, 0, &[1000])],
+            )
+            .unwrap();
+        store
+            .record_batch(
+                &[
+                    call(t0 + 1, "SearchFaces", "X", &[]),
+                    call(t0 + BUCKET_MS, "SearchFaces", "OK", &[]),
+                ],
+                &[
+                    delta(t0, 1, 1, &[100_000]),
+                    delta(t0 + BUCKET_MS, 1, 0, &[1000]),
+                ],
+            )
+            .unwrap();
+        let reader = AuditStore::open_reader(dir.path()).unwrap();
+        let stats = reader.stats(t0, t0 + 2 * BUCKET_MS).unwrap();
+        assert_eq!(stats.len(), 2);
+        assert_eq!((stats[0].calls, stats[0].errors), (2, 1), "merged");
+        assert!(stats[0].p99_ms >= 90.0, "{}", stats[0].p99_ms);
+        assert_eq!(reader.stats(t0 + 1, t0 + BUCKET_MS).unwrap().len(), 0);
+
+        // Calls before the cutoff and the bucket that ended by then go.
+        assert_eq!(store.purge_before(t0 + BUCKET_MS).unwrap(), 2 + 1);
+        let stats = reader.stats(t0, t0 + 2 * BUCKET_MS).unwrap();
+        assert_eq!(stats.len(), 1);
+        assert_eq!(stats[0].bucket_ms, t0 + BUCKET_MS);
+    }
+
+    #[test]
+    fn the_search_log_filters_pages_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = AuditStore::open(dir.path()).unwrap();
+        let t0 = 1_800_000_000_000;
+        let mut verify = call(t0 + 3, "VerifyFace", "OK", &["b"]);
+        verify.candidates = Some(vec![Candidate {
+            person_id: "p".into(),
+            face_id: None,
+            score: 91.5,
+        }]);
+        verify.face_num = Some(1);
+        let calls = [
+            call(t0, "SearchFaces", "OK", &["a", "b"]),
+            call(t0 + 1, "CreatePerson", "OK", &["b"]),
+            call(t0 + 2, "SearchPersons", "X", &["a"]),
+            verify.clone(),
+        ];
+        store.record_batch(&calls, &[]).unwrap();
+        let log = |filter: LogFilter| store.search_log(&filter).unwrap();
+        let all = LogFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        let (rows, total) = log(all.clone());
+        assert_eq!(total, 3, "searches and verifications only");
+        assert_eq!(rows[0], verify, "newest first, as recorded");
+        let (rows, total) = log(LogFilter {
+            group_id: Some("b".into()),
+            ..all.clone()
+        });
+        assert_eq!(total, 2);
+        assert_eq!(rows[1].request_id, format!("r{t0}"));
+        let (rows, total) = log(LogFilter {
+            code: Some("X".into()),
+            start_ms: Some(t0 + 1),
+            ..all.clone()
+        });
+        assert_eq!((rows.len(), total), (1, 1));
+        let (rows, total) = log(LogFilter {
+            offset: 1,
+            limit: 1,
+            ..all
+        });
+        assert_eq!((rows.len(), total), (1, 3));
+        assert_eq!(rows[0].time_ms, t0 + 2);
+
+        let mut exported = Vec::new();
+        let n = AuditStore::open_existing(dir.path())
+            .unwrap()
+            .export(t0 + 1, None, |r| {
+                exported.push(r.time_ms);
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(
+            exported,
+            [t0 + 1, t0 + 2, t0 + 3],
+            "oldest first, every action"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_trail_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        AuditStore::open(dir.path()).unwrap();
+        let mode = std::fs::metadata(dir.path().join(AUDIT_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(AuditStore::open_existing(&dir.path().join("elsewhere")).is_err());
+    }
+}
