@@ -1,20 +1,15 @@
 //! `CamService`: the CAM actions (users, access keys, policies, attachments) with CAM's rules and error
-//! codes, on top of `store::cam`. Every write commits, then replaces the shared `Directory` while the
-//! store's write lock is still held, so directories are published in commit order and the next request
-//! is checked against the new state.
+//! codes, on top of the store's CAM operations (`store::cam`). Every write logs a CAM change, which the
+//! directory (`directory::Publisher`, a follower of the store's log) is rebuilt from before the write
+//! returns: the next request is checked against the new state.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use rusqlite::Transaction;
-
-use super::directory::{self, Directory, Shared};
+use super::directory::{self, Publisher, Shared};
 use super::generated::service::Cam;
 use super::generated::types::*;
 use super::policy::{self, PolicyErrorKind};
 use super::presets;
 use crate::api::{ApiError, ErrorCode, Principal, RequestContext};
-use crate::store::cam::{self as rows, AttachmentRow, KeyRow, PolicyRow, UserRow};
+use crate::store::cam::{Account, KeyRow, PolicyRef, PolicyRow, Refusal, UserRow};
 use crate::store::{Store, now_ms};
 
 /// CAM's limits (Tencent's documented quotas).
@@ -31,68 +26,29 @@ pub struct CamService {
     /// The configuration's SecretIds: the main account's keys that CAM lists but cannot change.
     configured_keys: Vec<String>,
     started: String,
-    /// What the last directory build compiled (policies, users' unions), reused by the next: a write
-    /// recompiles only what it changed. Locked inside the store's write lock only.
-    compiled: Arc<parking_lot::Mutex<directory::Compiled>>,
 }
 
 impl CamService {
-    /// Load the directory from the store.
+    /// Load the directory from the store and follow the store's changes from there.
     pub async fn open(
         store: Store,
         owner_uin: u64,
         configured_keys: Vec<String>,
     ) -> anyhow::Result<Self> {
-        let snapshot = store
-            .read(|conn| rows::snapshot(conn).map_err(anyhow::Error::from))
+        let publisher = store
+            .follow(move |view| Ok(Publisher::new(owner_uin, &view.cam()?)))
             .await?;
-        let mut compiled = directory::Compiled::default();
-        let built = Directory::build_with(owner_uin, &snapshot, &mut compiled);
         Ok(Self {
             store,
-            directory: Directory::shared(built),
+            directory: publisher.shared().clone(),
             owner_uin,
             configured_keys,
             started: datetime(now_ms()),
-            compiled: Arc::new(parking_lot::Mutex::new(compiled)),
         })
     }
 
     pub fn directory(&self) -> &Shared {
         &self.directory
-    }
-
-    /// Run a CAM write and publish the directory it leads to.
-    async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
-    where
-        T: Send + Sync + 'static,
-        F: FnOnce(&Transaction) -> Result<T, ApiError> + Send + 'static,
-    {
-        let owner = self.owner_uin;
-        let shared = self.directory.clone();
-        let compiled = self.compiled.clone();
-        let (out, _) = self
-            .store
-            .write_then(
-                move |tx| {
-                    let out = f(tx)?;
-                    let snapshot = rows::snapshot(tx)?;
-                    // Under the store's write lock: directories are built and published in commit order.
-                    let built = Directory::build_with(owner, &snapshot, &mut compiled.lock());
-                    Ok::<_, ApiError>((out, Arc::new(built)))
-                },
-                move |(_, built)| shared.store(built.clone()),
-            )
-            .await?;
-        Ok(out)
-    }
-
-    async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> Result<T, ApiError> + Send + 'static,
-    {
-        self.store.read(f).await
     }
 
     /// The uin a call acts on: `TargetUin`, or the caller's own.
@@ -101,6 +57,15 @@ impl CamService {
             (Some(uin), _) => uin,
             (None, Principal::Main) => self.owner_uin,
             (None, Principal::User(uin)) => uin,
+        }
+    }
+
+    /// The account `uin` is: the main account (which has no user row) or a sub-user.
+    fn account(&self, uin: u64) -> Account {
+        if uin == self.owner_uin {
+            Account::Main(uin)
+        } else {
+            Account::User(uin)
         }
     }
 }
@@ -237,11 +202,12 @@ impl PolicyView {
         }
     }
 
-    fn find(conn: &rusqlite::Connection, policy_id: u64) -> Result<Self, ApiError> {
+    /// The policy `policy_id`: a preset, or else `stored`, the custom policy the store has under that id.
+    fn find(policy_id: u64, stored: Option<PolicyRow>) -> Result<Self, ApiError> {
         if let Some(p) = presets::by_id(policy_id) {
             return Ok(Self::preset(p));
         }
-        rows::policy_by_id(conn, policy_id)?
+        stored
             .map(Self::custom)
             .ok_or_else(|| policy_not_found(policy_id))
     }
@@ -276,7 +242,7 @@ impl Cam for CamService {
         let row = UserRow {
             uin: 0,
             uid: 0,
-            name: req.name.clone(),
+            name: req.name,
             remark,
             console_login,
             phone_num: req.phone_num.unwrap_or_default(),
@@ -292,42 +258,17 @@ impl Cam for CamService {
             description: None,
             created_ms: now,
         });
-        let (uin, uid, key) = self
-            .write(move |tx| {
-                if rows::user_by_name(tx, &row.name)?.is_some() {
-                    return Err(error(
-                        ErrorCode::InvalidParameterSubUserNameInUse,
-                        format!("A sub-user named `{}` already exists.", row.name),
-                    ));
-                }
-                if rows::count_users(tx)? >= MAX_USERS {
-                    return Err(error(
-                        ErrorCode::InvalidParameterSubUserFull,
-                        format!("An account has at most {MAX_USERS} sub-users."),
-                    ));
-                }
-                let (uin, uid) = rows::insert_user(tx, &row)?;
-                let key = match key {
-                    Some(mut key) => {
-                        key.uin = uin;
-                        rows::insert_key(tx, &key)?;
-                        Some(key)
-                    }
-                    None => None,
-                };
-                Ok((uin, uid, key))
-            })
-            .await?;
+        let (user, key) = self.store.cam_create_user(row, key, MAX_USERS).await?;
         Ok(AddUserResponse {
-            uin,
-            name: req.name,
+            uin: user.uin,
+            name: user.name,
             password,
             secret_id: key
                 .as_ref()
                 .map(|k| k.secret_id.clone())
                 .unwrap_or_default(),
             secret_key: key.map(|k| k.secret_key).unwrap_or_default(),
-            uid,
+            uid: user.uid,
             phone_num_verify_link: String::new(),
         })
     }
@@ -337,12 +278,11 @@ impl Cam for CamService {
         _: &RequestContext,
         req: GetUserRequest,
     ) -> Result<GetUserResponse, ApiError> {
-        let name = req.name;
         let user = self
-            .read(move |conn| {
-                rows::user_by_name(conn, &name)?.ok_or_else(|| user_not_found(format!("`{name}`")))
-            })
-            .await?;
+            .store
+            .cam_user_by_name(req.name.clone())
+            .await?
+            .ok_or_else(|| user_not_found(format!("`{}`", req.name)))?;
         Ok(GetUserResponse {
             uin: user.uin,
             name: user.name,
@@ -362,7 +302,7 @@ impl Cam for CamService {
         _: &RequestContext,
         _: ListUsersRequest,
     ) -> Result<ListUsersResponse, ApiError> {
-        let users = self.read(|conn| Ok(rows::users(conn)?)).await?;
+        let users = self.store.cam_users().await?;
         Ok(ListUsersResponse {
             data: users
                 .into_iter()
@@ -388,22 +328,7 @@ impl Cam for CamService {
         req: DeleteUserRequest,
     ) -> Result<DeleteUserResponse, ApiError> {
         let force = req.force.unwrap_or(0) == 1;
-        let name = req.name;
-        self.write(move |tx| {
-            let user = rows::user_by_name(tx, &name)?
-                .ok_or_else(|| user_not_found(format!("`{name}`")))?;
-            if !force && !rows::keys_of(tx, user.uin)?.is_empty() {
-                return Err(error(
-                    ErrorCode::OperationDeniedHaveKeys,
-                    format!(
-                        "The sub-user `{name}` still has API keys: delete them first, or pass Force=1."
-                    ),
-                ));
-            }
-            rows::delete_user(tx, user.uin)?;
-            Ok(())
-        })
-        .await?;
+        self.store.cam_delete_user(req.name, force).await?;
         Ok(DeleteUserResponse {})
     }
 
@@ -433,25 +358,16 @@ impl Cam for CamService {
             description: req.description,
             created_ms: now_ms(),
         };
-        let owner = self.owner_uin;
-        let configured = self.configured_keys.len();
-        let stored = key.clone();
-        self.write(move |tx| {
-            if target != owner && rows::user_by_uin(tx, target)?.is_none() {
-                return Err(user_not_found(target));
-            }
-            let existing =
-                rows::keys_of(tx, target)?.len() + if target == owner { configured } else { 0 };
-            if existing >= MAX_KEYS_PER_USER {
-                return Err(error(
-                    ErrorCode::OperationDeniedAccessKeyOverLimit,
-                    format!("Each account has at most {MAX_KEYS_PER_USER} access keys."),
-                ));
-            }
-            rows::insert_key(tx, &stored)?;
-            Ok(())
-        })
-        .await?;
+        let account = self.account(target);
+        // The configuration's keys count against the main account's limit.
+        let max_keys = match account {
+            Account::Main(_) => MAX_KEYS_PER_USER.saturating_sub(self.configured_keys.len()),
+            Account::User(_) => MAX_KEYS_PER_USER,
+        };
+        let key = self
+            .store
+            .cam_create_access_key(account, key, max_keys)
+            .await?;
         Ok(CreateAccessKeyResponse {
             access_key: Some(AccessKeyDetail {
                 access_key_id: key.secret_id,
@@ -470,17 +386,10 @@ impl Cam for CamService {
     ) -> Result<ListAccessKeysResponse, ApiError> {
         let target = self.target(ctx, req.target_uin);
         check_target(ctx, self.owner_uin, target)?;
-        let owner = self.owner_uin;
-        let keys = self
-            .read(move |conn| {
-                if target != owner && rows::user_by_uin(conn, target)?.is_none() {
-                    return Err(user_not_found(target));
-                }
-                Ok(rows::keys_of(conn, target)?)
-            })
-            .await?;
+        let account = self.account(target);
+        let keys = self.store.cam_access_keys(account).await?;
         let mut listed: Vec<AccessKey> = Vec::new();
-        if target == owner {
+        if let Account::Main(_) = account {
             listed.extend(self.configured_keys.iter().map(|id| AccessKey {
                 access_key_id: id.clone(),
                 status: "Active".into(),
@@ -519,13 +428,9 @@ impl Cam for CamService {
         if self.configured_keys.contains(&req.access_key_id) {
             return Err(unmodifiable("A key from the configuration file"));
         }
-        let id = req.access_key_id;
-        self.write(move |tx| {
-            owned_key(tx, &id, target)?;
-            rows::set_key_active(tx, &id, active)?;
-            Ok(())
-        })
-        .await?;
+        self.store
+            .cam_set_access_key_active(target, req.access_key_id, active)
+            .await?;
         Ok(UpdateAccessKeyResponse {})
     }
 
@@ -539,13 +444,9 @@ impl Cam for CamService {
         if self.configured_keys.contains(&req.access_key_id) {
             return Err(unmodifiable("A key from the configuration file"));
         }
-        let id = req.access_key_id;
-        self.write(move |tx| {
-            owned_key(tx, &id, target)?;
-            rows::delete_key(tx, &id)?;
-            Ok(())
-        })
-        .await?;
+        self.store
+            .cam_delete_access_key(target, req.access_key_id)
+            .await?;
         Ok(DeleteAccessKeyResponse {})
     }
 
@@ -577,20 +478,7 @@ impl Cam for CamService {
             created_ms: now,
             updated_ms: now,
         };
-        let policy_id = self
-            .write(move |tx| {
-                if rows::policy_by_name(tx, &row.name)?.is_some() {
-                    return Err(name_in_use(&row.name));
-                }
-                if rows::count_policies(tx)? >= MAX_POLICIES {
-                    return Err(error(
-                        ErrorCode::FailedOperationPolicyFull,
-                        format!("An account has at most {MAX_POLICIES} custom policies."),
-                    ));
-                }
-                Ok(rows::insert_policy(tx, &row)?)
-            })
-            .await?;
+        let policy_id = self.store.cam_create_policy(row, MAX_POLICIES).await?;
         Ok(CreatePolicyResponse { policy_id })
     }
 
@@ -599,9 +487,13 @@ impl Cam for CamService {
         _: &RequestContext,
         req: GetPolicyRequest,
     ) -> Result<GetPolicyResponse, ApiError> {
-        let p = self
-            .read(move |conn| PolicyView::find(conn, req.policy_id))
-            .await?;
+        let id = req.policy_id;
+        // Presets are not stored.
+        let stored = match presets::by_id(id) {
+            Some(_) => None,
+            None => self.store.cam_policy(id).await?,
+        };
+        let p = PolicyView::find(id, stored)?;
         Ok(GetPolicyResponse {
             r#type: p.policy_type(),
             policy_name: p.name,
@@ -641,13 +533,7 @@ impl Cam for CamService {
             }
         };
         let keyword = req.keyword.unwrap_or_default();
-        let (policies, attachments) = self
-            .read(|conn| Ok((rows::policies(conn)?, rows::attachments(conn)?)))
-            .await?;
-        let mut attached: HashMap<u64, u64> = HashMap::new();
-        for a in &attachments {
-            *attached.entry(a.policy_id).or_default() += 1;
-        }
+        let (policies, attached) = self.store.cam_policies().await?;
         let attachments = |id: u64| attached.get(&id).copied().unwrap_or(0);
         let mut all: Vec<PolicyView> = Vec::new();
         if presets_wanted {
@@ -694,49 +580,32 @@ impl Cam for CamService {
         _: &RequestContext,
         req: UpdatePolicyRequest,
     ) -> Result<UpdatePolicyResponse, ApiError> {
-        if req.policy_id.is_none() && req.policy_name.is_none() {
-            return Err(error(
-                ErrorCode::InvalidParameterParamError,
-                "Give PolicyId or PolicyName.",
-            ));
-        }
+        let policy = match (req.policy_id, req.policy_name) {
+            (Some(id), _) => PolicyRef::Id(id),
+            (None, Some(name)) => PolicyRef::Name(name),
+            (None, None) => {
+                return Err(error(
+                    ErrorCode::InvalidParameterParamError,
+                    "Give PolicyId or PolicyName.",
+                ));
+            }
+        };
         if let Some(d) = &req.description {
             check_description(d)?;
         }
         if let Some(doc) = &req.policy_document {
             check_document(doc)?;
         }
-        let preset = match (req.policy_id, &req.policy_name) {
-            (Some(id), _) => presets::by_id(id),
-            (None, Some(name)) => presets::by_name(name),
-            _ => None,
+        let preset = match &policy {
+            PolicyRef::Id(id) => presets::by_id(*id),
+            PolicyRef::Name(name) => presets::by_name(name),
         };
         if preset.is_some() {
             return Err(unmodifiable("A preset policy"));
         }
         let policy_id = self
-            .write(move |tx| {
-                let row = match (req.policy_id, &req.policy_name) {
-                    (Some(id), _) => {
-                        rows::policy_by_id(tx, id)?.ok_or_else(|| policy_not_found(id))?
-                    }
-                    (None, Some(name)) => rows::policy_by_name(tx, name)?.ok_or_else(|| {
-                        error(
-                            ErrorCode::ResourceNotFoundPolicyIdNotFound,
-                            format!("The policy `{name}` does not exist."),
-                        )
-                    })?,
-                    (None, None) => unreachable!("checked above"),
-                };
-                let updated = PolicyRow {
-                    description: req.description.unwrap_or(row.description.clone()),
-                    document: req.policy_document.unwrap_or(row.document.clone()),
-                    updated_ms: now_ms(),
-                    ..row
-                };
-                rows::update_policy(tx, &updated)?;
-                Ok(updated.policy_id)
-            })
+            .store
+            .cam_update_policy(policy, req.description, req.policy_document)
             .await?;
         Ok(UpdatePolicyResponse { policy_id })
     }
@@ -752,16 +621,7 @@ impl Cam for CamService {
         if req.policy_id.iter().any(|id| presets::by_id(*id).is_some()) {
             return Err(unmodifiable("A preset policy"));
         }
-        self.write(move |tx| {
-            for id in &req.policy_id {
-                if rows::policy_by_id(tx, *id)?.is_none() {
-                    return Err(policy_not_found(*id));
-                }
-                rows::delete_policy(tx, *id)?;
-            }
-            Ok(())
-        })
-        .await?;
+        self.store.cam_delete_policies(req.policy_id).await?;
         Ok(DeletePolicyResponse {})
     }
 
@@ -770,25 +630,15 @@ impl Cam for CamService {
         _: &RequestContext,
         req: AttachUserPolicyRequest,
     ) -> Result<AttachUserPolicyResponse, ApiError> {
-        self.write(move |tx| {
-            check_attachment(tx, req.policy_id, req.attach_uin)?;
-            if rows::attachments_of(tx, req.attach_uin)?.len() >= MAX_ATTACHMENTS_PER_USER {
-                return Err(error(
-                    ErrorCode::InvalidParameterAttachmentFull,
-                    format!("A sub-user has at most {MAX_ATTACHMENTS_PER_USER} policies."),
-                ));
-            }
-            rows::attach(
-                tx,
-                &AttachmentRow {
-                    uin: req.attach_uin,
-                    policy_id: req.policy_id,
-                    created_ms: now_ms(),
-                },
-            )?;
-            Ok(())
-        })
-        .await?;
+        let preset = presets::by_id(req.policy_id).is_some();
+        self.store
+            .cam_attach_policy(
+                req.attach_uin,
+                req.policy_id,
+                preset,
+                MAX_ATTACHMENTS_PER_USER,
+            )
+            .await?;
         Ok(AttachUserPolicyResponse {})
     }
 
@@ -797,12 +647,10 @@ impl Cam for CamService {
         _: &RequestContext,
         req: DetachUserPolicyRequest,
     ) -> Result<DetachUserPolicyResponse, ApiError> {
-        self.write(move |tx| {
-            check_attachment(tx, req.policy_id, req.detach_uin)?;
-            rows::detach(tx, req.detach_uin, req.policy_id)?;
-            Ok(())
-        })
-        .await?;
+        let preset = presets::by_id(req.policy_id).is_some();
+        self.store
+            .cam_detach_policy(req.detach_uin, req.policy_id, preset)
+            .await?;
         Ok(DetachUserPolicyResponse {})
     }
 
@@ -813,25 +661,14 @@ impl Cam for CamService {
     ) -> Result<ListAttachedUserPoliciesResponse, ApiError> {
         let rp = req.rp.unwrap_or(20).max(1);
         let page = req.page.unwrap_or(1).max(1);
-        let uin = req.target_uin;
-        let (attached, total) = self
-            .read(move |conn| {
-                if rows::user_by_uin(conn, uin)?.is_none() {
-                    return Err(user_not_found(uin));
-                }
-                let attachments = rows::attachments_of(conn, uin)?;
-                let total = attachments.len() as u64;
-                let mut out = Vec::new();
-                for a in attachments
-                    .into_iter()
-                    .skip(((page - 1) * rp) as usize)
-                    .take(rp as usize)
-                {
-                    out.push((PolicyView::find(conn, a.policy_id)?, a.created_ms));
-                }
-                Ok((out, total))
-            })
-            .await?;
+        let attachments = self.store.cam_attached_policies(req.target_uin).await?;
+        let total = attachments.len() as u64;
+        let attached = attachments
+            .into_iter()
+            .skip(((page - 1) * rp) as usize)
+            .take(rp as usize)
+            .map(|(a, stored)| Ok((PolicyView::find(a.policy_id, stored)?, a.created_ms)))
+            .collect::<Result<Vec<_>, ApiError>>()?;
         Ok(ListAttachedUserPoliciesResponse {
             total_num: total,
             list: attached
@@ -872,35 +709,185 @@ fn check_target(ctx: &RequestContext, owner: u64, target: u64) -> Result<(), Api
     }
 }
 
-/// Both ends of an attachment must exist: the policy (custom or preset) and the sub-user.
-fn check_attachment(tx: &Transaction, policy_id: u64, uin: u64) -> Result<(), ApiError> {
-    PolicyView::find(tx, policy_id)?;
-    if rows::user_by_uin(tx, uin)?.is_none() {
-        return Err(user_not_found(uin));
-    }
-    Ok(())
-}
-
-/// The key, which must belong to `uin`.
-fn owned_key(tx: &Transaction, secret_id: &str, uin: u64) -> Result<KeyRow, ApiError> {
-    let key = rows::key_by_id(tx, secret_id)?.ok_or_else(|| {
-        error(
-            ErrorCode::ResourceNotFoundSecretNotExist,
-            format!("The access key `{secret_id}` does not exist."),
-        )
-    })?;
-    if key.uin != uin {
-        return Err(error(
-            ErrorCode::OperationDeniedUinNotMatch,
-            format!("The access key `{secret_id}` does not belong to account {uin}."),
-        ));
-    }
-    Ok(key)
-}
-
 /// What the store refused, as Tencent's codes.
-impl From<crate::store::cam::Refusal> for ApiError {
-    fn from(refusal: crate::store::cam::Refusal) -> Self {
-        match refusal {}
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::NoUserNamed(name) => user_not_found(format!("`{name}`")),
+            Refusal::NoUser(uin) => user_not_found(uin),
+            Refusal::UserNameInUse(name) => error(
+                ErrorCode::InvalidParameterSubUserNameInUse,
+                format!("A sub-user named `{name}` already exists."),
+            ),
+            Refusal::UserLimit => error(
+                ErrorCode::InvalidParameterSubUserFull,
+                format!("An account has at most {MAX_USERS} sub-users."),
+            ),
+            Refusal::UserHasKeys(name) => error(
+                ErrorCode::OperationDeniedHaveKeys,
+                format!(
+                    "The sub-user `{name}` still has API keys: delete them first, or pass Force=1."
+                ),
+            ),
+            Refusal::NoKey(secret_id) => error(
+                ErrorCode::ResourceNotFoundSecretNotExist,
+                format!("The access key `{secret_id}` does not exist."),
+            ),
+            Refusal::KeyNotOwned { secret_id, uin } => error(
+                ErrorCode::OperationDeniedUinNotMatch,
+                format!("The access key `{secret_id}` does not belong to account {uin}."),
+            ),
+            Refusal::KeyLimit => error(
+                ErrorCode::OperationDeniedAccessKeyOverLimit,
+                format!("Each account has at most {MAX_KEYS_PER_USER} access keys."),
+            ),
+            Refusal::NoPolicy(policy_id) => policy_not_found(policy_id),
+            Refusal::NoPolicyNamed(name) => error(
+                ErrorCode::ResourceNotFoundPolicyIdNotFound,
+                format!("The policy `{name}` does not exist."),
+            ),
+            Refusal::PolicyNameInUse(name) => name_in_use(&name),
+            Refusal::PolicyLimit => error(
+                ErrorCode::FailedOperationPolicyFull,
+                format!("An account has at most {MAX_POLICIES} custom policies."),
+            ),
+            Refusal::AttachmentLimit => error(
+                ErrorCode::InvalidParameterAttachmentFull,
+                format!("A sub-user has at most {MAX_ATTACHMENTS_PER_USER} policies."),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWNER: u64 = 100_000_000_001;
+
+    async fn service(dir: &tempfile::TempDir) -> CamService {
+        let store = Store::open(dir.path()).unwrap();
+        CamService::open(store, OWNER, vec!["AKIDconfigured".into()])
+            .await
+            .unwrap()
+    }
+
+    fn refused<T: std::fmt::Debug>(out: Result<T, ApiError>, code: ErrorCode) -> String {
+        let e = out.unwrap_err();
+        assert_eq!(e.code, code, "{}", e.message);
+        e.message
+    }
+
+    #[tokio::test]
+    async fn writes_publish_the_directory_and_refusals_keep_their_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cam = service(&dir).await;
+        let ctx = RequestContext::default();
+        let add = |name: &str| AddUserRequest {
+            name: name.into(),
+            use_api: Some(1),
+            ..Default::default()
+        };
+        let alice = cam.add_user(&ctx, add("alice")).await.unwrap();
+        let published = cam.directory().load();
+        assert_eq!(published.user_uin("alice"), Some(alice.uin));
+        assert!(published.key(&alice.secret_id).is_some());
+        let message = refused(
+            cam.add_user(&ctx, add("alice")).await,
+            ErrorCode::InvalidParameterSubUserNameInUse,
+        );
+        assert_eq!(message, "A sub-user named `alice` already exists.");
+
+        // The configured key counts: the main account may store one more.
+        let create = CreateAccessKeyRequest::default();
+        let own = cam.create_access_key(&ctx, create.clone()).await.unwrap();
+        refused(
+            cam.create_access_key(&ctx, create).await,
+            ErrorCode::OperationDeniedAccessKeyOverLimit,
+        );
+        let message = refused(
+            cam.update_access_key(
+                &ctx,
+                UpdateAccessKeyRequest {
+                    access_key_id: own.access_key.unwrap().access_key_id,
+                    status: "Inactive".into(),
+                    target_uin: Some(alice.uin),
+                },
+            )
+            .await,
+            ErrorCode::OperationDeniedUinNotMatch,
+        );
+        assert!(message.ends_with(&format!("does not belong to account {}.", alice.uin)));
+
+        let attach = |policy_id, attach_uin| AttachUserPolicyRequest {
+            policy_id,
+            attach_uin,
+        };
+        let preset = presets::PRESETS[0].policy_id;
+        cam.attach_user_policy(&ctx, attach(preset, alice.uin))
+            .await
+            .unwrap();
+        let message = refused(
+            cam.attach_user_policy(&ctx, attach(999_999_999, alice.uin))
+                .await,
+            ErrorCode::ResourceNotFoundPolicyIdNotFound,
+        );
+        assert_eq!(message, "The policy 999999999 does not exist.");
+        refused(
+            cam.attach_user_policy(&ctx, attach(preset, 1)).await,
+            ErrorCode::ResourceNotFoundUserNotExist,
+        );
+        let listed = cam
+            .list_attached_user_policies(
+                &ctx,
+                ListAttachedUserPoliciesRequest {
+                    target_uin: alice.uin,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(listed.total_num, 1);
+        assert_eq!(listed.list[0].policy_id, preset);
+
+        let delete = |force| DeleteUserRequest {
+            name: "alice".into(),
+            force,
+        };
+        refused(
+            cam.delete_user(&ctx, delete(None)).await,
+            ErrorCode::OperationDeniedHaveKeys,
+        );
+        cam.delete_user(&ctx, delete(Some(1))).await.unwrap();
+        let published = cam.directory().load();
+        assert_eq!(published.user_uin("alice"), None);
+        assert!(published.key(&alice.secret_id).is_none());
+        let message = refused(
+            cam.delete_user(&ctx, delete(Some(1))).await,
+            ErrorCode::ResourceNotFoundUserNotExist,
+        );
+        assert_eq!(message, "The sub-user `alice` does not exist.");
+    }
+
+    #[tokio::test]
+    async fn a_second_service_starts_from_what_the_first_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let first = CamService::open(store.clone(), OWNER, Vec::new())
+            .await
+            .unwrap();
+        let ctx = RequestContext::default();
+        let bob = first
+            .add_user(
+                &ctx,
+                AddUserRequest {
+                    name: "bob".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let second = CamService::open(store, OWNER, Vec::new()).await.unwrap();
+        assert_eq!(second.directory().load().user_uin("bob"), Some(bob.uin));
     }
 }

@@ -1,7 +1,7 @@
 //! The in-memory view of CAM that every call is checked against: active keys by SecretId, and for each
 //! sub-user the statements of its attached policies, sorted by the action they can apply to. Built from one
-//! store snapshot, immutable, swapped whole after each CAM write (`Directory::shared`), so a request sees
-//! one consistent state and a change applies to the next request.
+//! store snapshot, immutable, swapped whole on each CAM change of the store's log (`Publisher`), so a
+//! request sees one consistent state and a change applies to the next request.
 //!
 //! Precomputing statements per action keeps a decision to a hash lookup plus the few statements that name
 //! the action (the wire bench measures it with 3 policies of 20 statements).
@@ -16,6 +16,7 @@ use super::policy::{self, Decision, Effect, Policy, Resource, Statement};
 use super::presets;
 use crate::api::Principal;
 use crate::store::cam::Snapshot;
+use crate::store::{Change, Follower};
 
 /// The directory, shared between the CAM actions (which replace it) and the wire layer (which reads it).
 pub type Shared = Arc<ArcSwap<Directory>>;
@@ -46,7 +47,7 @@ struct Grants {
 /// by action, with the document they were compiled from (a changed document is compiled again), and each
 /// user's union of them, with the compiled policies it was made of. A CAM write then compiles only the
 /// policies it changed and unites only the users whose policies changed: the directory is rebuilt inside
-/// the store's write lock, after every CAM write.
+/// the store's write lock, after every CAM write (`Publisher`).
 #[derive(Debug, Default)]
 pub struct Compiled {
     policies: HashMap<u64, (String, Option<Arc<ByAction>>)>,
@@ -349,6 +350,55 @@ impl ByAction {
         match service {
             Service::Iai => self.iai.get(action),
             Service::Cam => self.cam.get(action),
+        }
+    }
+}
+
+/// The directory as a follower of the store's change log: each CAM change is built into a new directory,
+/// published whole.
+pub struct Publisher {
+    owner_uin: u64,
+    shared: Shared,
+    /// Locked only by `apply`, which the store calls under its write lock, one change at a time, in commit
+    /// order: directories are built and published in that order too.
+    compiled: parking_lot::Mutex<Compiled>,
+}
+
+impl Publisher {
+    /// Start from the CAM tables as `snapshot` holds them.
+    pub fn new(owner_uin: u64, snapshot: &Snapshot) -> Self {
+        let mut compiled = Compiled::default();
+        let directory = Directory::build_with(owner_uin, snapshot, &mut compiled);
+        Self {
+            owner_uin,
+            shared: Directory::shared(directory),
+            compiled: parking_lot::Mutex::new(compiled),
+        }
+    }
+
+    /// The directory as last published.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl Follower for Publisher {
+    fn apply(&self, seq: u64, change: &Change) {
+        match change {
+            Change::Cam {
+                snapshot: Some(snapshot),
+            } => {
+                let directory =
+                    Directory::build_with(self.owner_uin, snapshot, &mut self.compiled.lock());
+                self.shared.store(Arc::new(directory));
+            }
+            // Only a follower in another process gets a change without its tables (none yet: SQLite's
+            // followers are all in the writer's); it will re-read them from the store.
+            Change::Cam { snapshot: None } => tracing::error!(
+                seq,
+                "a CAM change came without the CAM tables: the directory was not rebuilt"
+            ),
+            _ => {}
         }
     }
 }

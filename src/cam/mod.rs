@@ -5,9 +5,10 @@
 //!   `tools/cam_v20190116.json` by `tools/gen_api.py`;
 //! - `policy`: the policy grammar, its validation and CAM's evaluation rules;
 //! - `presets`: the built-in policies QcloudFRFullAccess and QcloudFRReadOnlyAccess;
-//! - `directory`: the in-memory view the wire layer authenticates and authorises with, rebuilt after
-//!   every CAM write (so a change applies to the next call);
-//! - `actions`: `CamService`, the `Cam` implementation on top of `store::cam`.
+//! - `directory`: the in-memory view the wire layer authenticates and authorises with, a follower of the
+//!   store's change log rebuilt on every CAM change (so a change applies to the next call);
+//! - `actions`: `CamService`, the `Cam` implementation on top of the store's CAM operations
+//!   (`store::cam`).
 
 pub mod actions;
 pub mod directory;

@@ -1,66 +1,21 @@
-//! CAM rows: sub-users, access keys, custom policies and attachments (migration 0003). The rules (names,
-//! limits, who may do what) live in `cam::actions`; here only reads and writes, inside the caller's
-//! transaction.
+//! CAM rows: sub-users, access keys, custom policies and attachments (migration 0003). The rules live in
+//! `store::cam` (what a write checks) and `cam::actions` (names, limits, who may do what); here only reads
+//! and writes, inside the caller's transaction.
+
+use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::store::StoreError;
+use crate::store::cam::{AttachmentRow, KeyRow, PolicyRow, Snapshot, UserRow};
+
+/// The connection (or transaction, through `Deref`) the operations of `store::cam` read with.
+pub type Conn = Connection;
 
 /// Sub-users' uins start above this (the main account's uin is configured, 100000000001 by default).
 const FIRST_USER_UIN: i64 = 200_000_000_000;
 /// Custom policies' ids start above this; presets use small ids.
 const FIRST_POLICY_ID: i64 = 100_000_000;
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct UserRow {
-    pub uin: u64,
-    pub uid: u64,
-    pub name: String,
-    pub remark: String,
-    pub console_login: u64,
-    pub phone_num: String,
-    pub country_code: String,
-    pub email: String,
-    pub created_ms: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyRow {
-    pub secret_id: String,
-    pub secret_key: String,
-    pub uin: u64,
-    pub active: bool,
-    pub description: Option<String>,
-    pub created_ms: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PolicyRow {
-    pub policy_id: u64,
-    pub name: String,
-    pub description: String,
-    pub document: String,
-    /// `[{"Key": .., "Value": ..}]` as JSON text.
-    pub tags: String,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AttachmentRow {
-    pub uin: u64,
-    pub policy_id: u64,
-    pub created_ms: i64,
-}
-
-/// Everything CAM evaluates requests with, read in one transaction.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    pub users: Vec<UserRow>,
-    pub keys: Vec<KeyRow>,
-    pub policies: Vec<PolicyRow>,
-    pub attachments: Vec<AttachmentRow>,
-}
 
 const USER_COLUMNS: &str =
     "uin, uid, name, remark, console_login, phone_num, country_code, email, created_ms";
@@ -95,14 +50,19 @@ fn key(row: &Row) -> rusqlite::Result<KeyRow> {
 const POLICY_COLUMNS: &str = "policy_id, name, description, document, tags, created_ms, updated_ms";
 
 fn policy(row: &Row) -> rusqlite::Result<PolicyRow> {
+    policy_at(row, 0)
+}
+
+/// The `POLICY_COLUMNS` from column `at` on.
+fn policy_at(row: &Row, at: usize) -> rusqlite::Result<PolicyRow> {
     Ok(PolicyRow {
-        policy_id: row.get::<_, i64>(0)? as u64,
-        name: row.get(1)?,
-        description: row.get(2)?,
-        document: row.get(3)?,
-        tags: row.get(4)?,
-        created_ms: row.get(5)?,
-        updated_ms: row.get(6)?,
+        policy_id: row.get::<_, i64>(at)? as u64,
+        name: row.get(at + 1)?,
+        description: row.get(at + 2)?,
+        document: row.get(at + 3)?,
+        tags: row.get(at + 4)?,
+        created_ms: row.get(at + 5)?,
+        updated_ms: row.get(at + 6)?,
     })
 }
 
@@ -380,6 +340,38 @@ pub fn attachments_of(conn: &Connection, uin: u64) -> Result<Vec<AttachmentRow>,
         "SELECT uin, policy_id, created_ms FROM cam_attachments WHERE uin = ?1 ORDER BY created_ms, policy_id",
     )?;
     let rows = stmt.query_map([uin as i64], attachment)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// How many users each policy id is attached to.
+pub fn attachment_counts(conn: &Connection) -> Result<HashMap<u64, u64>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT policy_id, COUNT(*) FROM cam_attachments GROUP BY policy_id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The attachments of `uin`, oldest first, each with its custom policy (`None` when the id is no stored
+/// policy's: a preset's).
+pub fn attached_policies(
+    conn: &Connection,
+    uin: u64,
+) -> Result<Vec<(AttachmentRow, Option<PolicyRow>)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT a.uin, a.policy_id, a.created_ms,
+                p.policy_id, p.name, p.description, p.document, p.tags, p.created_ms, p.updated_ms
+         FROM cam_attachments a LEFT JOIN cam_policies p ON p.policy_id = a.policy_id
+         WHERE a.uin = ?1 ORDER BY a.created_ms, a.policy_id",
+    )?;
+    let rows = stmt.query_map([uin as i64], |r| {
+        let policy = match r.get::<_, Option<i64>>(3)? {
+            Some(_) => Some(policy_at(r, 3)?),
+            None => None,
+        };
+        Ok((attachment(r)?, policy))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
