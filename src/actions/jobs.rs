@@ -13,8 +13,8 @@ use crate::face::ModelVersion;
 use crate::face::embed::Recognition;
 use crate::jobs::Jobs;
 use crate::jobs::mover::FAILED_FACES_LINK;
-use crate::store::jobs::{self as job_rows, JobRow, UPGRADE};
-use crate::store::{Store, groups, now_ms, vectors};
+use crate::store::jobs::{JobRow, NewUpgrade, Refusal, UPGRADE};
+use crate::store::{Store, now_ms};
 
 fn cannot_upgrade(why: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::FailedOperationGroupCannotUpgrade, why)
@@ -40,47 +40,13 @@ pub async fn upgrade(
         ));
     }
     let job_id = crate::jobs::new_job_id("upgrade_group");
-    let model = Recognition::current(ModelVersion::V3).file;
-    let id = job_id.clone();
     store
-        .write(move |tx| {
-            let group = groups::get(tx, &req.group_id)?;
-            if group.face_model_version != ModelVersion::V2.as_str() {
-                return Err(cannot_upgrade(format!(
-                    "The group already uses model {}.",
-                    group.face_model_version
-                )));
-            }
-            if group.target.is_some() {
-                return Err(cannot_upgrade("The group is already being upgraded."));
-            }
-            let now = now_ms();
-            job_rows::insert(
-                tx,
-                &JobRow {
-                    job_id: id.clone(),
-                    kind: UPGRADE.into(),
-                    group_id: Some(req.group_id.clone()),
-                    params: serde_json::json!({"from": "2.0", "to": "3.0"}),
-                    status: job_rows::UPGRADING,
-                    progress: 0.0,
-                    result: None,
-                    started_ms: now,
-                    finished_ms: None,
-                },
-            )?;
-            // A retried upgrade tries faces that failed before again.
-            vectors::clear_failures(tx, &req.group_id, model)?;
-            groups::set_target(
-                tx,
-                &req.group_id,
-                &groups::Target {
-                    version: to.clone(),
-                    model: model.to_owned(),
-                    job: Some(id),
-                },
-            )?;
-            Ok::<_, ApiError>(())
+        .start_upgrade(NewUpgrade {
+            job_id: job_id.clone(),
+            group_id: req.group_id,
+            from: ModelVersion::V2.as_str().to_owned(),
+            to,
+            model: Recognition::current(ModelVersion::V3).file.to_owned(),
         })
         .await?;
     jobs.wake_mover();
@@ -107,47 +73,7 @@ pub async fn revert(
     req: RevertGroupFaceModelVersionRequest,
 ) -> Result<RevertGroupFaceModelVersionResponse, ApiError> {
     check_job_id(&req.job_id)?;
-    store
-        .write(move |tx| {
-            let job = job_rows::find(tx, &req.job_id)?
-                .filter(|j| j.kind == UPGRADE)
-                .ok_or_else(job_not_found)?;
-            let group_id = job.group_id.clone().unwrap_or_default();
-            let group = groups::get(tx, &group_id)?;
-            let cannot = |why: &str| {
-                ApiError::new(
-                    ErrorCode::FailedOperationJobCannnotRollback,
-                    format!("The job cannot be rolled back: {why}."),
-                )
-            };
-            if job.status != job_rows::UPGRADED {
-                return Err(cannot("only a finished upgrade can be rolled back"));
-            }
-            let upgrades = job_rows::of_group(tx, &group_id)?;
-            if upgrades.iter().any(|j| j.status == job_rows::ROLLED_BACK) {
-                return Err(cannot("the group has been rolled back once already"));
-            }
-            if upgrades
-                .first()
-                .is_some_and(|newest| newest.job_id != job.job_id)
-            {
-                return Err(cannot("it is not the group's last upgrade"));
-            }
-            let (Some((version, model)), None) = (group.previous.clone(), &group.target) else {
-                return Err(cannot("the group is moving, or has nothing to go back to"));
-            };
-            groups::set_target(
-                tx,
-                &group_id,
-                &groups::Target {
-                    version,
-                    model,
-                    job: Some(job.job_id),
-                },
-            )?;
-            Ok::<_, ApiError>(())
-        })
-        .await?;
+    store.revert_upgrade(req.job_id).await?;
     jobs.wake_mover();
     Ok(RevertGroupFaceModelVersionResponse {})
 }
@@ -167,17 +93,13 @@ pub async fn list(
     store: &Store,
     req: GetUpgradeGroupFaceModelVersionJobListRequest,
 ) -> Result<GetUpgradeGroupFaceModelVersionJobListResponse, ApiError> {
-    store
-        .read(move |conn| {
-            let total = job_rows::count(conn, UPGRADE)?;
-            let page = Page::new(req.offset, req.limit, 1000, total)?;
-            let jobs = job_rows::list(conn, UPGRADE, page.offset, page.limit)?;
-            Ok::<_, ApiError>(GetUpgradeGroupFaceModelVersionJobListResponse {
-                job_infos: jobs.iter().map(job_info).collect(),
-                job_num: total,
-            })
-        })
-        .await
+    let total = store.count_jobs(UPGRADE).await?;
+    let page = Page::new(req.offset, req.limit, 1000, total)?;
+    let jobs = store.list_jobs(UPGRADE, page.offset, page.limit).await?;
+    Ok(GetUpgradeGroupFaceModelVersionJobListResponse {
+        job_infos: jobs.iter().map(job_info).collect(),
+        job_num: total,
+    })
 }
 
 pub async fn result(
@@ -188,9 +110,8 @@ pub async fn result(
 ) -> Result<GetUpgradeGroupFaceModelVersionResultResponse, ApiError> {
     check_job_id(&req.job_id)?;
     let job = store
-        .read(move |conn| Ok::<_, ApiError>(job_rows::find(conn, &req.job_id)?))
+        .job(UPGRADE, req.job_id)
         .await?
-        .filter(|j| j.kind == UPGRADE)
         .ok_or_else(job_not_found)?;
     let now = now_ms();
     let end = match job.finished_ms {
@@ -227,8 +148,28 @@ pub async fn result(
 }
 
 /// What the store refused, as Tencent's codes.
-impl From<crate::store::jobs::Refusal> for ApiError {
-    fn from(refusal: crate::store::jobs::Refusal) -> Self {
-        match refusal {}
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        let cannot_rollback = |why: &str| {
+            ApiError::new(
+                ErrorCode::FailedOperationJobCannnotRollback,
+                format!("The job cannot be rolled back: {why}."),
+            )
+        };
+        match refusal {
+            Refusal::AlreadyVersion(version) => {
+                cannot_upgrade(format!("The group already uses model {version}."))
+            }
+            Refusal::AlreadyUpgrading => cannot_upgrade("The group is already being upgraded."),
+            Refusal::UpgradeJobNotFound => job_not_found(),
+            Refusal::NotFinished
+            | Refusal::RolledBackOnce
+            | Refusal::NotLastUpgrade
+            | Refusal::NothingToRevert => cannot_rollback(&refusal.to_string()),
+            Refusal::CheckUnfinished => {
+                ApiError::code(ErrorCode::FailedOperationCheckDuplicatePersonTaskNotFinished)
+            }
+            Refusal::CheckTooLong { minutes } => super::similar::too_long(minutes),
+        }
     }
 }

@@ -11,8 +11,8 @@ use crate::face::ModelVersion;
 use crate::index::{Indexes, Scanner};
 use crate::jobs::Jobs;
 use crate::jobs::similar::{self, Params};
-use crate::store::jobs::{self as job_rows, CHECK_DONE, CHECK_RUNNING, JobRow, SIMILAR};
-use crate::store::{Store, now_ms};
+use crate::store::Store;
+use crate::store::jobs::{CHECK_DONE, CheckBudget, JobRow, SIMILAR};
 
 /// The checked groups: 1 to 10 distinct existing groups, all of FaceModelVersion 3.0, at most 2,000,000
 /// persons (counted once per group), not all empty. Returns the distinct ids in the order asked and the
@@ -94,7 +94,8 @@ fn queued_pairs(unfinished: &[JobRow]) -> u64 {
     unfinished.iter().map(similar::remaining_pairs).sum()
 }
 
-fn too_long(minutes: u64) -> ApiError {
+/// A check refused for the time it would take (`store::jobs::Refusal::CheckTooLong` too).
+pub(super) fn too_long(minutes: u64) -> ApiError {
     ApiError::new(
         ErrorCode::FailedOperationCheckSimilarPersonTimeExceed,
         format!(
@@ -122,45 +123,16 @@ pub async fn check(
     let rate = rate(scanner).await?;
     let pairs = similar::pairs(persons);
     let job_id = crate::jobs::new_job_id("merge_person");
-    let id = job_id.clone();
-    store
-        .write(move |tx| {
-            let unfinished = job_rows::with_status(tx, SIMILAR, CHECK_RUNNING)?;
-            if unfinished
-                .iter()
-                .filter_map(Params::of)
-                .any(|p| p.same_groups(&group_ids))
-            {
-                return Err(ApiError::code(
-                    ErrorCode::FailedOperationCheckDuplicatePersonTaskNotFinished,
-                ));
-            }
-            let minutes = similar::minutes(queued_pairs(&unfinished) + pairs, rate);
-            if minutes > similar::MAX_MINUTES {
-                return Err(too_long(minutes));
-            }
-            let params = Params {
-                group_ids,
-                unique_person_control: control,
-                pairs,
-            };
-            job_rows::insert(
-                tx,
-                &JobRow {
-                    job_id: id,
-                    kind: SIMILAR.into(),
-                    group_id: None,
-                    params: serde_json::to_value(&params).unwrap_or_default(),
-                    status: CHECK_RUNNING,
-                    progress: 0.0,
-                    result: None,
-                    started_ms: now_ms(),
-                    finished_ms: None,
-                },
-            )?;
-            Ok::<_, ApiError>(())
-        })
-        .await?;
+    let params = Params {
+        group_ids,
+        unique_person_control: control,
+        pairs,
+    };
+    let budget = CheckBudget {
+        rate,
+        max_minutes: similar::MAX_MINUTES,
+    };
+    store.queue_check(job_id.clone(), params, budget).await?;
     jobs.wake_checks();
     Ok(CheckSimilarPersonResponse { job_id })
 }
@@ -173,15 +145,7 @@ pub async fn estimate(
 ) -> Result<EstimateCheckSimilarPersonCostTimeResponse, ApiError> {
     let (_, persons) = check_groups(indexes, &req.group_ids)?;
     let rate = rate(scanner).await?;
-    let queued = store
-        .read(|conn| {
-            Ok::<_, ApiError>(queued_pairs(&job_rows::with_status(
-                conn,
-                SIMILAR,
-                CHECK_RUNNING,
-            )?))
-        })
-        .await?;
+    let queued = queued_pairs(&store.unfinished_checks().await?);
     let minutes = similar::minutes(queued + similar::pairs(persons), rate);
     if minutes > similar::MAX_MINUTES {
         return Err(too_long(minutes));
@@ -198,26 +162,22 @@ pub async fn list(
     // §A.7 lists no OffsetExceed: an offset past the end is an empty page (so no `rules::Page`).
     let limit = rules::check_limit(req.limit, 1000)?;
     let offset = req.offset.unwrap_or(0);
-    store
-        .read(move |conn| {
-            let total = job_rows::count(conn, SIMILAR)?;
-            if total == 0 {
-                return Err(ApiError::code(ErrorCode::FailedOperationJobNotExist));
-            }
-            let jobs = job_rows::list(conn, SIMILAR, offset, limit)?;
-            Ok(GetCheckSimilarPersonJobIdListResponse {
-                job_id_infos: jobs
-                    .iter()
-                    .map(|job| JobIdInfo {
-                        job_id: job.job_id.clone(),
-                        start_time: job.started_ms.max(0) as u64,
-                        job_status: job.status,
-                    })
-                    .collect(),
-                job_id_num: total,
+    let total = store.count_jobs(SIMILAR).await?;
+    if total == 0 {
+        return Err(ApiError::code(ErrorCode::FailedOperationJobNotExist));
+    }
+    let jobs = store.list_jobs(SIMILAR, offset, limit).await?;
+    Ok(GetCheckSimilarPersonJobIdListResponse {
+        job_id_infos: jobs
+            .iter()
+            .map(|job| JobIdInfo {
+                job_id: job.job_id.clone(),
+                start_time: job.started_ms.max(0) as u64,
+                job_status: job.status,
             })
-        })
-        .await
+            .collect(),
+        job_id_num: total,
+    })
 }
 
 pub async fn result(
@@ -226,11 +186,9 @@ pub async fn result(
     ctx: &RequestContext,
     req: GetSimilarPersonResultRequest,
 ) -> Result<GetSimilarPersonResultResponse, ApiError> {
-    let job_id = req.job_id;
     let job = store
-        .read(move |conn| Ok::<_, ApiError>(job_rows::find(conn, &job_id)?))
+        .job(SIMILAR, req.job_id)
         .await?
-        .filter(|j| j.kind == SIMILAR)
         .ok_or_else(|| ApiError::code(ErrorCode::FailedOperationJobIdNotExist))?;
     let file = similar::result_file(&job.job_id);
     // The link only for a finished check whose file is still kept (90 days).

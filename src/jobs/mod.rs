@@ -18,7 +18,7 @@ use crate::face::FacePipeline;
 use crate::face::ModelVersion;
 use crate::face::embed::Recognition;
 use crate::index::Indexes;
-use crate::store::{Store, StoreError, groups};
+use crate::store::{Store, StoreError};
 use links::Links;
 
 /// A JobId in Tencent's shape, `{account}_{kind}_{unix seconds}_{8 letters and digits}` (e.g.
@@ -92,38 +92,19 @@ impl Jobs {
 /// stored faces are embedded again in the background; the group answers on its old embeddings meanwhile).
 /// Returns the retired networks some group still serves, which must be loaded.
 pub async fn plan_network_changes(store: &Store) -> Result<Vec<String>, StoreError> {
-    store
-        .write(|tx| {
-            let mut retired = Vec::new();
-            for group in groups::list(tx, 0, i64::MAX as u64)? {
-                let version =
-                    ModelVersion::parse(&group.face_model_version).unwrap_or(ModelVersion::V3);
-                let current = Recognition::current(version);
-                if group.serving_model == current.file {
-                    continue;
-                }
-                if !retired.contains(&group.serving_model) {
-                    retired.push(group.serving_model.clone());
-                }
-                if group.target.is_none() {
-                    tracing::info!(
-                        group = group.group_id,
-                        from = group.serving_model,
-                        to = current.file,
-                        "the group's network changed: its faces will be embedded again"
-                    );
-                    groups::set_target(
-                        tx,
-                        &group.group_id,
-                        &groups::Target {
-                            version: group.face_model_version.clone(),
-                            model: current.file.to_owned(),
-                            job: None,
-                        },
-                    )?;
-                }
-            }
-            Ok::<_, StoreError>(retired)
-        })
-        .await
+    let plan = store.move_off_retired_networks(current_network).await?;
+    for moved in &plan.moved {
+        tracing::info!(
+            group = moved.group_id,
+            from = moved.from,
+            to = moved.to,
+            "the group's network changed: its faces will be embedded again"
+        );
+    }
+    Ok(plan.retired)
+}
+
+/// The network a group of `version` should serve (an unknown version is taken for 3.0, as at load).
+fn current_network(version: &str) -> &'static str {
+    Recognition::current(ModelVersion::parse(version).unwrap_or(ModelVersion::V3)).file
 }

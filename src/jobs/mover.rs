@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 
 use super::Jobs;
 use crate::face::embed::Recognition;
-use crate::index::Change;
-use crate::store::groups::{self, GroupRow};
-use crate::store::jobs::{self, UPGRADE_FAILED, UPGRADED};
-use crate::store::{StoreError, now_ms, vectors};
+use crate::store::StoreError;
+use crate::store::embeddings::{MoveProgress, Switch};
+use crate::store::groups::GroupRow;
 
 /// How long a result link of a failed upgrade stays valid (Tencent: half an hour).
 pub const FAILED_FACES_LINK: Duration = Duration::from_secs(30 * 60);
@@ -27,7 +26,7 @@ pub async fn run(jobs: Arc<Jobs>) {
     // Per moving group: the last person of its current pass, and when its progress was last reported.
     let mut passes: HashMap<String, Pass> = HashMap::new();
     loop {
-        let mut moving = match jobs.store.read(groups::moving).await {
+        let mut moving = match jobs.store.moving_groups().await {
             Ok(moving) => moving,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the groups that are moving");
@@ -89,26 +88,19 @@ async fn step(jobs: &Arc<Jobs>, group: &GroupRow, pass: &mut Pass) -> Result<(),
             model = target.model,
             "unknown target network; move abandoned"
         );
-        let id = group.group_id.clone();
         return jobs
             .store
-            .write(move |tx| {
-                if let Some(job) = &target.job {
-                    jobs::finish(tx, job, UPGRADE_FAILED, None, now_ms())?;
-                }
-                groups::clear_target(tx, &id)
-            })
+            .abandon_move(group.group_id.clone(), target.job)
             .await;
     };
-    let (id, file, size, after) = (
-        group.group_id.clone(),
-        model.file,
-        jobs.pace.batch_persons,
-        pass.after.clone(),
-    );
     let (batch, last) = jobs
         .store
-        .read(move |conn| vectors::missing_after(conn, &id, file, &after, size))
+        .faces_to_embed(
+            group.group_id.clone(),
+            model.file,
+            pass.after.clone(),
+            jobs.pace.batch_persons,
+        )
         .await?;
     let Some(last) = last else {
         // The end of a pass.
@@ -142,9 +134,7 @@ async fn step(jobs: &Arc<Jobs>, group: &GroupRow, pass: &mut Pass) -> Result<(),
     metrics::counter!("iai_reembedded_faces_total", "model" => model.file)
         .increment((embedded.len() - failed) as u64);
     metrics::counter!("iai_reembed_failures_total", "model" => model.file).increment(failed as u64);
-    jobs.store
-        .write(move |tx| vectors::save_embedded(tx, model.file, &embedded, now_ms()))
-        .await?;
+    jobs.store.save_reembedded(model.file, embedded).await?;
     report_progress(jobs, group, model, pass, false).await?;
     if !jobs.pace.pause.is_zero() {
         tokio::time::sleep(jobs.pace.pause).await;
@@ -169,24 +159,22 @@ async fn report_progress(
         return Ok(());
     }
     pass.last_progress = Some(Instant::now());
-    let (id, job) = (
-        group.group_id.clone(),
-        group.target.as_ref().and_then(|t| t.job.clone()),
-    );
-    let (total, have, failures) = jobs
+    let MoveProgress {
+        total,
+        embedded: have,
+        failed: failures,
+    } = jobs
         .store
-        .read(move |conn| vectors::progress(conn, &id, model.file))
+        .move_progress(group.group_id.clone(), model.file)
         .await?;
-    if let Some(job) = job {
+    if let Some(job) = group.target.as_ref().and_then(|t| t.job.clone()) {
         let percent = if total == 0 {
             100.0
         } else {
             100.0 * (have + failures) as f64 / total as f64
         };
         // 100 only once the switch is done.
-        jobs.store
-            .write(move |tx| jobs::set_progress(tx, &job, percent.min(99.9)))
-            .await?;
+        jobs.store.save_progress(job, percent.min(99.9)).await?;
     }
     metrics::gauge!("iai_moving_faces_remaining").set(total.saturating_sub(have + failures) as f64);
     if pass.last_report.elapsed() > Duration::from_secs(10) {
@@ -205,102 +193,51 @@ async fn report_progress(
     Ok(())
 }
 
-/// Switch the group to its target in one transaction, or fail its upgrade when faces could not be moved.
-/// Returns false when the group still has faces to embed (another pass is needed).
+/// Switch the group to its target (one transaction, which rebuilds its index), or fail its upgrade when
+/// faces could not be moved. Returns false when the group still has faces to embed (another pass is needed).
 async fn switch(
     jobs: &Arc<Jobs>,
     group: &GroupRow,
     model: &'static Recognition,
 ) -> Result<bool, StoreError> {
-    let id = group.group_id.clone();
-    let links = jobs.links.clone();
-    let indexes = jobs.indexes.clone();
-    let outcome = jobs
+    match jobs
         .store
-        .write_then(
-            move |tx| -> Result<Outcome, StoreError> {
-                let Some(group) = groups::find(tx, &id)? else {
-                    return Ok(Outcome::Ended);
-                };
-                let Some(target) = group.target.clone() else {
-                    return Ok(Outcome::Ended);
-                };
-                if target.model != model.file || vectors::any_missing(tx, &id, model.file)? {
-                    // Changed, or a face came in without the embedding: another pass handles it.
-                    return Ok(Outcome::Again);
-                }
-                let failures = vectors::failures(tx, &id, model.file)?;
-                let now = now_ms();
-                let job = target.job.as_ref().map(|job| jobs::find(tx, job)).transpose()?.flatten();
-                let upgrading = job.as_ref().filter(|j| j.status == jobs::UPGRADING);
-                if let Some(job) = upgrading
-                    && !failures.is_empty()
-                {
-                    let job = &job.job_id;
-                    // An upgrade that would leave faces behind fails; the group stays as it is.
-                    let listed: Vec<serde_json::Value> = failures
-                        .iter()
-                        .map(|(person, face, _)| serde_json::json!({"person_id": person, "face_id": face, "type": 1}))
-                        .collect();
-                    let file = format!("{job}.failed_faces.json");
-                    links
-                        .write(&file, serde_json::Value::Array(listed).to_string().as_bytes())
-                        .map_err(|e| StoreError::Task(e.to_string()))?;
-                    jobs::finish(tx, job, UPGRADE_FAILED, Some(&serde_json::json!({"failed_faces_file": file, "failed": failures.len()})), now)?;
-                    groups::clear_target(tx, &id)?;
-                    return Ok(Outcome::Ended);
-                }
-                let replaced = group.serving_model.clone();
-                let switched = groups::switch_to_target(tx, &id, now)?;
-                if let Some(job) = job {
-                    let status = if job.status == UPGRADED { jobs::ROLLED_BACK } else { UPGRADED };
-                    if status == UPGRADED {
-                        jobs::finish(tx, &job.job_id, UPGRADED, None, now)?;
-                    } else {
-                        jobs::set_status(tx, &job.job_id, status)?;
-                    }
-                }
-                let faces = vectors::of_group(tx, &id, model.file)?
-                    .into_iter()
-                    .filter_map(|(person, face, vector)| Some((person, face.parse().ok()?, vector)))
-                    .collect();
-                vectors::delete_if_unused(tx, &replaced)?;
-                let change = Change::Rebuild {
-                    group_id: id.clone(),
-                    version: switched.face_model_version.clone(),
-                    model: model.file.to_owned(),
-                    faces: Some(Arc::new(faces)),
-                };
-                Ok(Outcome::Switched(failures.len(), change))
-            },
-            move |outcome: &Outcome| {
-                if let Outcome::Switched(_, change) = outcome {
-                    indexes.apply(change);
-                }
-            },
-        )
-        .await?;
-    match outcome {
-        Outcome::Switched(failed, _) => {
+        .switch_group(group.group_id.clone(), model.file)
+        .await?
+    {
+        Switch::Switched { not_embedded } => {
             tracing::info!(
                 group = group.group_id,
                 model = model.file,
-                not_embedded = failed,
+                not_embedded,
                 "the group now serves its new network"
             );
             Ok(true)
         }
-        Outcome::Ended => Ok(true),
-        Outcome::Again => Ok(false),
+        Switch::LeavesFaces { job_id, failures } => {
+            // An upgrade that would leave faces behind fails, with the list behind a link; the group stays
+            // as it is. The file is written before the job says where it is.
+            let listed: Vec<serde_json::Value> = failures
+                .iter()
+                .map(|f| serde_json::json!({"person_id": f.person_id, "face_id": f.face_id, "type": 1}))
+                .collect();
+            let file = format!("{job_id}.failed_faces.json");
+            let (links, name, bytes) = (
+                jobs.links.clone(),
+                file.clone(),
+                serde_json::Value::Array(listed).to_string(),
+            );
+            tokio::task::spawn_blocking(move || links.write(&name, bytes.as_bytes()))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))?
+                .map_err(|e| StoreError::Task(e.to_string()))?;
+            let result = serde_json::json!({"failed_faces_file": file, "failed": failures.len()});
+            jobs.store
+                .fail_upgrade(group.group_id.clone(), job_id, result)
+                .await?;
+            Ok(true)
+        }
+        Switch::Ended => Ok(true),
+        Switch::Again => Ok(false),
     }
-}
-
-/// How a switch attempt ended.
-enum Outcome {
-    /// The group serves its target now (faces the network could not embed, the index change).
-    Switched(usize, Change),
-    /// The move is over without a switch: the group is gone, no longer moving, or its upgrade failed.
-    Ended,
-    /// Faces still lack the target's embedding.
-    Again,
 }

@@ -35,8 +35,11 @@ use crate::face::embed::Recognition;
 use crate::face::score::Calibration;
 use crate::index::Group;
 use crate::index::flat::dot_block;
-use crate::store::jobs::{self as job_rows, CHECK_DONE, CHECK_RUNNING, JobRow, SIMILAR};
-use crate::store::{StoreError, now_ms, persons};
+use crate::store::jobs::JobRow;
+use crate::store::{StoreError, now_ms};
+// What a check keeps in its row, and the queue's estimate, are the store's (it refuses a check that would
+// overfill the queue in the transaction that queues it).
+pub use crate::store::jobs::{CheckParams as Params, minutes, remaining_pairs};
 
 /// At most this many groups per check.
 pub const MAX_GROUPS: usize = 10;
@@ -69,50 +72,9 @@ pub fn threshold_score(unique_person_control: i64) -> Option<f32> {
     }
 }
 
-/// What a check was asked to do, as kept in its job row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Params {
-    /// Distinct, in the order asked.
-    pub group_ids: Vec<String>,
-    pub unique_person_control: i64,
-    /// Pairs to compare: estimated from the group sizes when asked, exact once the snapshot is taken.
-    pub pairs: u64,
-}
-
-impl Params {
-    pub fn of(job: &JobRow) -> Option<Self> {
-        serde_json::from_value(job.params.clone()).ok()
-    }
-
-    /// Whether `self` checks exactly the groups of `group_ids`, in any order.
-    pub fn same_groups(&self, group_ids: &[String]) -> bool {
-        let mut mine = self.group_ids.clone();
-        let mut theirs = group_ids.to_vec();
-        mine.sort_unstable();
-        mine.dedup();
-        theirs.sort_unstable();
-        theirs.dedup();
-        mine == theirs
-    }
-}
-
 /// Pairs among `n` persons.
 pub fn pairs(n: u64) -> u64 {
     n * n.saturating_sub(1) / 2
-}
-
-/// Minutes to compare `pairs` at `rate` pairs per second, rounded up; at least 1 when there is work.
-pub fn minutes(pairs: u64, rate: f64) -> u64 {
-    if pairs == 0 {
-        return 0;
-    }
-    ((pairs as f64 / rate.max(1e-9) / 60.0).ceil() as u64).max(1)
-}
-
-/// Pairs not yet compared by an unfinished check.
-pub fn remaining_pairs(job: &JobRow) -> u64 {
-    let pairs = Params::of(job).map_or(0, |p| p.pairs);
-    (pairs as f64 * (1.0 - job.progress / 100.0).clamp(0.0, 1.0)).ceil() as u64
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -433,11 +395,7 @@ pub fn result_file(job_id: &str) -> String {
 pub async fn run(jobs: Arc<Jobs>) {
     // Checks left unfinished by the previous process are still CHECK_RUNNING: they are picked up below and
     // run again from the beginning, re-snapshotting their groups (the snapshot lived in memory only).
-    match jobs
-        .store
-        .read(|conn| job_rows::with_status(conn, SIMILAR, CHECK_RUNNING))
-        .await
-    {
+    match jobs.store.unfinished_checks().await {
         Ok(left) if !left.is_empty() => tracing::info!(
             checks = left.len(),
             "duplicate-person checks left unfinished run again from the beginning"
@@ -451,20 +409,22 @@ pub async fn run(jobs: Arc<Jobs>) {
             last_purge = Some(Instant::now());
             purge(&jobs).await;
         }
-        let pending = match jobs
-            .store
-            .read(|conn| job_rows::with_status(conn, SIMILAR, CHECK_RUNNING))
-            .await
-        {
-            Ok(pending) => pending,
+        let next = match jobs.store.unfinished_checks().await {
+            Ok(pending) => {
+                metrics::gauge!("iai_similar_checks_unfinished").set(pending.len() as f64);
+                jobs.store.claim_check().await
+            }
+            Err(e) => Err(e),
+        };
+        let job = match next {
+            Ok(job) => job,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the duplicate-person checks");
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 continue;
             }
         };
-        metrics::gauge!("iai_similar_checks_unfinished").set(pending.len() as f64);
-        let Some(job) = pending.into_iter().next() else {
+        let Some(job) = job else {
             // Woken by CheckSimilarPerson; the timeout only guards against a missed wake-up.
             let _ = tokio::time::timeout(Duration::from_secs(60), jobs.checks.notified()).await;
             continue;
@@ -483,12 +443,8 @@ pub async fn run(jobs: Arc<Jobs>) {
                     reason = why,
                     "duplicate-person check failed"
                 );
-                let (id, result) = (job.job_id.clone(), serde_json::json!({ "error": why }));
-                if let Err(e) = jobs
-                    .store
-                    .write(move |tx| job_rows::fail(tx, &id, &result, now_ms()))
-                    .await
-                {
+                let result = serde_json::json!({ "error": why });
+                if let Err(e) = jobs.store.fail_check(job.job_id.clone(), result).await {
                     tracing::error!(error = %e, "cannot record the failed check; will retry");
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
@@ -514,11 +470,7 @@ async fn purge(jobs: &Arc<Jobs>) {
     let links = jobs.links.clone();
     let _ = tokio::task::spawn_blocking(move || links.purge(RESULT_KEPT)).await;
     let before = now_ms() - JOBS_KEPT_MS;
-    match jobs
-        .store
-        .write(move |tx| job_rows::delete_finished_before(tx, SIMILAR, before))
-        .await
-    {
+    match jobs.store.forget_checks_before(before).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(
             checks = n,
@@ -537,10 +489,7 @@ enum Outcome {
 }
 
 async fn set_progress(jobs: &Arc<Jobs>, job_id: &str, progress: f64) -> Result<(), StoreError> {
-    let id = job_id.to_owned();
-    jobs.store
-        .write(move |tx| job_rows::set_progress(tx, &id, progress))
-        .await
+    jobs.store.save_progress(job_id.to_owned(), progress).await
 }
 
 async fn check(jobs: &Arc<Jobs>, job: &JobRow) -> Result<Outcome, StoreError> {
@@ -588,15 +537,9 @@ async fn check(jobs: &Arc<Jobs>, job: &JobRow) -> Result<Outcome, StoreError> {
     let n = snap.len();
     let total = pairs(n as u64);
     params.pairs = total;
-    {
-        let (id, value) = (
-            job.job_id.clone(),
-            serde_json::to_value(&params).unwrap_or_default(),
-        );
-        jobs.store
-            .write(move |tx| job_rows::set_params(tx, &id, &value))
-            .await?;
-    }
+    jobs.store
+        .set_check_params(job.job_id.clone(), params.clone())
+        .await?;
     let calibration = Calibration::new(model, ModelVersion::V3);
     let mut floor = calibration.cosine_at(threshold);
     tracing::info!(
@@ -696,19 +639,7 @@ async fn check(jobs: &Arc<Jobs>, job: &JobRow) -> Result<Outcome, StoreError> {
         .collect();
     named.sort_unstable();
     named.dedup();
-    let names: std::collections::HashMap<Arc<str>, String> = jobs
-        .store
-        .read(move |conn| {
-            let mut names = std::collections::HashMap::new();
-            for id in named {
-                let name = persons::find(conn, &id)?
-                    .map(|p| p.name)
-                    .unwrap_or_default();
-                names.insert(id, name);
-            }
-            Ok::<_, StoreError>(names)
-        })
-        .await?;
+    let names = jobs.store.person_names(named).await?;
     let similar = found.len();
     let file = result_file(&job.job_id);
     {
@@ -740,10 +671,7 @@ async fn check(jobs: &Arc<Jobs>, job: &JobRow) -> Result<Outcome, StoreError> {
         "threshold": threshold,
         "seconds": (seconds * 1000.0).round() / 1000.0,
     });
-    let id = job.job_id.clone();
-    jobs.store
-        .write(move |tx| job_rows::finish(tx, &id, CHECK_DONE, Some(&result), now_ms()))
-        .await?;
+    jobs.store.finish_check(job.job_id.clone(), result).await?;
     tracing::info!(
         job = job.job_id,
         persons = n,
@@ -758,6 +686,7 @@ async fn check(jobs: &Arc<Jobs>, job: &JobRow) -> Result<Outcome, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::jobs::{CHECK_RUNNING, SIMILAR};
 
     fn brute_force(vectors: &[f32], dim: usize, floor: f32) -> Vec<(u32, u32)> {
         let n = vectors.len() / dim;

@@ -4,32 +4,9 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::store::StoreError;
-
-pub const UPGRADE: &str = "upgrade_group";
-pub const SIMILAR: &str = "check_similar_person";
-
-/// Upgrade job status, as Tencent numbers it: 0 running, 1 done, 2 rolled back, 3 failed.
-pub const UPGRADING: i64 = 0;
-pub const UPGRADED: i64 = 1;
-pub const ROLLED_BACK: i64 = 2;
-pub const UPGRADE_FAILED: i64 = 3;
-/// Duplicate-check status, as Tencent numbers it: 0 done, 1 running, 2 failed.
-pub const CHECK_DONE: i64 = 0;
-pub const CHECK_RUNNING: i64 = 1;
-pub const CHECK_FAILED: i64 = 2;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobRow {
-    pub job_id: String,
-    pub kind: String,
-    pub group_id: Option<String>,
-    pub params: serde_json::Value,
-    pub status: i64,
-    pub progress: f64,
-    pub result: Option<serde_json::Value>,
-    pub started_ms: i64,
-    pub finished_ms: Option<i64>,
-}
+use crate::store::jobs::{CHECK_FAILED, JobRow};
+// The SQL of groups fails a deleted group's running upgrade.
+pub use crate::store::jobs::{UPGRADE, UPGRADE_FAILED, UPGRADING};
 
 const COLUMNS: &str =
     "job_id, kind, group_id, params, status, progress, result, started_ms, finished_ms";
@@ -110,6 +87,23 @@ pub fn with_status(conn: &Connection, kind: &str, status: i64) -> Result<Vec<Job
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The oldest job of a kind in a status (the next duplicate check to run).
+pub fn oldest_with_status(
+    conn: &Connection,
+    kind: &str,
+    status: i64,
+) -> Result<Option<JobRow>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT {COLUMNS} FROM jobs WHERE kind = ?1 AND status = ?2 ORDER BY started_ms, rowid LIMIT 1"
+            ),
+            params![kind, status],
+            from_row,
+        )
+        .optional()?)
+}
+
 /// Upgrade jobs of a group, newest first.
 pub fn of_group(conn: &Connection, group_id: &str) -> Result<Vec<JobRow>, StoreError> {
     let mut stmt = conn.prepare(&format!(
@@ -188,4 +182,15 @@ pub fn delete_finished_before(
         "DELETE FROM jobs WHERE kind = ?1 AND finished_ms IS NOT NULL AND finished_ms < ?2",
         params![kind, before_ms],
     )?)
+}
+
+/// A person's name, if the person exists (the names in a duplicate check's result).
+pub fn person_name(conn: &Connection, person_id: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT name FROM persons WHERE person_id = ?1",
+            [person_id],
+            |r| r.get(0),
+        )
+        .optional()?)
 }

@@ -5,6 +5,8 @@ use rusqlite::{Connection, params};
 
 use super::persons::{decode, encode};
 use crate::store::StoreError;
+// The row is the store's (`store::embeddings`); re-exported for the SQL of persons that names it.
+pub use crate::store::embeddings::StoredCrop;
 
 pub fn insert(
     conn: &Connection,
@@ -65,14 +67,6 @@ pub fn save_embedded(
         }
     }
     Ok(())
-}
-
-/// A face to embed again: its stored crop and the 5 landmarks in it.
-pub struct StoredCrop {
-    pub face_id: String,
-    pub person_id: String,
-    pub crop_png: Vec<u8>,
-    pub landmarks: String,
 }
 
 /// Faces of the group's persons that have no embedding by `model` yet (and have not failed it): those of
