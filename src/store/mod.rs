@@ -18,6 +18,7 @@ pub mod changes;
 pub mod embeddings;
 pub mod groups;
 pub mod jobs;
+pub mod listing;
 pub mod persons;
 pub mod sqlite;
 /// Transitional: the SQL of embeddings, until its callers use named operations.
