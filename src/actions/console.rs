@@ -12,8 +12,6 @@ use crate::api::{ApiError, ErrorCode, Principal, RequestContext, access};
 use crate::audit::{self, query};
 use crate::cam::directory::Shared;
 use crate::config::{DEFAULT_GROUP_QPS, QpsConfig};
-use crate::store::groups as group_rows;
-use crate::store::persons as person_rows;
 
 /// What the console actions read besides the store: the trail, and the QPS settings and CAM directory (to
 /// report the caller's own limits).
@@ -52,15 +50,7 @@ pub async fn get_group_list(
         .iter()
         .map(|g| g.group_id.clone())
         .collect();
-    let counts = service
-        .store
-        .read(move |conn| {
-            ids.iter()
-                .map(|id| group_rows::counts(conn, id))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(ApiError::from)
-        })
-        .await?;
+    let counts = service.store.group_sizes(ids).await?;
     Ok(ConsoleGetGroupListResponse {
         group_infos: listed
             .group_infos
@@ -108,14 +98,9 @@ pub async fn modify_person_base_info(
     req: ConsoleModifyPersonBaseInfoRequest,
 ) -> Result<ConsoleModifyPersonBaseInfoResponse, ApiError> {
     super::rules::check_group_id(&req.group_id)?;
-    let (group, person) = (req.group_id.clone(), req.person_id.clone());
     let member = service
         .store
-        .read(move |conn| {
-            group_rows::get(conn, &group)?;
-            person_rows::get(conn, &person)?;
-            Ok::<_, ApiError>(person_rows::group_ids(conn, &person)?.contains(&group))
-        })
+        .person_in_group(req.group_id, req.person_id.clone())
         .await?;
     if !member {
         return Err(ApiError::code(
@@ -156,17 +141,7 @@ pub async fn describe_stat_info(
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))??;
-    let totals = service
-        .store
-        .read(|conn| {
-            let (group_num, person_num, face_num) = group_rows::totals(conn)?;
-            Ok::<_, ApiError>(StatTotals {
-                group_num,
-                person_num,
-                face_num,
-            })
-        })
-        .await?;
+    let totals = service.store.totals().await?;
     // The caller's own limits, and the busiest 5 minutes of each interface group (all callers together).
     let user = match (ctx.principal, &service.console.directory) {
         (Principal::User(uin), Some(d)) => d.load().user_name(uin).map(str::to_owned),
@@ -210,7 +185,11 @@ pub async fn describe_stat_info(
                 latency_p99_ms: r.p99_ms,
             })
             .collect(),
-        totals,
+        totals: StatTotals {
+            group_num: totals.groups,
+            person_num: totals.persons,
+            face_num: totals.faces,
+        },
         limits,
     })
 }
@@ -272,11 +251,7 @@ pub async fn get_face_thumbnail(
     service: &IaiService,
     req: GetFaceThumbnailRequest,
 ) -> Result<GetFaceThumbnailResponse, ApiError> {
-    let face_id = req.face_id;
-    let crop = service
-        .store
-        .read(move |conn| Ok::<_, ApiError>(person_rows::crop(conn, &face_id)?))
-        .await?;
+    let crop = service.store.face_crop(req.face_id).await?;
     let Some(png) = crop else {
         return Err(ApiError::new(
             ErrorCode::ResourceNotFound,

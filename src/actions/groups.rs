@@ -1,20 +1,17 @@
 //! Group actions: CreateGroup, DeleteGroup, GetGroupList, GetGroupInfo, ModifyGroup, GetPersonListNum.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use super::rules::{self, Page};
 use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode, GroupFilter};
 use crate::face::ModelVersion;
 use crate::face::embed::Recognition;
-use crate::index::{Change, Indexes};
-use crate::store::groups::{self as rows, GroupChange, GroupRow, NewGroup};
-use crate::store::{Store, now_ms};
+use crate::store::Store;
+use crate::store::groups::{GroupEdit, GroupRow, NewGroup, Refusal};
 
 pub async fn create(
     store: &Store,
-    indexes: &Arc<Indexes>,
     req: CreateGroupRequest,
 ) -> Result<CreateGroupResponse, ApiError> {
     rules::check_group_id(&req.group_id)?;
@@ -44,7 +41,6 @@ pub async fn create(
 
 pub async fn delete(
     store: &Store,
-    indexes: &Arc<Indexes>,
     req: DeleteGroupRequest,
 ) -> Result<DeleteGroupResponse, ApiError> {
     rules::check_group_id(&req.group_id)?;
@@ -59,33 +55,17 @@ pub async fn list(
     req: GetGroupListRequest,
     visible: Option<GroupFilter>,
 ) -> Result<GetGroupListResponse, ApiError> {
-    store
-        .read(move |conn| {
-            let (total, groups) = match visible {
-                None => {
-                    let total = rows::count(conn)?;
-                    let page = Page::new(req.offset, req.limit, 1000, total)?;
-                    (total, rows::list(conn, page.offset, page.limit)?)
-                }
-                Some(visible) => {
-                    let mut all = rows::list(conn, 0, i64::MAX as u64)?;
-                    all.retain(|g| visible.allows(&g.group_id));
-                    let total = all.len() as u64;
-                    let page = Page::new(req.offset, req.limit, 1000, total)?;
-                    let groups = all
-                        .into_iter()
-                        .skip(page.offset as usize)
-                        .take(page.limit as usize)
-                        .collect();
-                    (total, groups)
-                }
-            };
-            Ok(GetGroupListResponse {
-                group_infos: groups.into_iter().map(group_info).collect(),
-                group_num: Some(total),
-            })
-        })
-        .await
+    let limit = rules::check_limit(req.limit, 1000)?;
+    let visible = visible.map(|v| move |id: &str| v.allows(id));
+    let (total, groups) = store
+        .list_groups(req.offset.unwrap_or(0), limit, visible)
+        .await?;
+    // The offset is checked against the total read with the page.
+    Page::new(req.offset, Some(limit), 1000, total)?;
+    Ok(GetGroupListResponse {
+        group_infos: groups.into_iter().map(group_info).collect(),
+        group_num: Some(total),
+    })
 }
 
 pub async fn info(
@@ -93,9 +73,7 @@ pub async fn info(
     req: GetGroupInfoRequest,
 ) -> Result<GetGroupInfoResponse, ApiError> {
     rules::check_group_id(&req.group_id)?;
-    let g = store
-        .read(move |conn| Ok::<_, ApiError>(rows::get(conn, &req.group_id)?))
-        .await?;
+    let g = store.group(req.group_id).await?;
     Ok(GetGroupInfoResponse {
         group_name: g.name,
         group_id: g.group_id,
@@ -121,22 +99,21 @@ pub async fn modify(
     for rename in &renames {
         rules::check_ex_description_name(&rename.group_ex_description)?;
     }
+    let edit = GroupEdit {
+        name: req.group_name,
+        tag: req.tag,
+        renames: renames
+            .into_iter()
+            .map(|r| {
+                (
+                    r.group_ex_description_index as usize,
+                    r.group_ex_description,
+                )
+            })
+            .collect(),
+    };
     store
-        .write(move |tx| {
-            let current = rows::get(tx, &req.group_id)?;
-            let ex_descriptions = if renames.is_empty() {
-                None
-            } else {
-                Some(apply_renames(&current, &renames)?)
-            };
-            let change = GroupChange {
-                name: req.group_name,
-                tag: req.tag,
-                ex_descriptions,
-            };
-            rows::update(tx, &req.group_id, change, now_ms())?;
-            Ok::<_, ApiError>(())
-        })
+        .modify_group(req.group_id, edit, rules::MAX_GROUP_EX_DESCRIPTIONS)
         .await?;
     Ok(ModifyGroupResponse {})
 }
@@ -146,47 +123,11 @@ pub async fn person_list_num(
     req: GetPersonListNumRequest,
 ) -> Result<GetPersonListNumResponse, ApiError> {
     rules::check_group_id(&req.group_id)?;
-    let (persons, faces) = store
-        .read(move |conn| Ok::<_, ApiError>(rows::counts(conn, &req.group_id)?))
-        .await?;
+    let (persons, faces) = store.group_size(req.group_id).await?;
     Ok(GetPersonListNumResponse {
         person_num: persons,
         face_num: faces,
     })
-}
-
-/// Rename custom fields by index; an index one past the end adds a field (up to five in all).
-fn apply_renames(
-    group: &GroupRow,
-    renames: &[GroupExDescriptionInfo],
-) -> Result<Vec<String>, ApiError> {
-    let mut names = group.ex_descriptions.clone();
-    for rename in renames {
-        let index = rename.group_ex_description_index as usize;
-        if index >= rules::MAX_GROUP_EX_DESCRIPTIONS {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameterValueGroupExDescriptionsExceed,
-                format!(
-                    "GroupExDescriptionIndex {index} is out of range: a group has at most 5 custom fields."
-                ),
-            ));
-        }
-        match index.cmp(&names.len()) {
-            std::cmp::Ordering::Less => names[index] = rename.group_ex_description.clone(),
-            std::cmp::Ordering::Equal => names.push(rename.group_ex_description.clone()),
-            std::cmp::Ordering::Greater => {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidParameterValue,
-                    format!(
-                        "GroupExDescriptionIndex {index} is past the group's {} custom fields.",
-                        names.len()
-                    ),
-                ));
-            }
-        }
-    }
-    check_ex_descriptions(&names, ErrorCode::FailedOperationDuplicatedGroupDescription)?;
-    Ok(names)
 }
 
 /// At most five custom field names, each valid, none repeated (`duplicate` names the error for repeats).
@@ -222,8 +163,25 @@ fn group_info(g: GroupRow) -> GroupInfo {
 }
 
 /// What the store refused, as Tencent's codes.
-impl From<crate::store::groups::Refusal> for ApiError {
-    fn from(refusal: crate::store::groups::Refusal) -> Self {
-        match refusal {}
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::ExDescriptionIndexOutOfRange { index, max_fields } => ApiError::new(
+                ErrorCode::InvalidParameterValueGroupExDescriptionsExceed,
+                format!(
+                    "GroupExDescriptionIndex {index} is out of range: a group has at most {max_fields} custom fields."
+                ),
+            ),
+            Refusal::ExDescriptionIndexPastEnd { index, fields } => ApiError::new(
+                ErrorCode::InvalidParameterValue,
+                format!(
+                    "GroupExDescriptionIndex {index} is past the group's {fields} custom fields."
+                ),
+            ),
+            Refusal::ExDescriptionRepeated { name } => ApiError::new(
+                ErrorCode::FailedOperationDuplicatedGroupDescription,
+                format!("The custom field name `{name}` is used twice."),
+            ),
+        }
     }
 }

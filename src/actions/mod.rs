@@ -368,7 +368,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: CreateGroupRequest,
     ) -> Result<CreateGroupResponse, ApiError> {
-        groups::create(&self.store, &self.indexes, req).await
+        groups::create(&self.store, req).await
     }
 
     async fn delete_group(
@@ -376,7 +376,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: DeleteGroupRequest,
     ) -> Result<DeleteGroupResponse, ApiError> {
-        groups::delete(&self.store, &self.indexes, req).await
+        groups::delete(&self.store, req).await
     }
 
     async fn get_group_list(
@@ -537,11 +537,11 @@ impl crate::wire::ops::Operations for IaiService {
             return Err("a digest is being computed already; retry shortly".into());
         };
         let indexes = self.indexes.clone();
-        // The snapshot under the store's write lock (no commit is half-way through being applied to the
-        // index); it copies keys, not vectors, so writes wait milliseconds. The hashing runs after.
+        // The snapshot with writes paused (no commit is half-way through being applied to the index); it
+        // copies keys, not vectors, so writes wait milliseconds. The hashing runs after.
         let snapshot = self
             .store
-            .exclusive(move |_| indexes.snapshot())
+            .with_writes_paused(move || indexes.snapshot())
             .await
             .map_err(|e| e.to_string())?;
         let digest = tokio::task::spawn_blocking(move || snapshot.digest())

@@ -20,8 +20,8 @@ use crate::face::embed::cosine;
 use crate::face::score::Calibration;
 use crate::face::{FacePipeline, ModelVersion};
 use crate::index::{Group, GroupIndex, Indexes, ScanFailed, Scanner, fused};
-use crate::store::persons as person_rows;
-use crate::store::{Store, groups};
+use crate::store::Store;
+use crate::store::listing::HitPerson;
 
 const MAX_GROUPS: usize = 100;
 const MAX_GROUPS_BY_GROUP: usize = 60;
@@ -315,48 +315,14 @@ impl Search<'_> {
         need_info: bool,
         group_ids: &[String],
     ) -> Result<Vec<Vec<Candidate>>, ApiError> {
-        let mut info: HashMap<String, (String, i64, Vec<PersonGroupInfo>)> = HashMap::new();
+        let mut info: HashMap<String, HitPerson> = HashMap::new();
         if need_info {
             let ids: Vec<String> = picked
                 .iter()
                 .flatten()
                 .map(|(p, _, _)| p.to_string())
                 .collect();
-            let searched = group_ids.to_vec();
-            info = self
-                .store
-                .read(move |conn| {
-                    // Custom fields per searched group, read once for all candidates.
-                    let mut fields = HashMap::new();
-                    for group_id in &searched {
-                        fields.insert(
-                            group_id.clone(),
-                            groups::get(conn, group_id)?.ex_descriptions.len(),
-                        );
-                    }
-                    let mut out = HashMap::new();
-                    for id in ids {
-                        if out.contains_key(&id) {
-                            continue;
-                        }
-                        let Some(person) = person_rows::find(conn, &id)? else {
-                            continue;
-                        };
-                        let mut infos = Vec::new();
-                        for (group_id, values) in person_rows::groups_of(conn, &id)? {
-                            let Some(&count) = fields.get(&group_id) else {
-                                continue;
-                            };
-                            infos.push(PersonGroupInfo {
-                                group_id,
-                                person_ex_descriptions: listed_values(&values, count),
-                            });
-                        }
-                        out.insert(id, (person.name, person.gender, infos));
-                    }
-                    Ok::<_, ApiError>(out)
-                })
-                .await?;
+            info = self.store.hit_persons(ids, group_ids.to_vec()).await?;
         }
         Ok(picked
             .into_iter()
@@ -368,9 +334,9 @@ impl Search<'_> {
                             person_id: person.to_string(),
                             face_id: face.map(|f| f.to_string()).unwrap_or_default(),
                             score,
-                            person_name: details.map(|d| d.0.clone()),
-                            gender: details.map(|d| d.1),
-                            person_group_infos: details.map(|d| d.2.clone()),
+                            person_name: details.map(|d| d.name.clone()),
+                            gender: details.map(|d| d.gender),
+                            person_group_infos: details.map(group_infos),
                         }
                     })
                     .collect()
@@ -543,19 +509,16 @@ impl Search<'_> {
         check_person_id(&person_id)?;
         let quality_control = check_quality_control(quality_control)?;
         // The person's faces as its (first) group serves them, and that network for the query.
-        let (version, model, stored) = self
+        let ((version, model), stored) = self
             .store
-            .read(move |conn| {
-                person_rows::get(conn, &person_id)?;
-                let (version, model) =
-                    person_rows::serving(conn, &person_id)?.unwrap_or_else(|| {
-                        (rules::DEFAULT_FACE_MODEL_VERSION.to_owned(), String::new())
-                    });
+            .served_embeddings(person_id, |serving| {
+                let (version, model) = serving.unwrap_or_else(|| {
+                    (rules::DEFAULT_FACE_MODEL_VERSION.to_owned(), String::new())
+                });
                 let version = ModelVersion::parse(&version).unwrap_or(ModelVersion::V3);
                 let model =
                     Recognition::by_file(&model).unwrap_or_else(|| Recognition::current(version));
-                let stored = person_rows::embeddings(conn, &person_id, model.file)?;
-                Ok::<_, ApiError>((version, model, stored))
+                ((version, model), model.file.to_owned())
             })
             .await?;
         if use_fused && version != ModelVersion::V3 {
@@ -634,6 +597,18 @@ impl Search<'_> {
             face_model_version: version.as_str().to_owned(),
         })
     }
+}
+
+/// A hit person's values in the searched groups it is in, as the answer lists them.
+fn group_infos(person: &HitPerson) -> Vec<PersonGroupInfo> {
+    person
+        .groups
+        .iter()
+        .map(|(group_id, values, fields)| PersonGroupInfo {
+            group_id: group_id.clone(),
+            person_ex_descriptions: listed_values(values, *fields),
+        })
+        .collect()
 }
 
 /// Scores from cosines, those under the threshold dropped, best per person, sorted by score.

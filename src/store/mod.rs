@@ -18,6 +18,7 @@ pub mod changes;
 pub mod embeddings;
 pub mod groups;
 pub mod jobs;
+pub mod listing;
 pub mod persons;
 pub mod postgres;
 pub mod sqlite;

@@ -4,43 +4,9 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::store::StoreError;
+use crate::store::groups::{GroupRow, NewGroup, Target};
 
-pub struct NewGroup {
-    pub group_id: String,
-    pub name: String,
-    pub tag: String,
-    pub ex_descriptions: Vec<String>,
-    pub face_model_version: String,
-    /// The network the group's index holds embeddings of (a model file).
-    pub serving_model: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct GroupRow {
-    pub group_id: String,
-    pub name: String,
-    pub tag: String,
-    pub ex_descriptions: Vec<String>,
-    pub face_model_version: String,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-    pub serving_model: String,
-    /// Where the group is moving (`Target`), and what it served before its last upgrade.
-    pub target: Option<Target>,
-    pub previous: Option<(String, String)>,
-}
-
-/// A group's move to another version or network: it keeps serving what it serves until every face has an
-/// embedding of `model`, then switches at once.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Target {
-    pub version: String,
-    pub model: String,
-    /// The upgrade job behind the move; `None` when a version's network changed.
-    pub job: Option<String>,
-}
-
-/// What ModifyGroup may change; `None` leaves a value as it is.
+/// The values an update sets; `None` leaves a value as it is.
 #[derive(Debug, Default)]
 pub struct GroupChange {
     pub name: Option<String>,
@@ -280,19 +246,6 @@ pub fn counts(conn: &Connection, group_id: &str) -> Result<(u64, u64), StoreErro
         |r| r.get(0),
     )?;
     Ok((persons as u64, faces as u64))
-}
-
-/// (groups, persons, faces) of the whole account.
-pub fn totals(conn: &Connection) -> Result<(u64, u64, u64), StoreError> {
-    let count = |sql: &str| {
-        conn.query_row(sql, [], |r| r.get::<_, i64>(0))
-            .map(|n| n as u64)
-    };
-    Ok((
-        count("SELECT count(*) FROM groups")?,
-        count("SELECT count(*) FROM persons")?,
-        count("SELECT count(*) FROM faces")?,
-    ))
 }
 
 /// Faces of every group (a face counts once for each group that holds its person), in one query.

@@ -13,6 +13,7 @@ pub mod cam;
 pub mod changes;
 pub mod groups;
 pub mod jobs;
+pub mod listing;
 pub mod persons;
 pub mod vectors;
 
