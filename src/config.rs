@@ -7,6 +7,9 @@
 //! ```toml
 //! listen = "0.0.0.0:8080"
 //! data_dir = "/var/lib/iai"
+//! database_url = "postgres://iai@db/iai"  # several replicas on one PostgreSQL (default: SQLite in data_dir)
+//! max_staleness_ms = 1000          # a replica further behind the database than this refuses searches
+//! replica_id = "a"                 # this replica's name in logs, heartbeats and job leases (default: host:port)
 //! max_body_bytes = 10485760
 //! max_clock_skew_secs = 300
 //! max_connections = 512
@@ -53,8 +56,16 @@ use crate::wire::auth::{ApiKey, KeyRing};
 pub struct Config {
     /// Address to listen on.
     pub listen: String,
-    /// Folder of the SQLite database (created if missing).
+    /// Folder of the SQLite database (created if missing), and of this server's own files.
     pub data_dir: PathBuf,
+    /// A PostgreSQL database shared by several replicas instead of the SQLite file
+    /// (`IAI_DATABASE_URL`, `--database-url`).
+    pub database_url: Option<String>,
+    /// How far behind the shared database a replica may be before it refuses searches and reports not
+    /// ready (PostgreSQL only: with SQLite the server is never behind).
+    pub max_staleness_ms: u64,
+    /// This replica's name (logs, heartbeats, job leases); default: the host name and listening port.
+    pub replica_id: Option<String>,
     /// One key pair from the environment (`IAI_SECRET_ID`, `IAI_SECRET_KEY`, optional `IAI_SECRET_TOKEN`).
     pub secret_id: Option<String>,
     pub secret_key: Option<String>,
@@ -143,6 +154,9 @@ impl Default for Config {
         Self {
             listen: "127.0.0.1:8080".into(),
             data_dir: "./data".into(),
+            database_url: None,
+            max_staleness_ms: 1000,
+            replica_id: None,
             secret_id: None,
             secret_key: None,
             secret_token: None,
@@ -238,6 +252,10 @@ pub struct Cli {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL for several replicas (`postgres://user@host/db`); default: SQLite in the data directory.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub models_dir: Option<PathBuf>,
@@ -269,6 +287,18 @@ impl Config {
         config.qps.validate().map_err(anyhow::Error::msg)?;
         config.replay_protection.mode()?;
         Ok(config)
+    }
+
+    /// This replica's name: `replica_id`, else the host name and the listening port.
+    pub fn replica_name(&self) -> String {
+        if let Some(id) = self.replica_id.as_ref().filter(|id| !id.is_empty()) {
+            return id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        let port = self.listen.rsplit(':').next().unwrap_or_default();
+        format!("{}:{port}", if host.is_empty() { "localhost" } else { &host })
     }
 
     pub fn decode_budget(&self) -> u64 {

@@ -48,6 +48,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     }
     // First, so that the gates made below report to it.
     let metrics = wire::telemetry::Metrics::install();
+    wire::telemetry::set_replica(config.replica_name());
     let data_dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || store::Store::open(&data_dir)).await??;
     tracing::info!(database = %store.location(), "store ready");

@@ -95,6 +95,14 @@ fn describe() {
     metrics::describe_gauge!("iai_connections_open", "Client connections open now.");
 }
 
+/// This server's name among replicas, in every access-log line (`set_replica`, once at start).
+static REPLICA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Name this server in the access log (the configuration's `replica_id`, or host and port).
+pub fn set_replica(name: String) {
+    let _ = REPLICA.set(name);
+}
+
 /// One answered call, for the access log and the metrics.
 pub struct Call<'a> {
     pub action: Option<&'a str>,
@@ -123,6 +131,7 @@ pub fn record_call(span: &tracing::Span, call: &Call) {
     span.in_scope(|| {
         tracing::info!(
             target: "iai_server::access",
+            replica = %REPLICA.get().map_or("-", String::as_str),
             secret_id = %secret_id,
             action = %requested,
             code = %call.code,
