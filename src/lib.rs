@@ -48,6 +48,15 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     }
     // First, so that the gates made below report to it.
     let metrics = wire::telemetry::Metrics::install();
+    if config.database_url.is_some() {
+        // The PostgreSQL backend (store/postgres/) does not serve every store operation yet: refuse rather
+        // than silently keep the data in SQLite.
+        anyhow::bail!(
+            "database_url is set, but this build keeps its data in SQLite only (PostgreSQL replicas are not \
+             finished): unset database_url / IAI_DATABASE_URL to use {}",
+            config.data_dir.display()
+        );
+    }
     wire::telemetry::set_replica(config.replica_name());
     let data_dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || store::Store::open(&data_dir)).await??;
