@@ -1,8 +1,8 @@
 //! Person and face actions (SPEC.md §7.1, §7.8): CreatePerson, CreateFace, DeleteFace, DeletePerson,
 //! DeletePersonFromGroup, CopyPerson, GetPersonList, GetPersonBaseInfo, GetPersonGroupInfo,
 //! ModifyPersonBaseInfo, ModifyPersonGroupInfo. A person is global and shared by its groups, which all have
-//! one model version; its faces carry an embedding of that version. Every write commits to SQLite, then the
-//! index follows (`Store::write_then`).
+//! one model version; its faces carry an embedding of that version. Every write is a named store operation;
+//! the index follows the store's change log.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,17 +21,16 @@ use crate::face::embed::Recognition;
 use crate::face::embed::cosine;
 use crate::face::score::Calibration;
 use crate::face::{FacePipeline, ModelVersion};
-use crate::index::{Change, FaceVectors, Indexes, Scanner};
-use crate::store::persons::{self as rows, NewFace};
-use crate::store::vectors;
-use crate::store::{Store, groups, now_ms};
+use crate::index::{Indexes, Scanner};
+use crate::store::Store;
+use crate::store::persons::{NewFace, NewPerson, Refusal};
 
 pub const MAX_FACES_PER_PERSON: usize = 5;
 pub const MAX_IMAGES_PER_CALL: usize = 4;
 pub const MAX_GROUPS_PER_PERSON: usize = 100;
 /// Faces per group: 1,000,000 for model 2.0, 3,000,000 for 3.0 (SPEC.md §7.1).
-fn max_group_faces(version: ModelVersion) -> u64 {
-    match version {
+fn max_group_faces(version: &str) -> u64 {
+    match version_of(version) {
         ModelVersion::V2 => 1_000_000,
         ModelVersion::V3 => 3_000_000,
     }
@@ -125,7 +124,6 @@ fn new_face_id() -> (u64, String) {
 /// One enrolled face, ready for the store and the index.
 struct Enrolment {
     face: Detection,
-    key: u64,
     row: NewFace,
 }
 
@@ -159,10 +157,9 @@ fn enrol_blocking(
         ));
     }
     let (crop_png, landmarks) = p.keepsake_blocking(image, &face)?;
-    let (key, face_id) = new_face_id();
+    let (_, face_id) = new_face_id();
     let rect = face_rect(&face);
     Ok(Enrolment {
-        key,
         row: NewFace {
             face_id,
             rect: [rect.x, rect.y, rect.width as i64, rect.height as i64],
@@ -213,10 +210,9 @@ impl Persons<'_> {
                 ErrorCode::InvalidParameterValueUniquePersonControlIllegal,
             ));
         }
-        let group_id = req.group_id.clone();
-        let group = self
+        let (group, person_exists) = self
             .store
-            .read(move |conn| Ok::<_, ApiError>(groups::get(conn, &group_id)?))
+            .group_for_new_person(req.group_id.clone(), req.person_id.clone())
             .await?;
         let mut values = Vec::new();
         apply_ex_values(
@@ -226,13 +222,7 @@ impl Persons<'_> {
                 .unwrap_or_default(),
             group.ex_descriptions.len(),
         )?;
-        let person_id = req.person_id.clone();
-        if self
-            .store
-            .read(move |conn| Ok::<_, ApiError>(rows::find(conn, &person_id)?))
-            .await?
-            .is_some()
-        {
+        if person_exists {
             return Err(ApiError::code(
                 ErrorCode::InvalidParameterValuePersonIdAlreadyExist,
             ));
@@ -273,53 +263,24 @@ impl Persons<'_> {
                 });
             }
         }
-        let Enrolment { face, key, row } = enrolled;
+        let Enrolment { face, row } = enrolled;
         let face_id = row.face_id.clone();
-        let (group_id, person_id, name) =
-            (req.group_id.clone(), req.person_id.clone(), req.person_name);
-        let indexes = self.indexes.clone();
-        let created = group.created_ms;
-        let (_, version) = self
+        let person = NewPerson {
+            person_id: req.person_id,
+            name: req.person_name,
+            gender,
+            group_id: req.group_id,
+            values,
+            face: row,
+        };
+        // The group is read again in the writing transaction: it may have been deleted or created again
+        // while the face was being embedded. An upgrade that switched it meanwhile is fine: the face was
+        // embedded by the network it moved to as well.
+        let version = self
             .store
-            .write_then(
-                move |tx| {
-                    // Everything below is read inside the transaction: the group may have been deleted or
-                    // recreated while the face was being embedded. An upgrade that switched the group
-                    // meanwhile is fine: the face was embedded by the network it moved to as well.
-                    let group = groups::get(tx, &group_id)?;
-                    if group.created_ms != created
-                        || !row.vectors.iter().any(|(m, _)| *m == group.serving_model)
-                    {
-                        return Err(changed_meanwhile());
-                    }
-                    let version = version_of(&group.face_model_version);
-                    // Under the write lock the index holds exactly the committed faces: no count query.
-                    let faces = indexes
-                        .group(&group_id)
-                        .map_or(0, |group| group.face_count())
-                        as u64;
-                    if faces >= max_group_faces(version) {
-                        return Err(ApiError::code(
-                            ErrorCode::InvalidParameterValueGroupFaceNumExceed,
-                        ));
-                    }
-                    let now = now_ms();
-                    rows::insert(tx, &person_id, &name, gender, now)?;
-                    rows::add_member(tx, &group_id, &person_id, &values, now)?;
-                    rows::insert_face(tx, &person_id, &row, now)?;
-                    let change = Change::AddFaces {
-                        group_ids: vec![group_id],
-                        person_id,
-                        faces: vec![(key, row.vectors)],
-                    };
-                    Ok((change, version))
-                },
-                {
-                    let indexes = self.indexes.clone();
-                    move |(change, _): &(Change, ModelVersion)| indexes.apply(change)
-                },
-            )
+            .create_person(person, group.created_ms, max_group_faces)
             .await?;
+        let version = version_of(&version);
         Ok(CreatePersonResponse {
             face_id,
             face_rect: Some(face_rect(&face)),
@@ -332,27 +293,27 @@ impl Persons<'_> {
     /// network its groups serve or move to (for the embeddings), and its face count; `PersonIdNotExist`
     /// for an unknown person.
     async fn person_networks(&self, person_id: &str) -> Result<PersonNetworks, ApiError> {
-        let person_id = person_id.to_owned();
-        self.store
-            .read(move |conn| {
-                rows::get(conn, &person_id)?;
-                let (version, serving) = rows::serving(conn, &person_id)?.unwrap_or_else(|| {
-                    let version = rules::DEFAULT_FACE_MODEL_VERSION.to_owned();
-                    let model = Recognition::current(version_of(&version)).file.to_owned();
-                    (version, model)
-                });
-                let version = version_of(&version);
-                let serving =
-                    Recognition::by_file(&serving).unwrap_or_else(|| Recognition::current(version));
-                Ok::<_, ApiError>(PersonNetworks {
-                    version,
-                    serving,
-                    needed: networks(&rows::needed_models(conn, &person_id)?.all),
-                    existing: rows::embeddings(conn, &person_id, serving.file)?,
-                    faces: rows::face_ids(conn, &person_id)?.len(),
-                })
-            })
-            .await
+        let found = self.store.face_networks(person_id.to_owned()).await?;
+        let (version, serving) = found.first.unwrap_or_else(|| {
+            let version = rules::DEFAULT_FACE_MODEL_VERSION.to_owned();
+            let model = Recognition::current(version_of(&version)).file.to_owned();
+            (version, model)
+        });
+        let version = version_of(&version);
+        let serving =
+            Recognition::by_file(&serving).unwrap_or_else(|| Recognition::current(version));
+        // A second read: these only compare new faces with the person's (the write checks again).
+        let existing = self
+            .store
+            .person_embeddings(person_id.to_owned(), serving.file.to_owned())
+            .await?;
+        Ok(PersonNetworks {
+            version,
+            serving,
+            needed: networks(&found.needed),
+            existing,
+            faces: found.faces,
+        })
     }
 
     /// Give the person's faces an embedding by `model` where they lack one, from their stored crops. A
@@ -362,10 +323,9 @@ impl Persons<'_> {
         person_id: &str,
         model: &'static Recognition,
     ) -> Result<(), ApiError> {
-        let person = person_id.to_owned();
         let crops = self
             .store
-            .read(move |conn| Ok::<_, ApiError>(rows::crops_missing(conn, &person, model.file)?))
+            .crops_without_embedding(person_id.to_owned(), model.file.to_owned())
             .await?;
         if crops.is_empty() {
             return Ok(());
@@ -382,11 +342,10 @@ impl Persons<'_> {
                     .collect::<Vec<_>>())
             })
             .await?;
-        self.store
-            .write(move |tx| {
-                Ok::<_, ApiError>(vectors::save_embedded(tx, model.file, &embedded, now_ms())?)
-            })
-            .await
+        Ok(self
+            .store
+            .save_crop_embeddings(model.file.to_owned(), embedded)
+            .await?)
     }
 
     pub async fn create_face(
@@ -485,44 +444,11 @@ impl Persons<'_> {
         if enrolled.is_empty() {
             return Ok(response);
         }
-        let faces: Vec<(u64, FaceVectors)> = enrolled
-            .iter()
-            .map(|(_, e)| (e.key, e.row.vectors.clone()))
-            .collect();
-        let computed: Vec<String> = needed.iter().map(|m| m.file.to_owned()).collect();
-        let rows_to_add: Vec<NewFace> = enrolled.into_iter().map(|(_, e)| e.row).collect();
-        let (person_id, indexes) = (req.person_id, self.indexes.clone());
+        // The person's groups are read again in the transaction that adds the faces: they may have changed
+        // while the images were being processed.
+        let rows: Vec<NewFace> = enrolled.into_iter().map(|(_, e)| e.row).collect();
         self.store
-            .write_then(
-                move |tx| {
-                    // The person's groups are read here, in the transaction that adds the faces: they may
-                    // have changed while the images were being processed (the index must get the faces
-                    // in exactly the groups the database puts them in).
-                    rows::get(tx, &person_id)?;
-                    // Every network a group of the person serves must have an embedding of the new faces
-                    // (networks groups are moving to are filled in by the move if missing).
-                    let serving = rows::needed_models(tx, &person_id)?.serving;
-                    if serving.iter().any(|m| !computed.contains(m)) {
-                        return Err(changed_meanwhile());
-                    }
-                    let have = rows::face_ids(tx, &person_id)?.len();
-                    if have + rows_to_add.len() > MAX_FACES_PER_PERSON {
-                        return Err(ApiError::code(
-                            ErrorCode::InvalidParameterValuePersonFaceNumExceed,
-                        ));
-                    }
-                    let now = now_ms();
-                    for row in &rows_to_add {
-                        rows::insert_face(tx, &person_id, row, now)?;
-                    }
-                    Ok(Change::AddFaces {
-                        group_ids: rows::group_ids(tx, &person_id)?,
-                        person_id,
-                        faces,
-                    })
-                },
-                move |change| indexes.apply(change),
-            )
+            .create_faces(req.person_id, rows, MAX_FACES_PER_PERSON)
             .await?;
         Ok(response)
     }
@@ -537,39 +463,7 @@ impl Persons<'_> {
                 ErrorCode::InvalidParameterValueDeleteFaceNumExceed,
             ));
         }
-        let person_id = req.person_id.clone();
-        let wanted = req.face_ids;
-        let indexes = self.indexes.clone();
-        let deleted = self
-            .store
-            .write_then(
-                move |tx| {
-                    rows::get(tx, &person_id)?;
-                    let have = rows::face_ids(tx, &person_id)?;
-                    let gone: Vec<String> = have
-                        .iter()
-                        .filter(|f| wanted.contains(f))
-                        .cloned()
-                        .collect();
-                    if !gone.is_empty() && gone.len() >= have.len() {
-                        return Err(ApiError::new(
-                            ErrorCode::InvalidParameterValueDeleteFaceNumExceed,
-                            "A person keeps at least one face.",
-                        ));
-                    }
-                    for face in &gone {
-                        rows::delete_face(tx, &person_id, face)?;
-                    }
-                    let change = Change::RemoveFaces {
-                        group_ids: rows::group_ids(tx, &person_id)?,
-                        faces: gone.iter().filter_map(|f| f.parse().ok()).collect(),
-                    };
-                    Ok((gone, change))
-                },
-                move |(_, change)| indexes.apply(change),
-            )
-            .await?
-            .0;
+        let deleted = self.store.delete_faces(req.person_id, req.face_ids).await?;
         Ok(DeleteFaceResponse {
             suc_deleted_num: deleted.len() as u64,
             suc_face_ids: deleted,
@@ -581,22 +475,7 @@ impl Persons<'_> {
         req: DeletePersonRequest,
     ) -> Result<DeletePersonResponse, ApiError> {
         check_person_id(&req.person_id)?;
-        let person_id = req.person_id.clone();
-        let indexes = self.indexes.clone();
-        self.store
-            .write_then(
-                move |tx| {
-                    rows::get(tx, &person_id)?;
-                    let group_ids = rows::group_ids(tx, &person_id)?;
-                    rows::delete(tx, &person_id)?;
-                    Ok::<_, ApiError>(Change::RemovePerson {
-                        group_ids,
-                        person_id,
-                    })
-                },
-                move |change| indexes.apply(change),
-            )
-            .await?;
+        self.store.delete_person(req.person_id).await?;
         Ok(DeletePersonResponse {})
     }
 
@@ -606,29 +485,8 @@ impl Persons<'_> {
     ) -> Result<DeletePersonFromGroupResponse, ApiError> {
         check_person_id(&req.person_id)?;
         rules::check_group_id(&req.group_id)?;
-        let (person_id, group_id) = (req.person_id, req.group_id);
-        let indexes = self.indexes.clone();
         self.store
-            .write_then(
-                move |tx| {
-                    groups::get(tx, &group_id)?;
-                    rows::get(tx, &person_id)?;
-                    if !rows::remove_member(tx, &group_id, &person_id)? {
-                        return Err(ApiError::code(
-                            ErrorCode::FailedOperationGroupPersonMapNotExist,
-                        ));
-                    }
-                    // A person without groups does not exist.
-                    if rows::model_version(tx, &person_id)?.is_none() {
-                        rows::delete(tx, &person_id)?;
-                    }
-                    Ok(Change::RemovePerson {
-                        group_ids: vec![group_id],
-                        person_id,
-                    })
-                },
-                move |change| indexes.apply(change),
-            )
+            .delete_person_from_group(req.group_id, req.person_id)
             .await?;
         Ok(DeletePersonFromGroupResponse {})
     }
@@ -651,109 +509,21 @@ impl Persons<'_> {
             rules::check_group_id(g)?;
         }
         let (person_id, targets) = (req.person_id, req.group_ids);
+        let may_hold =
+            move |group: &str| existing.as_ref().map_or(Ok(()), |check| check.check(group));
         // The networks the target groups serve or move to: the person's faces need embeddings by them, made
         // from the stored crops where missing (a person enrolled before a network change has none yet).
-        let wanted = {
-            let targets = targets.clone();
-            let (person_id, existing) = (person_id.clone(), existing.clone());
-            self.store
-                .read(move |conn| {
-                    if let Some(check) = &existing {
-                        for (group_id, _) in rows::groups_of(conn, &person_id)? {
-                            check.check(&group_id)?;
-                        }
-                    }
-                    let mut files = Vec::new();
-                    for group_id in &targets {
-                        let group = groups::get(conn, group_id)?;
-                        files.push(group.serving_model);
-                        files.extend(group.target.map(|t| t.model));
-                    }
-                    Ok::<_, ApiError>(files)
-                })
-                .await?
-        };
+        let wanted = self
+            .store
+            .copy_person_networks(person_id.clone(), targets.clone(), may_hold.clone())
+            .await?;
         for model in networks(&wanted) {
             self.embed_stored(&person_id, model).await?;
         }
-        let indexes = self.indexes.clone();
         let added = self
             .store
-            .write_then(
-                move |tx| {
-                    rows::get(tx, &person_id)?;
-                    let current = rows::groups_of(tx, &person_id)?;
-                    if let Some(check) = &existing {
-                        for (group_id, _) in &current {
-                            check.check(group_id)?;
-                        }
-                    }
-                    let mut versions = Vec::new();
-                    for (group_id, _) in &current {
-                        versions.push(groups::get(tx, group_id)?.face_model_version);
-                    }
-                    let mut added = Vec::new();
-                    let mut models: Vec<String> = Vec::new();
-                    let now = now_ms();
-                    for group_id in &targets {
-                        let group = groups::get(tx, group_id)?;
-                        if !versions.contains(&group.face_model_version) {
-                            return Err(ApiError::new(
-                                ErrorCode::FailedOperationAcrossVersionsError,
-                                format!(
-                                    "The person's groups use model {}; group {group_id} uses {}.",
-                                    versions.join(", "),
-                                    group.face_model_version
-                                ),
-                            ));
-                        }
-                        if current.iter().any(|(g, _)| g == group_id) || added.contains(group_id) {
-                            continue;
-                        }
-                        if current.len() + added.len() >= MAX_GROUPS_PER_PERSON {
-                            return Err(ApiError::code(
-                                ErrorCode::InvalidParameterValueGroupNumPerPersonExceed,
-                            ));
-                        }
-                        rows::add_member(tx, group_id, &person_id, &[], now)?;
-                        added.push(group_id.clone());
-                        if !models.contains(&group.serving_model) {
-                            models.push(group.serving_model);
-                        }
-                    }
-                    // Each face's embeddings by the networks the new groups serve, as the index takes them.
-                    let face_ids = rows::face_ids(tx, &person_id)?;
-                    let mut faces: Vec<(u64, FaceVectors)> = face_ids
-                        .iter()
-                        .filter_map(|id| Some((id.parse().ok()?, Vec::new())))
-                        .collect();
-                    for model in &models {
-                        let stored = rows::embeddings(tx, &person_id, model)?;
-                        // A face the network could not embed (recorded failure) stays out of this
-                        // group's index, as at start-up; any other face without one came in meanwhile.
-                        let failed = vectors::failed_of_person(tx, &person_id, model)?;
-                        if stored.len() + failed < face_ids.len() {
-                            return Err(changed_meanwhile());
-                        }
-                        for (id, vector) in stored {
-                            if let Some((_, vectors)) =
-                                faces.iter_mut().find(|(key, _)| key.to_string() == id)
-                            {
-                                vectors.push((model.clone(), vector));
-                            }
-                        }
-                    }
-                    let change = Change::AddFaces {
-                        group_ids: added.clone(),
-                        person_id,
-                        faces,
-                    };
-                    Ok::<_, ApiError>((added, change))
-                },
-                move |(_, change)| indexes.apply(change),
-            )
-            .await?
-            .0;
+            .copy_person(person_id, targets, MAX_GROUPS_PER_PERSON, may_hold)
+            .await?;
         Ok(CopyPersonResponse {
             suc_group_num: added.len() as u64,
             suc_group_ids: added,
@@ -765,32 +535,30 @@ impl Persons<'_> {
         req: GetPersonListRequest,
     ) -> Result<GetPersonListResponse, ApiError> {
         rules::check_group_id(&req.group_id)?;
-        self.store
-            .read(move |conn| {
-                let group = groups::get(conn, &req.group_id)?;
-                let (persons, faces) = groups::counts(conn, &req.group_id)?;
-                let page = Page::new(req.offset, req.limit, 1000, persons)?;
-                let fields = group.ex_descriptions.len();
-                let mut infos = Vec::new();
-                for (person, values) in rows::members(conn, &req.group_id, page.offset, page.limit)?
-                {
-                    infos.push(PersonInfo {
-                        face_ids: rows::face_ids(conn, &person.person_id)?,
-                        person_name: person.name,
-                        person_id: person.person_id,
-                        gender: person.gender,
-                        person_ex_descriptions: listed_values(&values, fields),
-                        creation_timestamp: person.created_ms.max(0) as u64,
-                    });
-                }
-                Ok::<_, ApiError>(GetPersonListResponse {
-                    person_infos: infos,
-                    person_num: Some(persons),
-                    face_num: Some(faces),
-                    face_model_version: Some(group.face_model_version),
-                })
+        let offset = req.offset.unwrap_or(0);
+        let limit = req.limit.unwrap_or(10).min(1000);
+        let list = self.store.person_page(req.group_id, offset, limit).await?;
+        // Checked on the count the page was read with (an offset past it read nothing).
+        Page::new(req.offset, req.limit, 1000, list.persons)?;
+        let fields = list.group.ex_descriptions.len();
+        let infos = list
+            .members
+            .into_iter()
+            .map(|(person, values, face_ids)| PersonInfo {
+                face_ids,
+                person_name: person.name,
+                person_id: person.person_id,
+                gender: person.gender,
+                person_ex_descriptions: listed_values(&values, fields),
+                creation_timestamp: person.created_ms.max(0) as u64,
             })
-            .await
+            .collect();
+        Ok(GetPersonListResponse {
+            person_infos: infos,
+            person_num: Some(list.persons),
+            face_num: Some(list.faces),
+            face_model_version: Some(list.group.face_model_version),
+        })
     }
 
     pub async fn get_person_base_info(
@@ -798,16 +566,12 @@ impl Persons<'_> {
         req: GetPersonBaseInfoRequest,
     ) -> Result<GetPersonBaseInfoResponse, ApiError> {
         check_person_id(&req.person_id)?;
-        self.store
-            .read(move |conn| {
-                let person = rows::get(conn, &req.person_id)?;
-                Ok::<_, ApiError>(GetPersonBaseInfoResponse {
-                    person_name: person.name,
-                    gender: person.gender,
-                    face_ids: rows::face_ids(conn, &req.person_id)?,
-                })
-            })
-            .await
+        let (person, face_ids) = self.store.person_with_faces(req.person_id).await?;
+        Ok(GetPersonBaseInfoResponse {
+            person_name: person.name,
+            gender: person.gender,
+            face_ids,
+        })
     }
 
     pub async fn get_person_group_info(
@@ -815,37 +579,29 @@ impl Persons<'_> {
         req: GetPersonGroupInfoRequest,
     ) -> Result<GetPersonGroupInfoResponse, ApiError> {
         check_person_id(&req.person_id)?;
-        self.store
-            .read(move |conn| {
-                rows::get(conn, &req.person_id)?;
-                let all = rows::groups_of(conn, &req.person_id)?;
-                let page = Page::new(req.offset, req.limit, 100, all.len() as u64)?;
-                let mut version = None;
-                let mut infos = Vec::new();
-                for (group_id, values) in all
-                    .iter()
-                    .skip(page.offset as usize)
-                    .take(page.limit as usize)
-                {
-                    let group = groups::get(conn, group_id)?;
-                    version.get_or_insert(group.face_model_version.clone());
-                    infos.push(PersonGroupInfo {
-                        group_id: group_id.clone(),
-                        person_ex_descriptions: listed_values(values, group.ex_descriptions.len()),
-                    });
-                }
-                if version.is_none()
-                    && let Some((first, _)) = all.first()
-                {
-                    version = Some(groups::get(conn, first)?.face_model_version);
-                }
-                Ok::<_, ApiError>(GetPersonGroupInfoResponse {
-                    person_group_infos: infos,
-                    group_num: Some(all.len() as u64),
-                    face_model_version: version,
-                })
+        let all = self.store.memberships(req.person_id).await?;
+        let page = Page::new(req.offset, req.limit, 100, all.len() as u64)?;
+        let shown = all
+            .iter()
+            .skip(page.offset as usize)
+            .take(page.limit as usize);
+        let infos = shown
+            .clone()
+            .map(|m| PersonGroupInfo {
+                group_id: m.group_id.clone(),
+                person_ex_descriptions: listed_values(&m.values, m.fields),
             })
-            .await
+            .collect();
+        // The version of the first group listed, else of the person's first group.
+        let version = shown
+            .chain(all.first())
+            .next()
+            .map(|m| m.face_model_version.clone());
+        Ok(GetPersonGroupInfoResponse {
+            person_group_infos: infos,
+            group_num: Some(all.len() as u64),
+            face_model_version: version,
+        })
     }
 
     pub async fn modify_person_base_info(
@@ -861,15 +617,7 @@ impl Persons<'_> {
             None => None,
         };
         self.store
-            .write(move |tx| {
-                Ok::<_, ApiError>(rows::update(
-                    tx,
-                    &req.person_id,
-                    req.person_name.as_deref(),
-                    gender,
-                    now_ms(),
-                )?)
-            })
+            .update_person(req.person_id, req.person_name, gender)
             .await?;
         Ok(ModifyPersonBaseInfoResponse {})
     }
@@ -880,21 +628,10 @@ impl Persons<'_> {
     ) -> Result<ModifyPersonGroupInfoResponse, ApiError> {
         rules::check_group_id(&req.group_id)?;
         check_person_id(&req.person_id)?;
+        let infos = req.person_ex_description_infos;
         self.store
-            .write(move |tx| {
-                let group = groups::get(tx, &req.group_id)?;
-                rows::get(tx, &req.person_id)?;
-                let mut values = rows::member_values(tx, &req.group_id, &req.person_id)?
-                    .ok_or_else(|| {
-                        ApiError::code(ErrorCode::FailedOperationGroupPersonMapNotExist)
-                    })?;
-                apply_ex_values(
-                    &mut values,
-                    &req.person_ex_description_infos,
-                    group.ex_descriptions.len(),
-                )?;
-                rows::set_member_values(tx, &req.group_id, &req.person_id, &values)?;
-                Ok::<_, ApiError>(())
+            .edit_member_values(req.group_id, req.person_id, move |values, fields| {
+                apply_ex_values(values, &infos, fields)
             })
             .await?;
         Ok(ModifyPersonGroupInfoResponse {})
@@ -931,6 +668,40 @@ fn ret_code(code: ErrorCode) -> i64 {
         | ErrorCode::FailedOperationFaceSizeTooSmall => -1109,
         ErrorCode::FailedOperationFaceQualityNotQualified => -1601,
         _ => -1001,
+    }
+}
+
+/// What the store refused, as Tencent's codes.
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::ChangedMeanwhile => changed_meanwhile(),
+            Refusal::GroupFaceLimit => {
+                ApiError::code(ErrorCode::InvalidParameterValueGroupFaceNumExceed)
+            }
+            Refusal::PersonFaceLimit => {
+                ApiError::code(ErrorCode::InvalidParameterValuePersonFaceNumExceed)
+            }
+            Refusal::LastFace => ApiError::new(
+                ErrorCode::InvalidParameterValueDeleteFaceNumExceed,
+                "A person keeps at least one face.",
+            ),
+            Refusal::NotInGroup => ApiError::code(ErrorCode::FailedOperationGroupPersonMapNotExist),
+            Refusal::GroupsPerPersonLimit => {
+                ApiError::code(ErrorCode::InvalidParameterValueGroupNumPerPersonExceed)
+            }
+            Refusal::AcrossVersions {
+                group_id,
+                version,
+                person_versions,
+            } => ApiError::new(
+                ErrorCode::FailedOperationAcrossVersionsError,
+                format!(
+                    "The person's groups use model {}; group {group_id} uses {version}.",
+                    person_versions.join(", ")
+                ),
+            ),
+        }
     }
 }
 
@@ -984,12 +755,5 @@ mod tests {
             -1601
         );
         assert!(unique_person_score(ModelVersion::V3, 4) == 60.0);
-    }
-}
-
-/// What the store refused, as Tencent's codes.
-impl From<crate::store::persons::Refusal> for ApiError {
-    fn from(refusal: crate::store::persons::Refusal) -> Self {
-        match refusal {}
     }
 }

@@ -1,34 +1,11 @@
 //! Persons, their group memberships (with custom field values) and their faces with embeddings. A person
-//! is global; it lives while it is in at least one group. Business rules are the action layer's.
+//! is global; it lives while it is in at least one group. The rules are the named operations'
+//! (`store/persons.rs`).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::StoreError;
-
-/// A person's custom field values in one group, by field index (None = unset).
-pub type ExValues = Vec<Option<String>>;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PersonRow {
-    pub person_id: String,
-    pub name: String,
-    pub gender: i64,
-    pub created_ms: i64,
-}
-
-/// A face to store: its id, box in the source image, loose crop and landmarks (for re-extraction), and
-/// its embedding for the person's model version.
-#[derive(Debug, Clone)]
-pub struct NewFace {
-    pub face_id: String,
-    pub rect: [i64; 4],
-    pub crop_png: Vec<u8>,
-    pub landmarks: String,
-    pub quality: Option<f64>,
-    /// The face's embeddings, by network (model file): one for each network its person's groups serve or
-    /// are moving to.
-    pub vectors: Vec<(String, Vec<f32>)>,
-}
+use crate::store::persons::{ExValues, NeededModels, NewFace, PersonRow};
 
 pub fn find(conn: &Connection, person_id: &str) -> Result<Option<PersonRow>, StoreError> {
     Ok(conn
@@ -192,13 +169,6 @@ pub fn model_version(conn: &Connection, person_id: &str) -> Result<Option<String
         .optional()?)
 }
 
-/// The networks a person's faces need embeddings of: what each of its groups serves, and where each is
-/// moving. `serving` lists only the former (a face without those would be missing from a live index).
-pub struct NeededModels {
-    pub serving: Vec<String>,
-    pub all: Vec<String>,
-}
-
 pub fn needed_models(conn: &Connection, person_id: &str) -> Result<NeededModels, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT g.serving_model, g.target_model FROM group_members m JOIN groups g ON g.group_id = m.group_id
@@ -282,6 +252,15 @@ pub fn members(
         ))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Faces in a group: a face counts once for each group that holds its person.
+pub fn group_face_count(conn: &Connection, group_id: &str) -> Result<u64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM faces f JOIN group_members m ON m.person_id = f.person_id WHERE m.group_id = ?1",
+        [group_id],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
 }
 
 pub fn insert_face(
@@ -403,7 +382,8 @@ pub fn decode(blob: &[u8]) -> Vec<f32> {
 mod tests {
     use super::*;
     use crate::store::Store;
-    use crate::store::groups::{self, NewGroup};
+    use crate::store::groups::NewGroup;
+    use crate::store::sqlite::groups;
 
     #[test]
     fn persons_leave_with_their_last_group_and_faces_cascade() {
