@@ -13,9 +13,9 @@ use std::time::Instant;
 
 use iai_server::face::ModelVersion;
 use iai_server::index::Indexes;
-use iai_server::store::groups::{self, NewGroup};
-use iai_server::store::persons::{self, NewFace};
-use iai_server::store::{Store, now_ms};
+use iai_server::store::Store;
+use iai_server::store::groups::NewGroup;
+use iai_server::store::persons::{NewFace, NewPerson};
 
 const GROUP: &str = "scale";
 const BATCH: usize = 10_000;
@@ -61,55 +61,45 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::open(std::path::Path::new(&dir))?;
     let mut rng = Rng(0x9E3779B97F4A7C15);
 
-    let existing = store
-        .read(|conn| Ok::<_, anyhow::Error>(groups::find(conn, GROUP)?.is_some()))
-        .await?;
+    let existing = store.group(GROUP.into()).await.is_ok();
     if !existing {
         let started = Instant::now();
+        let model = iai_server::face::embed::MOBILEFACENET_192.file;
         store
-            .write(|tx| {
-                groups::insert(
-                    tx,
-                    &NewGroup {
-                        group_id: GROUP.into(),
-                        name: GROUP.into(),
-                        tag: String::new(),
-                        ex_descriptions: vec![],
-                        face_model_version: "3.0".into(),
-                        serving_model: iai_server::face::embed::MOBILEFACENET_192.file.into(),
-                    },
-                    now_ms(),
-                )?;
-                Ok::<_, anyhow::Error>(())
-            })
+            .create_group(
+                NewGroup {
+                    group_id: GROUP.into(),
+                    name: GROUP.into(),
+                    tag: String::new(),
+                    ex_descriptions: vec![],
+                    face_model_version: "3.0".into(),
+                    serving_model: model.into(),
+                },
+                u64::MAX,
+            )
             .await?;
         for start in (0..total).step_by(BATCH) {
-            let batch: Vec<(usize, Vec<f32>)> = (start..(start + BATCH).min(total))
-                .map(|i| (i, rng.unit()))
-                .collect();
-            store
-                .write(move |tx| {
-                    let now = now_ms();
-                    for (i, embedding) in batch {
-                        let person = format!("p{i:07}");
-                        persons::insert(tx, &person, &person, 0, now)?;
-                        persons::add_member(tx, GROUP, &person, &[], now)?;
-                        let face = NewFace {
+            let batch: Vec<NewPerson> = (start..(start + BATCH).min(total))
+                .map(|i| {
+                    let person = format!("p{i:07}");
+                    NewPerson {
+                        person_id: person.clone(),
+                        name: person,
+                        gender: 0,
+                        group_id: GROUP.into(),
+                        values: Vec::new(),
+                        face: NewFace {
                             face_id: (1_000_000_000_000_000_000u64 + i as u64).to_string(),
                             rect: [0, 0, 100, 100],
                             crop_png: Vec::new(),
                             landmarks: "[]".into(),
                             quality: None,
-                            vectors: vec![(
-                                iai_server::face::embed::MOBILEFACENET_192.file.into(),
-                                embedding,
-                            )],
-                        };
-                        persons::insert_face(tx, &person, &face, now)?;
+                            vectors: vec![(model.into(), rng.unit())],
+                        },
                     }
-                    Ok::<_, anyhow::Error>(())
                 })
-                .await?;
+                .collect();
+            store.import_persons(GROUP.into(), batch, u64::MAX).await?;
         }
         let seconds = started.elapsed().as_secs_f64();
         println!(

@@ -298,7 +298,10 @@ impl Config {
             .map(|h| h.trim().to_owned())
             .unwrap_or_default();
         let port = self.listen.rsplit(':').next().unwrap_or_default();
-        format!("{}:{port}", if host.is_empty() { "localhost" } else { &host })
+        format!(
+            "{}:{port}",
+            if host.is_empty() { "localhost" } else { &host }
+        )
     }
 
     pub fn decode_budget(&self) -> u64 {

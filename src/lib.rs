@@ -182,9 +182,10 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
         qps: config.qps.clone(),
         directory: cam.as_ref().map(|c| c.directory().clone()),
     };
-    state.set_service(Arc::new(actions::IaiService::new(
-        store, indexes, faces, downloader, jobs, console,
-    )));
+    state.set_service(Arc::new(
+        actions::IaiService::new(store, indexes, faces, downloader, jobs, console)
+            .with_max_staleness(Duration::from_millis(config.max_staleness_ms)),
+    ));
     serving.await?;
     drop(server_file);
     Ok(())

@@ -33,6 +33,8 @@ pub struct IaiService {
     downloader: Downloader,
     jobs: Arc<Jobs>,
     digest_running: tokio::sync::Mutex<()>,
+    /// How far behind the database this server may be and still search (`max_staleness_ms`).
+    max_staleness: std::time::Duration,
 }
 
 impl IaiService {
@@ -53,7 +55,14 @@ impl IaiService {
             downloader,
             jobs,
             digest_running: tokio::sync::Mutex::new(()),
+            max_staleness: std::time::Duration::from_millis(1000),
         }
+    }
+
+    /// Refuse searches (and report not ready) when this server is further than `max` behind the database.
+    pub fn with_max_staleness(mut self, max: std::time::Duration) -> Self {
+        self.max_staleness = max;
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -85,6 +94,7 @@ impl IaiService {
             scanner: &self.scanner,
             faces: &self.faces,
             downloader: &self.downloader,
+            max_staleness: self.max_staleness,
         }
     }
 }
@@ -482,7 +492,10 @@ const INDEX_METRICS_GROUPS: usize = 100;
 /// The operator endpoints' view of the service (`wire::ops`).
 impl crate::wire::ops::Operations for IaiService {
     async fn check_ready(&self) -> Result<(), String> {
-        self.store.ping().await.map_err(|e| e.to_string())
+        self.store.ping().await.map_err(|e| e.to_string())?;
+        self.store
+            .ensure_current(self.max_staleness)
+            .map_err(|e| e.to_string())
     }
 
     fn metrics_text(&self) -> String {

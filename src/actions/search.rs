@@ -37,6 +37,8 @@ pub struct Search<'a> {
     pub scanner: &'a Scanner,
     pub faces: &'a Arc<FacePipeline>,
     pub downloader: &'a Downloader,
+    /// How far behind the database the index may be and still be searched.
+    pub max_staleness: std::time::Duration,
 }
 
 /// The request fields every search shares.
@@ -192,6 +194,7 @@ impl Search<'_> {
         over: Over,
         per_group_k: usize,
     ) -> Result<Searched, ApiError> {
+        self.store.ensure_current(self.max_staleness)?;
         let max_faces = check_max_faces(q.max_face_num, MAX_QUERY_FACES)?;
         let threshold = q.face_match_threshold.unwrap_or(0.0);
         if !(0.0..100.0).contains(&threshold) {

@@ -117,6 +117,7 @@ impl Log {
     }
 
     /// A log read from a shared database: current only as of the last confirmation.
+    #[allow(dead_code)] // PostgreSQL, next step
     pub(super) fn shared(last: u64) -> Self {
         Self::new(last, false)
     }
@@ -153,6 +154,7 @@ impl Log {
         metrics::gauge!("iai_change_log_applied").set(self.applied() as f64);
     }
 
+    #[allow(dead_code)] // PostgreSQL writers, next step
     /// Wait until the followers have applied `seq` (a writer reading its own write), at most `timeout`.
     pub(super) async fn wait_applied(&self, seq: u64, timeout: Duration) -> Result<(), StoreError> {
         let mut position = self.position.subscribe();
@@ -190,6 +192,9 @@ impl Log {
     /// How long since the log was last confirmed current (`None`: not confirmed since the connection
     /// was last lost).
     pub(super) fn staleness(&self) -> Option<Duration> {
+        if self.in_process {
+            return Some(Duration::ZERO);
+        }
         self.confirmed.lock().map(|at| at.elapsed())
     }
 }

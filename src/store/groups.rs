@@ -7,9 +7,6 @@ use std::fmt;
 use super::sqlite::groups as sql;
 use super::{Change, Store, StoreError, now_ms};
 
-// Transitional: the backend's rows and SQL, until every caller uses a named operation.
-pub use super::sqlite::groups::*;
-
 pub struct NewGroup {
     pub group_id: String,
     pub name: String,
@@ -102,7 +99,7 @@ impl Store {
                     let renamed = renamed(current.ex_descriptions, &edit.renames, max_fields);
                     Some(renamed.map_err(StoreError::Group)?)
                 };
-                let change = GroupChange {
+                let change = sql::GroupChange {
                     name: edit.name,
                     tag: edit.tag,
                     ex_descriptions,

@@ -22,8 +22,6 @@ pub mod listing;
 pub mod persons;
 pub mod postgres;
 pub mod sqlite;
-/// Transitional: the SQL of embeddings, until its callers use named operations.
-pub use sqlite::vectors;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -79,15 +77,10 @@ impl Store {
     /// Open (creating if needed) the database in `data_dir` and bring its schema up to date.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
         let db = sqlite::Db::open(data_dir)?;
-        let last =
-            db.conn
-                .lock()
-                .query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
-                    r.get::<_, i64>(0)
-                })?;
+        let last = db.last_change()?;
         Ok(Self {
             db,
-            log: Arc::new(changes::Log::in_process(last as u64)),
+            log: Arc::new(changes::Log::in_process(last)),
         })
     }
 
@@ -103,12 +96,24 @@ impl Store {
 
     /// Whether the database answers a query (for readiness probes).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.db
-            .read(|conn| {
-                conn.query_row("SELECT 1", [], |_| Ok(()))
-                    .map_err(StoreError::from)
-            })
-            .await
+        self.db.ping().await
+    }
+
+    /// Whether what this server holds in memory is known to be within `max` of the database: `Stale`
+    /// otherwise (searches refuse to answer from it, `/ready` reports 503). Always so with SQLite, whose
+    /// log is applied before each write returns.
+    pub fn ensure_current(&self, max: std::time::Duration) -> Result<(), StoreError> {
+        match self.log.staleness() {
+            Some(behind) if behind <= max => Ok(()),
+            Some(behind) => Err(StoreError::Stale(format!(
+                "the change log was last confirmed current {} ms ago (at most {} ms allowed)",
+                behind.as_millis(),
+                max.as_millis()
+            ))),
+            None => Err(StoreError::Stale(
+                "the change log cannot be read (the database is unreachable)".into(),
+            )),
+        }
     }
 
     /// The last change-log position every follower has applied.
@@ -154,46 +159,6 @@ impl Store {
             )
             .await?;
         Ok(out)
-    }
-}
-
-// Transitional: the direct transaction access the callers outside `store/` still use; each moves to a
-// named operation of `store/<area>.rs`, and these go.
-impl Store {
-    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnOnce(&rusqlite::Transaction) -> Result<T, E> + Send + 'static,
-    {
-        self.db.write(f).await
-    }
-
-    pub async fn write_then<T, E, F, A>(&self, f: F, after: A) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnOnce(&rusqlite::Transaction) -> Result<T, E> + Send + 'static,
-        A: FnOnce(&T) + Send + 'static,
-    {
-        self.db.write_then(f, after).await
-    }
-
-    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> Result<T, E> + Send + 'static,
-    {
-        self.db.read(f).await
-    }
-
-    pub async fn exclusive<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> T + Send + 'static,
-    {
-        self.db.exclusive(f).await
     }
 }
 

@@ -6,17 +6,12 @@
 
 use std::fmt;
 
+use super::embeddings::StoredCrop;
 use super::groups::GroupRow;
 use super::sqlite::groups as group_sql;
 use super::sqlite::persons as sql;
 use super::sqlite::vectors as vector_sql;
-use super::vectors::StoredCrop;
 use super::{Change, FaceVectors, Store, StoreError, now_ms};
-
-// Transitional: the SQL that callers in other areas still use, until they use named operations.
-pub use super::sqlite::persons::{
-    add_member, crop, embeddings, find, get, group_ids, groups_of, insert, insert_face, serving,
-};
 
 /// A person's custom field values in one group, by field index (None = unset).
 pub type ExValues = Vec<Option<String>>;
@@ -149,6 +144,41 @@ impl Store {
                     .collect(),
             };
             Ok((group.face_model_version, vec![change]))
+        })
+        .await
+    }
+
+    /// Many new persons, each with one face, into one group in one transaction (bulk loading: the scale
+    /// example, imports). The same checks as `create_person`, on the group's count as it grows.
+    pub async fn import_persons(
+        &self,
+        group_id: String,
+        persons: Vec<NewPerson>,
+        max_faces: u64,
+    ) -> Result<(), StoreError> {
+        self.write_logged(move |tx| {
+            group_sql::get(tx, &group_id)?;
+            let mut faces = sql::group_face_count(tx, &group_id)?;
+            let now = now_ms();
+            let mut changes = Vec::with_capacity(persons.len());
+            for person in persons {
+                if faces >= max_faces {
+                    return Err(Refusal::GroupFaceLimit.into());
+                }
+                sql::insert(tx, &person.person_id, &person.name, person.gender, now)?;
+                sql::add_member(tx, &group_id, &person.person_id, &person.values, now)?;
+                sql::insert_face(tx, &person.person_id, &person.face, now)?;
+                faces += 1;
+                changes.push(Change::AddFaces {
+                    group_ids: vec![group_id.clone()],
+                    faces: key(&person.face.face_id)
+                        .map(|k| (k, person.face.vectors))
+                        .into_iter()
+                        .collect(),
+                    person_id: person.person_id,
+                });
+            }
+            Ok(((), changes))
         })
         .await
     }

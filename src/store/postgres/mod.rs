@@ -14,6 +14,10 @@
 //! Every wait is bounded: a pool checkout and a connection attempt give up after `CONNECT_TIMEOUT`, a
 //! statement after `STATEMENT_TIMEOUT`, so a call that cannot reach the database gets an error, never hangs.
 
+// Not yet reachable: `Store` does not open this backend until every named operation has its PostgreSQL
+// form (issue 17's next step); until then the server refuses `database_url`.
+#![allow(dead_code)]
+
 pub mod follow;
 
 use std::str::FromStr;

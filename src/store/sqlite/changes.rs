@@ -13,12 +13,18 @@ use crate::store::groups::GroupRow;
 /// every entry by the time the next write starts, so the log is kept only for inspection.
 const KEEP: i64 = 10_000;
 
-/// Append `changes` in the writing transaction; returns the number of the first (or of the next entry
-/// when there is none).
-pub fn append(conn: &Connection, changes: &[Change]) -> Result<u64, StoreError> {
+/// The last number committed (0 for an empty log).
+pub fn last(conn: &Connection) -> Result<u64, StoreError> {
     let last: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
         r.get(0)
     })?;
+    Ok(last as u64)
+}
+
+/// Append `changes` in the writing transaction; returns the number of the first (or of the next entry
+/// when there is none).
+pub fn append(conn: &Connection, changes: &[Change]) -> Result<u64, StoreError> {
+    let last = last(conn)? as i64;
     let now = crate::store::now_ms();
     let mut insert =
         conn.prepare_cached("INSERT INTO change_log (seq, at_ms, body) VALUES (?, ?, ?)")?;

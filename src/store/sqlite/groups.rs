@@ -241,7 +241,7 @@ pub fn counts(conn: &Connection, group_id: &str) -> Result<(u64, u64), StoreErro
         |r| r.get(0),
     )?;
     let faces: i64 = conn.query_row(
-        "SELECT count(*) FROM faces f JOIN group_members m ON m.person_id = f.person_id WHERE m.group_id = ?1",
+        "SELECT face_count FROM groups WHERE group_id = ?1",
         [group_id],
         |r| r.get(0),
     )?;

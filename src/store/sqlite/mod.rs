@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0003_cam.sql"),
     include_str!("../../../migrations/0004_cam_sequences.sql"),
     include_str!("../../../migrations/0005_change_log.sql"),
+    include_str!("../../../migrations/0006_group_face_count.sql"),
 ];
 
 pub const DB_FILE: &str = "iai.sqlite3";
@@ -169,6 +170,17 @@ impl Db {
             .map_err(|e| StoreError::Task(e.to_string()))
     }
 
+    /// The last change-log number committed.
+    pub fn last_change(&self) -> Result<u64, StoreError> {
+        changes::last(&self.conn.lock())
+    }
+
+    /// Whether the database answers a query (readiness probes).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
     /// Open an existing database read-only (operator tools beside a running server).
     pub fn open_read_only(data_dir: &Path) -> anyhow::Result<Connection> {
         let path = data_dir.join(DB_FILE);
@@ -216,7 +228,8 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Store, groups};
+    use crate::store::Store;
+    use crate::store::sqlite::groups;
     use rusqlite::Connection;
 
     #[test]

@@ -256,8 +256,9 @@ pub fn members(
 
 /// Faces in a group: a face counts once for each group that holds its person.
 pub fn group_face_count(conn: &Connection, group_id: &str) -> Result<u64, StoreError> {
+    // Kept by triggers (migration 0006): no scan of the group.
     Ok(conn.query_row(
-        "SELECT count(*) FROM faces f JOIN group_members m ON m.person_id = f.person_id WHERE m.group_id = ?1",
+        "SELECT face_count FROM groups WHERE group_id = ?1",
         [group_id],
         |r| r.get::<_, i64>(0),
     )? as u64)
@@ -439,5 +440,78 @@ mod tests {
         groups::delete(&conn, "g2").unwrap();
         assert!(find(&conn, "p").unwrap().is_none());
         assert!(face_ids(&conn, "p").unwrap().is_empty());
+    }
+
+    /// The trigger-kept face count of every group equals a count of its members' faces, through adding,
+    /// copying, deleting faces, removing members and deleting persons and groups (cascades included).
+    #[test]
+    fn group_face_counts_follow_every_kind_of_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let conn = store.db.conn.lock();
+        let check = |conn: &Connection| {
+            let counted = groups::face_counts(conn).unwrap();
+            for id in ["g1", "g2", "g3"] {
+                if groups::find(conn, id).unwrap().is_some() {
+                    assert_eq!(
+                        group_face_count(conn, id).unwrap(),
+                        counted.get(id).copied().unwrap_or(0),
+                        "group {id}"
+                    );
+                }
+            }
+        };
+        for id in ["g1", "g2", "g3"] {
+            groups::insert(
+                &conn,
+                &NewGroup {
+                    group_id: id.into(),
+                    name: id.into(),
+                    tag: String::new(),
+                    ex_descriptions: vec![],
+                    face_model_version: "3.0".into(),
+                    serving_model: "m".into(),
+                },
+                1,
+            )
+            .unwrap();
+        }
+        let face = |id: &str| NewFace {
+            face_id: id.into(),
+            rect: [1, 2, 3, 4],
+            crop_png: vec![0],
+            landmarks: "[]".into(),
+            quality: None,
+            vectors: vec![("m".into(), vec![1.0])],
+        };
+        for (person, faces) in [
+            ("p", ["1", "2", "3"].as_slice()),
+            ("q", &["4"]),
+            ("r", &["5", "6"]),
+        ] {
+            insert(&conn, person, person, 0, 1).unwrap();
+            add_member(&conn, "g1", person, &[], 1).unwrap();
+            for f in faces {
+                insert_face(&conn, person, &face(f), 1).unwrap();
+            }
+        }
+        check(&conn);
+        assert_eq!(group_face_count(&conn, "g1").unwrap(), 6);
+        add_member(&conn, "g2", "p", &[], 2).unwrap();
+        add_member(&conn, "g3", "p", &[], 2).unwrap();
+        add_member(&conn, "g2", "r", &[], 2).unwrap();
+        check(&conn);
+        assert_eq!(group_face_count(&conn, "g2").unwrap(), 5);
+        delete_face(&conn, "p", "2").unwrap();
+        insert_face(&conn, "q", &face("7"), 3).unwrap();
+        check(&conn);
+        remove_member(&conn, "g2", "r").unwrap();
+        check(&conn);
+        delete(&conn, "p").unwrap();
+        check(&conn);
+        assert_eq!(group_face_count(&conn, "g3").unwrap(), 0);
+        groups::delete(&conn, "g1").unwrap();
+        check(&conn);
+        assert_eq!(group_face_count(&conn, "g2").unwrap(), 0);
     }
 }
