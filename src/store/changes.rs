@@ -87,8 +87,37 @@ pub trait StartView {
         &self,
         each: &mut dyn FnMut(&str, &str, &str, Vec<f32>),
     ) -> Result<(), StoreError>;
+    /// A group's (person, face key, embedding) rows by `model`.
+    fn group_vectors(
+        &self,
+        group_id: &str,
+        model: &str,
+    ) -> Result<Vec<(String, u64, Vec<f32>)>, StoreError>;
     /// The CAM tables.
     fn cam(&self) -> Result<CamSnapshot, StoreError>;
+}
+
+/// A change read back from the log, with the rows its writer read in process (which the log does not keep)
+/// read again from `view`: as current as the view or newer, which later entries of the log, applied on top,
+/// leave consistent (adding and removing faces are idempotent).
+pub fn hydrate(change: Change, view: &dyn StartView) -> Result<Change, StoreError> {
+    Ok(match change {
+        Change::Rebuild {
+            group_id,
+            version,
+            model,
+            faces: None,
+        } => Change::Rebuild {
+            faces: Some(Arc::new(view.group_vectors(&group_id, &model)?)),
+            group_id,
+            version,
+            model,
+        },
+        Change::Cam { snapshot: None } => Change::Cam {
+            snapshot: Some(Arc::new(view.cam()?)),
+        },
+        other => other,
+    })
 }
 
 /// Something kept in memory that follows the change log.
@@ -304,5 +333,35 @@ mod log_tests {
             .unwrap();
         store.create_group(group("c"), 10).await.unwrap();
         assert_eq!(*seen.0.lock(), [(4, "create c".to_owned())]);
+    }
+
+    /// A write that commits while a follower loads (which holds no lock) reaches it once, from the log.
+    #[tokio::test]
+    async fn a_write_during_the_load_reaches_the_new_follower() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.create_group(group("a"), 10).await.unwrap();
+        let path = store.database_file().unwrap().to_owned();
+        let seen = store
+            .follow(move |view| {
+                assert_eq!(view.groups()?.len(), 1, "the load's snapshot");
+                // Another writer commits meanwhile (what a CAM call does while a large index loads).
+                let other = rusqlite::Connection::open(&path).unwrap();
+                let tx = other.unchecked_transaction().unwrap();
+                crate::store::sqlite::groups::insert(&tx, &group("b"), 1).unwrap();
+                let change = Change::CreateGroup {
+                    group_id: "b".into(),
+                    version: "3.0".into(),
+                    model: "m.onnx".into(),
+                };
+                crate::store::sqlite::changes::append(&tx, &[change]).unwrap();
+                tx.commit().unwrap();
+                Ok(Recorder::default())
+            })
+            .await
+            .unwrap();
+        assert_eq!(*seen.0.lock(), [(2, "create b".to_owned())]);
+        store.create_group(group("c"), 10).await.unwrap();
+        assert_eq!(seen.0.lock().last().unwrap(), &(3, "create c".to_owned()));
     }
 }

@@ -121,17 +121,44 @@ impl Store {
         self.log.applied()
     }
 
-    /// Start `follower` at the state `load` reads, with no write in between: `load` runs while no write can
-    /// commit, and every later change reaches the follower in commit order.
+    /// Start a follower at the state `load` reads, then hand it every later change in commit order. `load`
+    /// reads one consistent snapshot while writes go on (a large index loads while CAM calls are served);
+    /// then, while no write can commit, the follower gets what the log gained since and joins the others.
+    /// When the log no longer holds that stretch (trimmed during a very long load), `load` runs again with
+    /// writes held.
     pub async fn follow<T, L>(&self, load: L) -> Result<Arc<T>, StoreError>
     where
         T: Follower + 'static,
-        L: FnOnce(&dyn changes::StartView) -> Result<T, StoreError> + Send + 'static,
+        L: Fn(&dyn changes::StartView) -> Result<T, StoreError> + Send + Sync + 'static,
     {
+        let load = Arc::new(load);
+        let (follower, from) = {
+            let load = load.clone();
+            self.db
+                .read(move |conn| {
+                    let snapshot = conn.unchecked_transaction()?;
+                    let from = sqlite::changes::last(&snapshot)?;
+                    let follower = load(&sqlite::changes::View(&snapshot))?;
+                    Ok::<_, StoreError>((Arc::new(follower), from))
+                })
+                .await?
+        };
         let log = self.log.clone();
         self.db
             .exclusive(move |conn| {
-                let follower = Arc::new(load(&sqlite::changes::View(conn))?);
+                let view = sqlite::changes::View(conn);
+                let follower = match sqlite::changes::since(conn, from)? {
+                    Some(missed) => {
+                        for (seq, change) in missed {
+                            follower.apply(seq, &changes::hydrate(change, &view)?);
+                        }
+                        follower
+                    }
+                    None => {
+                        tracing::warn!(from, "the change log was trimmed during the load: loading again");
+                        Arc::new(load(&view)?)
+                    }
+                };
                 log.add(follower.clone());
                 Ok(follower)
             })

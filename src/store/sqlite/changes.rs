@@ -40,6 +40,23 @@ pub fn append(conn: &Connection, changes: &[Change]) -> Result<u64, StoreError> 
     Ok(last as u64 + 1)
 }
 
+/// The entries after `from`, in order; `None` when the log no longer holds all of them (trimmed).
+pub fn since(conn: &Connection, from: u64) -> Result<Option<Vec<(u64, Change)>>, StoreError> {
+    let mut stmt = conn.prepare("SELECT seq, body FROM change_log WHERE seq > ?1 ORDER BY seq")?;
+    let rows = stmt.query_map([from as i64], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, body) = row?;
+        if seq != from + 1 + out.len() as u64 {
+            return Ok(None);
+        }
+        out.push((seq, Change::decode(&body)?));
+    }
+    Ok(Some(out))
+}
+
 /// The database as one connection sees it.
 pub struct View<'a>(pub &'a Connection);
 
@@ -57,6 +74,17 @@ impl StartView for View<'_> {
         each: &mut dyn FnMut(&str, &str, &str, Vec<f32>),
     ) -> Result<(), StoreError> {
         super::persons::for_each_indexed_face(self.0, each)
+    }
+
+    fn group_vectors(
+        &self,
+        group_id: &str,
+        model: &str,
+    ) -> Result<Vec<(String, u64, Vec<f32>)>, StoreError> {
+        Ok(super::vectors::of_group(self.0, group_id, model)?
+            .into_iter()
+            .filter_map(|(person, face, vector)| Some((person, face.parse().ok()?, vector)))
+            .collect())
     }
 
     fn cam(&self) -> Result<CamSnapshot, StoreError> {
