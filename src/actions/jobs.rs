@@ -93,9 +93,12 @@ pub async fn list(
     store: &Store,
     req: GetUpgradeGroupFaceModelVersionJobListRequest,
 ) -> Result<GetUpgradeGroupFaceModelVersionJobListResponse, ApiError> {
-    let total = store.count_jobs(UPGRADE).await?;
-    let page = Page::new(req.offset, req.limit, 1000, total)?;
-    let jobs = store.list_jobs(UPGRADE, page.offset, page.limit).await?;
+    // The limit is checked before the read, the offset against the total the read saw.
+    let wanted = Page::new(req.offset, req.limit, 1000, u64::MAX)?;
+    let (total, jobs) = store
+        .jobs_page(UPGRADE, wanted.offset, wanted.limit)
+        .await?;
+    Page::new(req.offset, req.limit, 1000, total)?;
     Ok(GetUpgradeGroupFaceModelVersionJobListResponse {
         job_infos: jobs.iter().map(job_info).collect(),
         job_num: total,

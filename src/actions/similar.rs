@@ -162,11 +162,10 @@ pub async fn list(
     // §A.7 lists no OffsetExceed: an offset past the end is an empty page (so no `rules::Page`).
     let limit = rules::check_limit(req.limit, 1000)?;
     let offset = req.offset.unwrap_or(0);
-    let total = store.count_jobs(SIMILAR).await?;
+    let (total, jobs) = store.jobs_page(SIMILAR, offset, limit).await?;
     if total == 0 {
         return Err(ApiError::code(ErrorCode::FailedOperationJobNotExist));
     }
-    let jobs = store.list_jobs(SIMILAR, offset, limit).await?;
     Ok(GetCheckSimilarPersonJobIdListResponse {
         job_id_infos: jobs
             .iter()

@@ -193,20 +193,19 @@ impl Store {
             .await
     }
 
-    /// How many jobs of `kind` are kept.
-    pub async fn count_jobs(&self, kind: &'static str) -> Result<u64, StoreError> {
-        self.db.read(move |conn| sql::count(conn, kind)).await
-    }
-
-    /// Jobs of `kind`, newest first.
-    pub async fn list_jobs(
+    /// How many jobs of `kind` there are and a page of them, newest first, from one read.
+    pub async fn jobs_page(
         &self,
         kind: &'static str,
         offset: u64,
         limit: u64,
-    ) -> Result<Vec<JobRow>, StoreError> {
+    ) -> Result<(u64, Vec<JobRow>), StoreError> {
         self.db
-            .read(move |conn| sql::list(conn, kind, offset, limit))
+            .read(move |conn| {
+                let snapshot = conn.unchecked_transaction()?;
+                let total = sql::count(&snapshot, kind)?;
+                Ok((total, sql::list(&snapshot, kind, offset, limit)?))
+            })
             .await
     }
 
@@ -458,7 +457,7 @@ mod tests {
             Refusal::NotFinished
         ));
         assert!(store.moving_groups().await.unwrap().is_empty());
-        assert_eq!(store.count_jobs(UPGRADE).await.unwrap(), 1);
+        assert_eq!(store.jobs_page(UPGRADE, 0, 10).await.unwrap().0, 1);
     }
 
     #[tokio::test]
@@ -512,13 +511,13 @@ mod tests {
             .unwrap();
         assert!(store.claim_check().await.unwrap().is_none());
         assert!(store.unfinished_checks().await.unwrap().is_empty());
-        let listed = store.list_jobs(SIMILAR, 0, 10).await.unwrap();
+        let listed = store.jobs_page(SIMILAR, 0, 10).await.unwrap().1;
         let status: Vec<(&str, i64)> = listed
             .iter()
             .map(|j| (j.job_id.as_str(), j.status))
             .collect();
         assert!(status.contains(&("c1", CHECK_DONE)) && status.contains(&("c2", CHECK_FAILED)));
         assert_eq!(store.forget_checks_before(i64::MAX).await.unwrap(), 2);
-        assert_eq!(store.count_jobs(SIMILAR).await.unwrap(), 0);
+        assert_eq!(store.jobs_page(SIMILAR, 0, 10).await.unwrap().0, 0);
     }
 }
