@@ -123,8 +123,9 @@ pub async fn describe_stat_info(
     ctx: &RequestContext,
     req: DescribeStatInfoRequest,
 ) -> Result<DescribeStatInfoResponse, ApiError> {
+    // By default up to the end of the current second: a bucket that began this second is included.
     let now = chrono::Utc::now().timestamp();
-    let end = req.end_time.map_or(now, |t| t as i64);
+    let end = req.end_time.map_or(now + 1, |t| t as i64);
     let start = req.start_time.map_or(end - 86_400, |t| t as i64);
     if start >= end || end - start > 31 * 86_400 {
         return Err(ApiError::new(
