@@ -21,6 +21,12 @@ use super::groups::GroupRow;
 /// A new face's embeddings by network (model file): each group takes the one of the network it serves.
 pub type FaceVectors = Vec<(String, Vec<f32>)>;
 
+/// A group's (person, face key, embedding) rows by one network.
+pub type GroupVectors = Vec<(String, u64, Vec<f32>)>;
+
+/// Called with each (group, person, face id, embedding) of a start-up load.
+pub type EachFace<'a> = &'a mut dyn FnMut(&str, &str, &str, Vec<f32>);
+
 /// What a committed write changed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Change {
@@ -37,7 +43,7 @@ pub enum Change {
         version: String,
         model: String,
         #[serde(skip)]
-        faces: Option<Arc<Vec<(String, u64, Vec<f32>)>>>,
+        faces: Option<Arc<GroupVectors>>,
     },
     DeleteGroup {
         group_id: String,
@@ -83,16 +89,9 @@ pub trait StartView {
     /// Faces of every group (a face counts once for each group that holds its person).
     fn face_counts(&self) -> Result<std::collections::HashMap<String, u64>, StoreError>;
     /// Every (group, person, face id, embedding) by the network each group serves, streamed.
-    fn for_each_indexed_face(
-        &self,
-        each: &mut dyn FnMut(&str, &str, &str, Vec<f32>),
-    ) -> Result<(), StoreError>;
+    fn for_each_indexed_face(&self, each: EachFace<'_>) -> Result<(), StoreError>;
     /// A group's (person, face key, embedding) rows by `model`.
-    fn group_vectors(
-        &self,
-        group_id: &str,
-        model: &str,
-    ) -> Result<Vec<(String, u64, Vec<f32>)>, StoreError>;
+    fn group_vectors(&self, group_id: &str, model: &str) -> Result<GroupVectors, StoreError>;
     /// The CAM tables.
     fn cam(&self) -> Result<CamSnapshot, StoreError>;
 }

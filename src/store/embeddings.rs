@@ -75,7 +75,7 @@ pub struct NetworkPlan {
 impl Store {
     /// The groups that are moving, oldest first.
     pub async fn moving_groups(&self) -> Result<Vec<GroupRow>, StoreError> {
-        self.db.read(|conn| group_sql::moving(conn)).await
+        self.db.read(group_sql::moving).await
     }
 
     /// Give up a group's move (its target network is unknown): its upgrade, if any, failed; the group

@@ -155,7 +155,10 @@ impl Store {
                         follower
                     }
                     None => {
-                        tracing::warn!(from, "the change log was trimmed during the load: loading again");
+                        tracing::warn!(
+                            from,
+                            "the change log was trimmed during the load: loading again"
+                        );
                         Arc::new(load(&view)?)
                     }
                 };

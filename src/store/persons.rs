@@ -158,17 +158,16 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.write_logged(move |tx| {
             group_sql::get(tx, &group_id)?;
-            let mut faces = sql::group_face_count(tx, &group_id)?;
+            let held = sql::group_face_count(tx, &group_id)?;
             let now = now_ms();
             let mut changes = Vec::with_capacity(persons.len());
-            for person in persons {
+            for (faces, person) in (held..).zip(persons) {
                 if faces >= max_faces {
                     return Err(Refusal::GroupFaceLimit.into());
                 }
                 sql::insert(tx, &person.person_id, &person.name, person.gender, now)?;
                 sql::add_member(tx, &group_id, &person.person_id, &person.values, now)?;
                 sql::insert_face(tx, &person.person_id, &person.face, now)?;
-                faces += 1;
                 changes.push(Change::AddFaces {
                     group_ids: vec![group_id.clone()],
                     faces: key(&person.face.face_id)
