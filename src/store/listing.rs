@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::persons::{ExValues, PersonRow};
+use super::persons::ExValues;
 use super::sqlite::listing as sql;
 use super::sqlite::persons as person_sql;
 use super::{Store, StoreError};
@@ -24,18 +24,6 @@ pub struct HitPerson {
     pub gender: i64,
     /// (group, the person's values there, the group's number of custom fields), in the order it joined.
     pub groups: Vec<(String, ExValues, usize)>,
-}
-
-/// A page of a group's persons (GetPersonList), with the group's counts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PersonPage {
-    pub face_model_version: String,
-    /// The group's number of custom fields.
-    pub fields: usize,
-    pub persons: u64,
-    pub faces: u64,
-    /// Each person of the page, its values in the group and its face ids, in the order they joined.
-    pub members: Vec<(PersonRow, ExValues, Vec<String>)>,
 }
 
 impl Store {
@@ -102,18 +90,6 @@ impl Store {
                 let (kept, model) = pick(person_sql::serving(conn, &person_id)?);
                 Ok((kept, person_sql::embeddings(conn, &person_id, &model)?))
             })
-            .await
-    }
-
-    /// GetPersonList: persons `offset..offset + limit` of a group in the order they joined.
-    pub async fn group_person_page(
-        &self,
-        group_id: String,
-        offset: u64,
-        limit: u64,
-    ) -> Result<PersonPage, StoreError> {
-        self.db
-            .read(move |conn| sql::person_page(conn, &group_id, offset, limit))
             .await
     }
 }

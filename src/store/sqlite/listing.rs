@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use super::groups;
 use super::persons;
 use crate::store::StoreError;
-use crate::store::listing::{HitPerson, PersonPage, Totals};
+use crate::store::listing::{HitPerson, Totals};
 
 pub fn totals(conn: &Connection) -> Result<Totals, StoreError> {
     let count = |sql: &str| {
@@ -73,30 +73,6 @@ pub fn hit_persons(
     Ok(out)
 }
 
-pub fn person_page(
-    conn: &Connection,
-    group_id: &str,
-    offset: u64,
-    limit: u64,
-) -> Result<PersonPage, StoreError> {
-    let group = groups::get(conn, group_id)?;
-    let (persons, faces) = groups::counts(conn, group_id)?;
-    let members = persons::members(conn, group_id, offset, limit)?
-        .into_iter()
-        .map(|(person, values)| {
-            let face_ids = persons::face_ids(conn, &person.person_id)?;
-            Ok((person, values, face_ids))
-        })
-        .collect::<Result<_, StoreError>>()?;
-    Ok(PersonPage {
-        face_model_version: group.face_model_version,
-        fields: group.ex_descriptions.len(),
-        persons,
-        faces,
-        members,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use crate::store::{Store, StoreError};
@@ -154,12 +130,5 @@ mod tests {
             store.hit_persons(vec![], vec!["nope".into()]).await,
             Err(StoreError::GroupNotFound)
         ));
-
-        let page = store.group_person_page("g2".into(), 1, 10).await.unwrap();
-        assert_eq!((page.persons, page.faces, page.fields), (2, 1, 0));
-        assert_eq!(page.members.len(), 1);
-        assert_eq!(page.members[0].0.person_id, "q");
-        let page = store.group_person_page("g1".into(), 0, 10).await.unwrap();
-        assert_eq!(page.members[0].2, ["1"]);
     }
 }
