@@ -8,7 +8,6 @@
 //! follower that gets a change without it reads the current state from the store instead.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
@@ -129,8 +128,7 @@ pub trait Follower: Send + Sync {
 /// be current (a replica following a shared database confirms it by reading the log's head).
 pub(super) struct Log {
     followers: RwLock<Vec<Arc<dyn Follower>>>,
-    applied: AtomicU64,
-    /// The last applied position, for writers waiting to read their own write.
+    /// The last applied position (writers wait on it to read their own write).
     position: tokio::sync::watch::Sender<u64>,
     /// When the log was last read to its head (`None`: never, or the connection to it is down); `Some`
     /// forever for a log applied in process.
@@ -153,7 +151,6 @@ impl Log {
     fn new(last: u64, in_process: bool) -> Self {
         Self {
             followers: RwLock::new(Vec::new()),
-            applied: AtomicU64::new(last),
             position: tokio::sync::watch::channel(last).0,
             confirmed: parking_lot::Mutex::new(in_process.then(Instant::now)),
             in_process,
@@ -161,7 +158,7 @@ impl Log {
     }
 
     pub(super) fn applied(&self) -> u64 {
-        self.applied.load(Ordering::Acquire)
+        *self.position.borrow()
     }
 
     pub(super) fn add(&self, follower: Arc<dyn Follower>) {
@@ -176,10 +173,12 @@ impl Log {
             for follower in followers.iter() {
                 follower.apply(seq, change);
             }
-            self.applied.store(seq, Ordering::Release);
         }
-        self.position.send_replace(self.applied());
-        metrics::gauge!("iai_change_log_applied").set(self.applied() as f64);
+        if !changes.is_empty() {
+            let last = first + changes.len() as u64 - 1;
+            self.position.send_replace(last);
+            metrics::gauge!("iai_change_log_applied").set(last as f64);
+        }
     }
 
     #[allow(dead_code)] // PostgreSQL writers, next step

@@ -88,6 +88,26 @@ fn key(face_id: &str) -> Option<u64> {
     face_id.parse().ok()
 }
 
+/// Insert a new person with its one face as a member of `group_id`; the change the index follows.
+fn enrol(
+    tx: &rusqlite::Transaction,
+    group_id: &str,
+    person: NewPerson,
+    now: i64,
+) -> Result<Change, StoreError> {
+    sql::insert(tx, &person.person_id, &person.name, person.gender, now)?;
+    sql::add_member(tx, group_id, &person.person_id, &person.values, now)?;
+    sql::insert_face(tx, &person.person_id, &person.face, now)?;
+    Ok(Change::AddFaces {
+        group_ids: vec![group_id.to_owned()],
+        faces: key(&person.face.face_id)
+            .map(|k| (k, person.face.vectors))
+            .into_iter()
+            .collect(),
+        person_id: person.person_id,
+    })
+}
+
 impl Store {
     /// The group a new person would join, and whether the person id is taken.
     pub async fn group_for_new_person(
@@ -113,36 +133,21 @@ impl Store {
         max_faces: impl Fn(&str) -> u64 + Send + 'static,
     ) -> Result<String, StoreError> {
         self.write_logged(move |tx| {
-            let NewPerson {
-                person_id,
-                name,
-                gender,
-                group_id,
-                values,
-                face,
-            } = person;
-            let group = group_sql::get(tx, &group_id)?;
+            let group = group_sql::get(tx, &person.group_id)?;
             if group.created_ms != group_created_ms
-                || !face.vectors.iter().any(|(m, _)| *m == group.serving_model)
+                || !person
+                    .face
+                    .vectors
+                    .iter()
+                    .any(|(m, _)| *m == group.serving_model)
             {
                 return Err(Refusal::ChangedMeanwhile.into());
             }
             // Counted in the database, not in this process's index: other servers may share it.
-            if sql::group_face_count(tx, &group_id)? >= max_faces(&group.face_model_version) {
+            if sql::group_face_count(tx, &group.group_id)? >= max_faces(&group.face_model_version) {
                 return Err(Refusal::GroupFaceLimit.into());
             }
-            let now = now_ms();
-            sql::insert(tx, &person_id, &name, gender, now)?;
-            sql::add_member(tx, &group_id, &person_id, &values, now)?;
-            sql::insert_face(tx, &person_id, &face, now)?;
-            let change = Change::AddFaces {
-                group_ids: vec![group_id],
-                person_id,
-                faces: key(&face.face_id)
-                    .map(|k| (k, face.vectors))
-                    .into_iter()
-                    .collect(),
-            };
+            let change = enrol(tx, &group.group_id, person, now_ms())?;
             Ok((group.face_model_version, vec![change]))
         })
         .await
@@ -165,17 +170,7 @@ impl Store {
                 if faces >= max_faces {
                     return Err(Refusal::GroupFaceLimit.into());
                 }
-                sql::insert(tx, &person.person_id, &person.name, person.gender, now)?;
-                sql::add_member(tx, &group_id, &person.person_id, &person.values, now)?;
-                sql::insert_face(tx, &person.person_id, &person.face, now)?;
-                changes.push(Change::AddFaces {
-                    group_ids: vec![group_id.clone()],
-                    faces: key(&person.face.face_id)
-                        .map(|k| (k, person.face.vectors))
-                        .into_iter()
-                        .collect(),
-                    person_id: person.person_id,
-                });
+                changes.push(enrol(tx, &group_id, person, now)?);
             }
             Ok(((), changes))
         })

@@ -240,22 +240,18 @@ pub fn counts(conn: &Connection, group_id: &str) -> Result<(u64, u64), StoreErro
         [group_id],
         |r| r.get(0),
     )?;
-    let faces: i64 = conn.query_row(
-        "SELECT face_count FROM groups WHERE group_id = ?1",
-        [group_id],
-        |r| r.get(0),
-    )?;
-    Ok((persons as u64, faces as u64))
+    Ok((
+        persons as u64,
+        super::persons::group_face_count(conn, group_id)?,
+    ))
 }
 
-/// Faces of every group (a face counts once for each group that holds its person), in one query.
+/// Faces of every group (a face counts once for each group that holds its person): the counts the
+/// triggers keep (migration 0006), not a scan of every face.
 pub fn face_counts(
     conn: &Connection,
 ) -> Result<std::collections::HashMap<String, u64>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT m.group_id, count(*) FROM group_members m JOIN faces f ON f.person_id = m.person_id
-         GROUP BY m.group_id",
-    )?;
+    let mut stmt = conn.prepare("SELECT group_id, face_count FROM groups")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
