@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::sqlite::cam as sql;
+use super::sql::Sql;
+use super::sql::cam as sql;
 use super::{Change, Store, StoreError, now_ms};
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -336,14 +337,14 @@ impl Store {
 }
 
 /// What every CAM write changed: the tables as it leaves them, which the directory is rebuilt from.
-fn changed(conn: &sql::Conn) -> Result<Vec<Change>, StoreError> {
+fn changed(conn: &dyn Sql) -> Result<Vec<Change>, StoreError> {
     Ok(vec![Change::Cam {
         snapshot: Some(Arc::new(sql::snapshot(conn)?)),
     }])
 }
 
 /// A sub-user holding keys must exist; the main account has no row.
-fn check_holder(conn: &sql::Conn, holder: Account) -> Result<(), StoreError> {
+fn check_holder(conn: &dyn Sql, holder: Account) -> Result<(), StoreError> {
     match holder {
         Account::User(uin) if sql::user_by_uin(conn, uin)?.is_none() => {
             Err(Refusal::NoUser(uin).into())
@@ -353,7 +354,7 @@ fn check_holder(conn: &sql::Conn, holder: Account) -> Result<(), StoreError> {
 }
 
 /// The key must exist and be `uin`'s.
-fn check_key_owner(conn: &sql::Conn, secret_id: &str, uin: u64) -> Result<(), StoreError> {
+fn check_key_owner(conn: &dyn Sql, secret_id: &str, uin: u64) -> Result<(), StoreError> {
     match sql::key_by_id(conn, secret_id)? {
         None => Err(Refusal::NoKey(secret_id.to_owned()).into()),
         Some(key) if key.uin != uin => Err(Refusal::KeyNotOwned {
@@ -367,7 +368,7 @@ fn check_key_owner(conn: &sql::Conn, secret_id: &str, uin: u64) -> Result<(), St
 
 /// Both ends of an attachment must exist: the policy first (a preset always does), then the sub-user.
 fn check_attachment_ends(
-    conn: &sql::Conn,
+    conn: &dyn Sql,
     uin: u64,
     policy_id: u64,
     preset: bool,

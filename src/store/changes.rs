@@ -124,6 +124,21 @@ pub trait Follower: Send + Sync {
     fn apply(&self, seq: u64, change: &Change);
 }
 
+/// A follower that started from a snapshot newer than the log's position: it ignores the entries its
+/// snapshot held.
+struct Skipping {
+    inner: Arc<dyn Follower>,
+    through: u64,
+}
+
+impl Follower for Skipping {
+    fn apply(&self, seq: u64, change: &Change) {
+        if seq > self.through {
+            self.inner.apply(seq, change);
+        }
+    }
+}
+
 /// The followers of one store, the last position they all applied, and whether that position is known to
 /// be current (a replica following a shared database confirms it by reading the log's head).
 pub(super) struct Log {
@@ -143,7 +158,6 @@ impl Log {
     }
 
     /// A log read from a shared database: current only as of the last confirmation.
-    #[allow(dead_code)] // PostgreSQL, next step
     pub(super) fn shared(last: u64) -> Self {
         Self::new(last, false)
     }
@@ -165,6 +179,37 @@ impl Log {
         self.followers.write().push(follower);
     }
 
+    /// Add a follower whose state holds every entry up to `from` (its snapshot's), with `missed`: the
+    /// entries after `from` the log held when they were read. When the followers have applied past `from`,
+    /// the new one applies that stretch from `missed` now; when they are behind it, it skips the entries
+    /// its snapshot held as they arrive. `false` (nothing added) when `missed` stops short of what the
+    /// followers applied meanwhile: read it again.
+    pub(super) fn join(
+        &self,
+        follower: Arc<dyn Follower>,
+        from: u64,
+        missed: &[(u64, Change)],
+    ) -> bool {
+        // Held for writing, no entry is being applied: `applied` stays put.
+        let mut followers = self.followers.write();
+        let applied = self.applied();
+        if applied <= from {
+            followers.push(Arc::new(Skipping {
+                inner: follower,
+                through: from,
+            }));
+            return true;
+        }
+        if missed.last().map_or(from, |(seq, _)| *seq) < applied {
+            return false;
+        }
+        for (seq, change) in missed.iter().filter(|(seq, _)| *seq <= applied) {
+            follower.apply(*seq, change);
+        }
+        followers.push(follower);
+        true
+    }
+
     /// Hand `changes`, numbered from `first`, to every follower.
     pub(super) fn apply(&self, first: u64, changes: &[Change]) {
         let followers = self.followers.read();
@@ -181,7 +226,6 @@ impl Log {
         }
     }
 
-    #[allow(dead_code)] // PostgreSQL writers, next step
     /// Wait until the followers have applied `seq` (a writer reading its own write), at most `timeout`.
     pub(super) async fn wait_applied(&self, seq: u64, timeout: Duration) -> Result<(), StoreError> {
         let mut position = self.position.subscribe();
@@ -346,13 +390,13 @@ mod log_tests {
                 // Another writer commits meanwhile (what a CAM call does while a large index loads).
                 let other = rusqlite::Connection::open(&path).unwrap();
                 let tx = other.unchecked_transaction().unwrap();
-                crate::store::sqlite::groups::insert(&tx, &group("b"), 1).unwrap();
+                crate::store::sql::groups::insert(&tx, &group("b"), 1).unwrap();
                 let change = Change::CreateGroup {
                     group_id: "b".into(),
                     version: "3.0".into(),
                     model: "m.onnx".into(),
                 };
-                crate::store::sqlite::changes::append(&tx, &[change]).unwrap();
+                crate::store::sql::changes::append(&tx, &[change]).unwrap();
                 tx.commit().unwrap();
                 Ok(Recorder::default())
             })

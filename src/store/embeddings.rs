@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::groups::{GroupRow, Target};
 use super::jobs::{ROLLED_BACK, UPGRADE_FAILED, UPGRADED, UPGRADING};
-use super::sqlite::{groups as group_sql, jobs as job_sql, vectors as sql};
+use super::sql::{groups as group_sql, jobs as job_sql, vectors as sql};
 use super::{Change, Store, StoreError, now_ms};
 
 /// A face to embed again: its stored crop and the 5 landmarks in it.

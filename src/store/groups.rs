@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::sqlite::groups as sql;
+use super::sql::groups as sql;
 use super::{Change, Store, StoreError, now_ms};
 
 pub struct NewGroup {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::groups::Target;
-use super::sqlite::{groups as group_sql, jobs as sql, vectors as vector_sql};
+use super::sql::{groups as group_sql, jobs as sql, vectors as vector_sql};
 use super::{Store, StoreError, now_ms};
 
 pub const UPGRADE: &str = "upgrade_group";
@@ -202,9 +202,9 @@ impl Store {
     ) -> Result<(u64, Vec<JobRow>), StoreError> {
         self.db
             .read(move |conn| {
-                let snapshot = conn.unchecked_transaction()?;
-                let total = sql::count(&snapshot, kind)?;
-                Ok((total, sql::list(&snapshot, kind, offset, limit)?))
+                // One read transaction: the count and the page agree.
+                let total = sql::count(conn, kind)?;
+                Ok((total, sql::list(conn, kind, offset, limit)?))
             })
             .await
     }

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use super::persons::ExValues;
-use super::sqlite::listing as sql;
-use super::sqlite::persons as person_sql;
+use super::sql::listing as sql;
+use super::sql::persons as person_sql;
 use super::{Store, StoreError};
 
 /// Counts of the whole account.
@@ -34,7 +34,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        self.db.exclusive(move |_| f()).await
+        self.exclusive(move |_| f()).await
     }
 
     /// Groups, persons and faces of the whole account.

@@ -1,7 +1,7 @@
 //! Storage: groups, persons, faces, embeddings, CAM, jobs and the change log, behind one interface of named
 //! operations (`store/<area>.rs`: create a person with its face, delete a person from a group, claim a job,
-//! ...). The backends live in their own modules (`sqlite/`; PostgreSQL next) and nothing of theirs is
-//! seen outside `store/`.
+//! ...). Their statements are written once (`sql/`) and run on either backend: `sqlite/` (one file, the
+//! default) or `postgres/` (several replicas on one database). Nothing of either is seen outside `store/`.
 //!
 //! Every write runs in one transaction, committed before the caller answers. A write that changes what a
 //! server keeps in memory (a group's index, the CAM directory) appends its `Change`s to the change log in
@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod listing;
 pub mod persons;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 
 use std::path::Path;
@@ -66,12 +67,50 @@ pub enum StoreError {
     Stale(String),
 }
 
+/// The backend a store runs on: where its transactions run.
+#[derive(Clone)]
+enum Db {
+    Sqlite(sqlite::Db),
+    Postgres(postgres::Db),
+}
+
+impl Db {
+    /// Run a read-only `f` on one consistent snapshot of the database.
+    async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&dyn sql::Sql) -> Result<T, E> + Send + 'static,
+    {
+        match self {
+            Db::Sqlite(db) => db.read(f).await,
+            Db::Postgres(db) => db.read(f).await,
+        }
+    }
+
+    /// Run a write `f` in one transaction, one write at a time (across every replica).
+    async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&dyn sql::Sql) -> Result<T, E> + Send + 'static,
+    {
+        match self {
+            Db::Sqlite(db) => db.write(f).await,
+            Db::Postgres(db) => db.write(f).await,
+        }
+    }
+}
+
 /// The store: a backend and the followers of its change log. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: sqlite::Db,
+    db: Db,
     log: Arc<changes::Log>,
 }
+
+/// How long a replica's writer waits for its own follower to apply its write (read your writes).
+const OWN_WRITE_VISIBLE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Store {
     /// Open (creating if needed) the database in `data_dir` and bring its schema up to date.
@@ -79,24 +118,58 @@ impl Store {
         let db = sqlite::Db::open(data_dir)?;
         let last = db.last_change()?;
         Ok(Self {
-            db,
+            db: Db::Sqlite(db),
             log: Arc::new(changes::Log::in_process(last)),
         })
     }
 
+    /// Connect to the PostgreSQL database at `url`, bring its schema up to date, and follow its change log
+    /// from its head as `replica` (the followers then join from their own snapshots).
+    pub async fn connect(url: &str, replica: postgres::follow::Replica) -> anyhow::Result<Self> {
+        let db = postgres::Db::new(url)?;
+        db.migrate().await?;
+        let last = db.read(|conn| sql::changes::last(conn)).await?;
+        let log = Arc::new(changes::Log::shared(last));
+        tokio::spawn(postgres::follow::run(db.clone(), log.clone(), replica));
+        Ok(Self {
+            db: Db::Postgres(db),
+            log,
+        })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn sqlite(&self) -> &sqlite::Db {
+        match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(_) => panic!("a SQLite store was expected"),
+        }
+    }
+
     /// The database file (an embedded backend's), for sizes and operators' tools.
     pub fn database_file(&self) -> Option<&Path> {
-        Some(self.db.path())
+        match &self.db {
+            Db::Sqlite(db) => Some(db.path()),
+            Db::Postgres(_) => None,
+        }
     }
 
     /// Where the data lives, for operators' messages.
     pub fn location(&self) -> String {
-        self.db.path().display().to_string()
+        match &self.db {
+            Db::Sqlite(db) => db.path().display().to_string(),
+            Db::Postgres(db) => db.describe(),
+        }
     }
 
     /// Whether the database answers a query (for readiness probes).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.db.ping().await
+        match &self.db {
+            Db::Sqlite(db) => {
+                db.read(|conn| Ok(conn.query_row("SELECT 1", [0; 0], |_| Ok(()))?))
+                    .await
+            }
+            Db::Postgres(db) => db.ping().await,
+        }
     }
 
     /// Whether what this server holds in memory is known to be within `max` of the database: `Stale`
@@ -123,72 +196,160 @@ impl Store {
 
     /// Start a follower at the state `load` reads, then hand it every later change in commit order. `load`
     /// reads one consistent snapshot while writes go on (a large index loads while CAM calls are served);
-    /// then, while no write can commit, the follower gets what the log gained since and joins the others.
-    /// When the log no longer holds that stretch (trimmed during a very long load), `load` runs again with
-    /// writes held.
+    /// then the follower gets what the log gained since and joins the others. When the log no longer holds
+    /// that stretch (trimmed during a very long load), `load` runs again.
     pub async fn follow<T, L>(&self, load: L) -> Result<Arc<T>, StoreError>
     where
         T: Follower + 'static,
         L: Fn(&dyn changes::StartView) -> Result<T, StoreError> + Send + Sync + 'static,
     {
         let load = Arc::new(load);
-        let (follower, from) = {
-            let load = load.clone();
-            self.db
-                .read(move |conn| {
-                    let snapshot = conn.unchecked_transaction()?;
-                    let from = sqlite::changes::last(&snapshot)?;
-                    let follower = load(&sqlite::changes::View(&snapshot))?;
-                    Ok::<_, StoreError>((Arc::new(follower), from))
-                })
-                .await?
-        };
-        let log = self.log.clone();
-        self.db
-            .exclusive(move |conn| {
-                let view = sqlite::changes::View(conn);
-                let follower = match sqlite::changes::since(conn, from)? {
-                    Some(missed) => {
-                        for (seq, change) in missed {
-                            follower.apply(seq, &changes::hydrate(change, &view)?);
-                        }
-                        follower
-                    }
-                    None => {
+        match &self.db {
+            Db::Sqlite(db) => Self::follow_in_process(db, &self.log, load).await,
+            Db::Postgres(db) => loop {
+                let (follower, from) = {
+                    let load = load.clone();
+                    db.read(move |conn| {
+                        let from = sql::changes::last(conn)?;
+                        let follower = load(&sql::changes::View(conn))?;
+                        Ok::<_, StoreError>((Arc::new(follower), from))
+                    })
+                    .await?
+                };
+                // What the log's follower task applied meanwhile, this follower gets here; what the
+                // snapshot held already, it skips when the task applies it.
+                loop {
+                    let missed = db
+                        .read(move |conn| {
+                            let view = sql::changes::View(conn);
+                            sql::changes::since(conn, from)?
+                                .map(|missed| {
+                                    missed
+                                        .into_iter()
+                                        .map(|(seq, change)| {
+                                            Ok((seq, changes::hydrate(change, &view)?))
+                                        })
+                                        .collect::<Result<Vec<_>, StoreError>>()
+                                })
+                                .transpose()
+                        })
+                        .await?;
+                    let Some(missed) = missed else {
                         tracing::warn!(
                             from,
                             "the change log was trimmed during the load: loading again"
                         );
-                        Arc::new(load(&view)?)
+                        break;
+                    };
+                    if self.log.join(follower.clone(), from, &missed) {
+                        return Ok(follower);
                     }
-                };
-                log.add(follower.clone());
-                Ok(follower)
+                }
+            },
+        }
+    }
+
+    /// `follow` for a log applied in process: the missed stretch is applied while no write can commit.
+    async fn follow_in_process<T, L>(
+        db: &sqlite::Db,
+        log: &Arc<changes::Log>,
+        load: Arc<L>,
+    ) -> Result<Arc<T>, StoreError>
+    where
+        T: Follower + 'static,
+        L: Fn(&dyn changes::StartView) -> Result<T, StoreError> + Send + Sync + 'static,
+    {
+        let (follower, from) = {
+            let load = load.clone();
+            db.read(move |conn| {
+                let from = sql::changes::last(conn)?;
+                let follower = load(&sql::changes::View(conn))?;
+                Ok::<_, StoreError>((Arc::new(follower), from))
             })
             .await?
+        };
+        let log = log.clone();
+        db.exclusive(move |conn| {
+            let view = sql::changes::View(conn);
+            let follower = match sql::changes::since(conn, from)? {
+                Some(missed) => {
+                    for (seq, change) in missed {
+                        follower.apply(seq, &changes::hydrate(change, &view)?);
+                    }
+                    follower
+                }
+                None => {
+                    tracing::warn!(
+                        from,
+                        "the change log was trimmed during the load: loading again"
+                    );
+                    Arc::new(load(&view)?)
+                }
+            };
+            log.add(follower.clone());
+            Ok(follower)
+        })
+        .await?
     }
 
     /// Run a write `f` that returns what it changed: its changes are appended to the change log in the same
-    /// transaction, and after the commit, still under the write lock, applied by every follower in order.
+    /// transaction, and every follower applies them in order before this returns (SQLite: after the commit,
+    /// still under the write lock; PostgreSQL: this replica's log follower, which this waits for).
     pub(crate) async fn write_logged<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&rusqlite::Transaction) -> Result<(T, Vec<Change>), E> + Send + 'static,
+        F: FnOnce(&dyn sql::Sql) -> Result<(T, Vec<Change>), E> + Send + 'static,
     {
-        let log = self.log.clone();
-        let (out, _) = self
-            .db
-            .write_then(
-                move |tx| {
-                    let (out, changes) = f(tx)?;
-                    let first = sqlite::changes::append(tx, &changes)?;
-                    Ok::<_, E>((out, (first, changes)))
-                },
-                move |(_, (first, changes))| log.apply(*first, changes),
-            )
-            .await?;
-        Ok(out)
+        match &self.db {
+            Db::Sqlite(db) => {
+                let log = self.log.clone();
+                let (out, _) = db
+                    .write_then(
+                        move |tx| {
+                            let (out, changes) = f(tx)?;
+                            let first = sql::changes::append(tx, &changes)?;
+                            Ok::<_, E>((out, (first, changes)))
+                        },
+                        move |(_, (first, changes))| log.apply(*first, changes),
+                    )
+                    .await?;
+                Ok(out)
+            }
+            Db::Postgres(db) => {
+                let (out, last) = db
+                    .write(move |tx| {
+                        let (out, changes) = f(tx)?;
+                        let first = sql::changes::append(tx, &changes)?;
+                        Ok::<_, E>((out, first + changes.len() as u64 - 1))
+                    })
+                    .await?;
+                self.log.wait_applied(last, OWN_WRITE_VISIBLE).await?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// Run `f` while no write can commit (on any replica) and after this server has applied every
+    /// committed change: a consistent view of the database and of what follows it (the search index).
+    async fn exclusive<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn sql::Sql) -> T + Send + 'static,
+    {
+        match &self.db {
+            Db::Sqlite(db) => db.exclusive(f).await,
+            Db::Postgres(db) => {
+                let log = self.log.clone();
+                let runtime = tokio::runtime::Handle::current();
+                db.write(move |conn| {
+                    let head = sql::changes::last(conn)?;
+                    runtime.block_on(log.wait_applied(head, OWN_WRITE_VISIBLE))?;
+                    Ok::<_, StoreError>(f(conn))
+                })
+                .await
+            }
+        }
     }
 }
 
@@ -206,7 +367,7 @@ pub fn read_beside<T>(
     let conn = sqlite::Db::open_read_only(data_dir)?;
     // One read transaction: every query sees the same commit.
     let snapshot = conn.unchecked_transaction()?;
-    f(&sqlite::changes::View(&snapshot))
+    f(&sql::changes::View(&snapshot))
 }
 
 /// Create `dir` (and its missing parents) readable by this user only (0700); an existing one with group or

@@ -8,9 +8,10 @@ use std::fmt;
 
 use super::embeddings::StoredCrop;
 use super::groups::GroupRow;
-use super::sqlite::groups as group_sql;
-use super::sqlite::persons as sql;
-use super::sqlite::vectors as vector_sql;
+use super::sql::Sql;
+use super::sql::groups as group_sql;
+use super::sql::persons as sql;
+use super::sql::vectors as vector_sql;
 use super::{Change, FaceVectors, Store, StoreError, now_ms};
 
 /// A person's custom field values in one group, by field index (None = unset).
@@ -89,12 +90,7 @@ fn key(face_id: &str) -> Option<u64> {
 }
 
 /// Insert a new person with its one face as a member of `group_id`; the change the index follows.
-fn enrol(
-    tx: &rusqlite::Transaction,
-    group_id: &str,
-    person: NewPerson,
-    now: i64,
-) -> Result<Change, StoreError> {
+fn enrol(tx: &dyn Sql, group_id: &str, person: NewPerson, now: i64) -> Result<Change, StoreError> {
     sql::insert(tx, &person.person_id, &person.name, person.gender, now)?;
     sql::add_member(tx, group_id, &person.person_id, &person.values, now)?;
     sql::insert_face(tx, &person.person_id, &person.face, now)?;

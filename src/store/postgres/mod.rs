@@ -14,19 +14,18 @@
 //! Every wait is bounded: a pool checkout and a connection attempt give up after `CONNECT_TIMEOUT`, a
 //! statement after `STATEMENT_TIMEOUT`, so a call that cannot reach the database gets an error, never hangs.
 
-// Not yet reachable: `Store` does not open this backend until every named operation has its PostgreSQL
-// form (issue 17's next step); until then the server refuses `database_url`.
-#![allow(dead_code)]
-
 pub mod follow;
+pub mod sql;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::{NoTls, Transaction};
+use tokio::runtime::Handle;
+use tokio_postgres::{IsolationLevel, NoTls};
 
-use super::{Change, StoreError};
+use super::StoreError;
+use super::sql::Sql;
 
 /// The numbered schema files, in order. Add a file, never edit an applied one.
 pub const MIGRATIONS: &[(i32, &str)] = &[(
@@ -94,6 +93,27 @@ impl Db {
         Ok(Self { pool, config })
     }
 
+    /// The database for operators' messages: host, port and name, never the password.
+    pub fn describe(&self) -> String {
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        let ports: Vec<String> = self.config.get_ports().iter().map(u16::to_string).collect();
+        format!(
+            "postgres://{}:{}/{}",
+            hosts.join(","),
+            ports.join(","),
+            self.config.get_dbname().unwrap_or("")
+        )
+    }
+
     /// A pooled connection.
     pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         Ok(self.pool.get().await?)
@@ -138,30 +158,73 @@ impl Db {
     }
 }
 
-/// Start a write: a transaction holding the write lock.
-pub async fn begin_write(
-    client: &mut deadpool_postgres::Object,
-) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
-        .await?;
-    Ok(tx)
+/// Run `f` in one transaction of a pooled connection, on the blocking pool: `write` holds the write lock
+/// (taken before its first statement), a read is one REPEATABLE READ snapshot. It commits when `f`
+/// succeeds and rolls back otherwise.
+async fn transaction<T, E, F>(db: &Db, write: bool, f: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: FnOnce(&dyn Sql) -> Result<T, E> + Send + 'static,
+{
+    let mut client = db.client().await?;
+    let runtime = Handle::current();
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let tx = runtime
+            .block_on(
+                client
+                    .build_transaction()
+                    .isolation_level(if write {
+                        IsolationLevel::ReadCommitted
+                    } else {
+                        IsolationLevel::RepeatableRead
+                    })
+                    .read_only(!write)
+                    .start(),
+            )
+            .map_err(StoreError::from)?;
+        if write {
+            runtime
+                .block_on(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]))
+                .map_err(StoreError::from)?;
+        }
+        let out = f(&sql::Transaction {
+            tx: &tx,
+            runtime: runtime.clone(),
+        })?;
+        runtime.block_on(tx.commit()).map_err(StoreError::from)?;
+        Ok(out)
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))?
 }
 
-/// Append `changes` to the log in the writing transaction (which holds the write lock); returns the number
-/// of the last one (of the last entry before them when there are none).
-pub async fn append(tx: &Transaction<'_>, changes: &[Change]) -> Result<u64, StoreError> {
-    let last: i64 = tx
-        .query_one("SELECT coalesce(max(seq), 0) FROM change_log", &[])
-        .await?
-        .get(0);
-    let now = super::now_ms();
-    for (n, change) in changes.iter().enumerate() {
-        tx.execute(
-            "INSERT INTO change_log (seq, at_ms, body) VALUES ($1, $2, $3)",
-            &[&(last + 1 + n as i64), &now, &change.encode()?],
-        )
-        .await?;
+impl Db {
+    /// Run a read-only `f` on one consistent snapshot.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&dyn Sql) -> Result<T, E> + Send + 'static,
+    {
+        transaction(self, false, f).await
     }
-    Ok((last + changes.len() as i64) as u64)
+
+    /// Run a write `f` holding the write lock: writes of every replica commit one at a time.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&dyn Sql) -> Result<T, E> + Send + 'static,
+    {
+        transaction(self, true, f).await
+    }
+
+    /// Whether the database answers a query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.client().await?.simple_query("SELECT 1").await?;
+        Ok(())
+    }
 }

@@ -5,17 +5,10 @@
 //! readers see the last commit and never wait for a writer. Every call runs on the blocking pool and inside
 //! one transaction, committed before the caller answers.
 //!
-//! Nothing outside `store/` sees this module's types: the store's named operations (`store/<area>.rs`) call
-//! the SQL functions here.
+//! Nothing outside `store/` sees this module's types: the store's named operations (`store/<area>.rs`) run
+//! the shared statements of `store/sql/` on its connections, through `Sql`.
 
 pub mod audit;
-pub mod cam;
-pub mod changes;
-pub mod groups;
-pub mod jobs;
-pub mod listing;
-pub mod persons;
-pub mod vectors;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +19,7 @@ use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
 use super::StoreError;
+use super::sql::{self, Backend, Row, Sql, SqlError, Value};
 
 /// The numbered schema files, in order. Add a file, never edit an applied one.
 pub const MIGRATIONS: &[&str] = &[
@@ -54,6 +48,8 @@ pub struct Db {
     path: PathBuf,
 }
 
+/// Prepared statements kept per connection (the shared statements are prepared once each).
+const STATEMENT_CACHE: usize = 256;
 /// Idle read connections kept open.
 const IDLE_READERS: usize = 8;
 /// Read connections open at once at most.
@@ -74,6 +70,7 @@ impl Db {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
         migrations
             .to_latest(&mut conn)
@@ -97,7 +94,7 @@ impl Db {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&rusqlite::Transaction) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&dyn Sql) -> Result<T, E> + Send + 'static,
         A: FnOnce(&T) + Send + 'static,
     {
         let conn = self.conn.clone();
@@ -119,17 +116,18 @@ impl Db {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&rusqlite::Transaction) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&dyn Sql) -> Result<T, E> + Send + 'static,
     {
         self.write_then(f, |_| {}).await
     }
 
-    /// Run a read-only `f` on the blocking pool, on a read connection (it sees every committed write).
+    /// Run a read-only `f` on the blocking pool, on a read connection, in one read transaction (every
+    /// statement of `f` sees the same commit, the last one before it started).
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&dyn Sql) -> Result<T, E> + Send + 'static,
     {
         let ticket = self
             .reading
@@ -147,7 +145,10 @@ impl Db {
                 Some(conn) => conn,
                 None => open_reader(&path)?,
             };
-            let out = f(&conn);
+            let out = match conn.unchecked_transaction() {
+                Ok(snapshot) => f(&snapshot),
+                Err(e) => Err(StoreError::from(e).into()),
+            };
             let mut idle = readers.lock();
             if idle.len() < IDLE_READERS {
                 idle.push(conn);
@@ -162,23 +163,17 @@ impl Db {
     pub async fn exclusive<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> T + Send + 'static,
+        F: FnOnce(&dyn Sql) -> T + Send + 'static,
     {
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || f(&conn.lock()))
+        tokio::task::spawn_blocking(move || f(&*conn.lock()))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))
     }
 
     /// The last change-log number committed.
     pub fn last_change(&self) -> Result<u64, StoreError> {
-        changes::last(&self.conn.lock())
-    }
-
-    /// Whether the database answers a query (readiness probes).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
-            .await
+        sql::changes::last(&*self.conn.lock())
     }
 
     /// Open an existing database read-only (operator tools beside a running server).
@@ -215,6 +210,98 @@ pub fn integrity_problems(conn: &Connection) -> anyhow::Result<Vec<String>> {
     Ok(problems)
 }
 
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(i) => ValueRef::Integer(*i),
+            Value::Real(r) => ValueRef::Real(*r),
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+impl From<rusqlite::Error> for SqlError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::QueryReturnedNoRows => SqlError::NoRows,
+            e => SqlError::Db(Box::new(e)),
+        }
+    }
+}
+
+fn value(v: rusqlite::types::ValueRef<'_>) -> Result<Value, SqlError> {
+    use rusqlite::types::ValueRef;
+    Ok(match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Int(i),
+        ValueRef::Real(r) => Value::Real(r),
+        ValueRef::Text(t) => {
+            Value::Text(String::from_utf8(t.to_vec()).map_err(|e| SqlError::Db(Box::new(e)))?)
+        }
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    })
+}
+
+/// The shared statements on a SQLite connection (a transaction runs them through `Deref`).
+impl Sql for Connection {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    fn run(&self, sql: &str, args: &[Value]) -> sql::Result<u64> {
+        let mut stmt = self.prepare_cached(sql)?;
+        Ok(stmt.execute(rusqlite::params_from_iter(args))? as u64)
+    }
+
+    fn each_row(
+        &self,
+        sql: &str,
+        args: &[Value],
+        each: &mut dyn FnMut(&Row) -> sql::Result<()>,
+    ) -> sql::Result<()> {
+        let mut stmt = self.prepare_cached(sql)?;
+        let columns = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        while let Some(row) = rows.next()? {
+            let values = (0..columns)
+                .map(|i| value(row.get_ref(i)?))
+                .collect::<sql::Result<Vec<_>>>()?;
+            each(&Row::new(values))?;
+        }
+        Ok(())
+    }
+
+    fn run_batch(&self, sql: &str) -> sql::Result<()> {
+        Ok(self.execute_batch(sql)?)
+    }
+}
+
+impl Sql for rusqlite::Transaction<'_> {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    fn run(&self, sql: &str, args: &[Value]) -> sql::Result<u64> {
+        (**self).run(sql, args)
+    }
+
+    fn each_row(
+        &self,
+        sql: &str,
+        args: &[Value],
+        each: &mut dyn FnMut(&Row) -> sql::Result<()>,
+    ) -> sql::Result<()> {
+        (**self).each_row(sql, args, each)
+    }
+
+    fn run_batch(&self, sql: &str) -> sql::Result<()> {
+        (**self).run_batch(sql)
+    }
+}
+
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     use rusqlite::OpenFlags;
     let conn = Connection::open_with_flags(
@@ -222,6 +309,7 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -229,7 +317,7 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 mod tests {
     use super::*;
     use crate::store::Store;
-    use crate::store::sqlite::groups;
+    use crate::store::sql::groups;
     use rusqlite::Connection;
 
     #[test]
@@ -237,7 +325,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            let conn = store.db.conn.lock();
+            let conn = store.sqlite().conn.lock();
             conn.execute(
                 "INSERT INTO groups (group_id, name, face_model_version, created_ms, updated_ms) VALUES ('g', 'n', '3.0', 1, 1)",
                 [],
@@ -245,7 +333,7 @@ mod tests {
             .unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        let conn = store.db.conn.lock();
+        let conn = store.sqlite().conn.lock();
         let n: i64 = conn
             .query_row("SELECT count(*) FROM groups", [], |r| r.get(0))
             .unwrap();
@@ -285,7 +373,7 @@ mod tests {
         }
         let store = Store::open(dir.path()).unwrap();
         {
-            let conn = store.db.conn.lock();
+            let conn = store.sqlite().conn.lock();
             let vectors: Vec<(String, Vec<u8>)> = conn
                 .prepare("SELECT model, embedding FROM face_vectors ORDER BY model")
                 .unwrap()
@@ -303,10 +391,10 @@ mod tests {
                     ("mobileface_recognition.onnx".into(), vec![0, 0, 0, 0x40]),
                 ]
             );
-            let g3 = groups::get(&conn, "g3").unwrap();
+            let g3 = groups::get(&*conn, "g3").unwrap();
             assert_eq!(g3.serving_model, "faceapi_recognition_128.onnx");
             assert_eq!(
-                groups::get(&conn, "g2").unwrap().serving_model,
+                groups::get(&*conn, "g2").unwrap().serving_model,
                 "mobileface_recognition.onnx"
             );
         }
@@ -319,8 +407,8 @@ mod tests {
                 "mobileface_recognition.onnx"
             ]
         );
-        let conn = store.db.conn.lock();
-        let target = |id: &str| groups::get(&conn, id).unwrap().target.unwrap();
+        let conn = store.sqlite().conn.lock();
+        let target = |id: &str| groups::get(&*conn, id).unwrap().target.unwrap();
         assert_eq!(target("g3").model, "mobilefacenet_192.onnx");
         assert_eq!(target("g2").model, "faceapi_recognition_128.onnx");
         assert!(target("g2").job.is_none());
@@ -337,7 +425,7 @@ mod tests {
             let store = Store::open(&dir).unwrap();
             // A write, so that the -wal and -shm exist.
             store
-                .db
+                .sqlite()
                 .conn
                 .lock()
                 .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
@@ -356,7 +444,7 @@ mod tests {
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
         let n: i64 = store
-            .db
+            .sqlite()
             .conn
             .lock()
             .query_row("SELECT x FROM t", [], |r| r.get(0))

@@ -1,7 +1,7 @@
 //! Face embeddings by network (`face_vectors`), and what a group's move to another network needs: the faces
 //! still without an embedding of it, their stored crops, and the faces that could not be embedded.
 
-use rusqlite::{Connection, params};
+use super::{Sql, params};
 
 use super::persons::{decode, encode};
 use crate::store::StoreError;
@@ -9,7 +9,7 @@ use crate::store::StoreError;
 pub use crate::store::embeddings::StoredCrop;
 
 pub fn insert(
-    conn: &Connection,
+    conn: &dyn Sql,
     face_id: &str,
     model: &str,
     vector: &[f32],
@@ -28,11 +28,7 @@ pub fn insert(
 }
 
 /// How many of the person's faces `model` could not embed (they stay stored, unindexed for that network).
-pub fn failed_of_person(
-    conn: &Connection,
-    person_id: &str,
-    model: &str,
-) -> Result<usize, StoreError> {
+pub fn failed_of_person(conn: &dyn Sql, person_id: &str, model: &str) -> Result<usize, StoreError> {
     Ok(conn.query_row(
         "SELECT count(*) FROM faces f JOIN face_vector_failures x ON x.face_id = f.face_id AND x.model = ?2
          WHERE f.person_id = ?1",
@@ -44,7 +40,7 @@ pub fn failed_of_person(
 /// Store what a network made of stored crops (face id, embedding or why not): embeddings, and failures
 /// (logged and recorded; the face is kept). Faces deleted meanwhile are skipped.
 pub fn save_embedded(
-    conn: &Connection,
+    conn: &dyn Sql,
     model: &str,
     embedded: &[(String, Result<Vec<f32>, String>)],
     now_ms: i64,
@@ -73,7 +69,7 @@ pub fn save_embedded(
 /// the next `persons` persons after `after` (by PersonId, a range of the membership key, so a pass over a
 /// large group reads each member once), and the last person looked at (None at the end of the group).
 pub fn missing_after(
-    conn: &Connection,
+    conn: &dyn Sql,
     group_id: &str,
     model: &str,
     after: &str,
@@ -110,7 +106,7 @@ pub fn missing_after(
 
 /// Whether some face of the group's persons has no embedding by `model` and has not failed it (one pass
 /// over the group: the check before a switch).
-pub fn any_missing(conn: &Connection, group_id: &str, model: &str) -> Result<bool, StoreError> {
+pub fn any_missing(conn: &dyn Sql, group_id: &str, model: &str) -> Result<bool, StoreError> {
     Ok(conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM group_members m JOIN faces f ON f.person_id = m.person_id
          WHERE m.group_id = ?1
@@ -123,7 +119,7 @@ pub fn any_missing(conn: &Connection, group_id: &str, model: &str) -> Result<boo
 
 /// (faces of the group, of which with an embedding by `model`, of which failed): a move's progress.
 pub fn progress(
-    conn: &Connection,
+    conn: &dyn Sql,
     group_id: &str,
     model: &str,
 ) -> Result<(u64, u64, u64), StoreError> {
@@ -147,7 +143,7 @@ pub fn progress(
 }
 
 pub fn record_failure(
-    conn: &Connection,
+    conn: &dyn Sql,
     face_id: &str,
     model: &str,
     reason: &str,
@@ -163,7 +159,7 @@ pub fn record_failure(
 
 /// (person id, face id, reason) of the group's faces `model` could not embed.
 pub fn failures(
-    conn: &Connection,
+    conn: &dyn Sql,
     group_id: &str,
     model: &str,
 ) -> Result<Vec<(String, String, String)>, StoreError> {
@@ -180,7 +176,7 @@ pub fn failures(
 }
 
 /// Forget failures of a network for the group's faces (a retried upgrade tries them again).
-pub fn clear_failures(conn: &Connection, group_id: &str, model: &str) -> Result<(), StoreError> {
+pub fn clear_failures(conn: &dyn Sql, group_id: &str, model: &str) -> Result<(), StoreError> {
     conn.execute(
         "DELETE FROM face_vector_failures WHERE model = ?2 AND face_id IN (
              SELECT f.face_id FROM group_members m JOIN faces f ON f.person_id = m.person_id
@@ -192,7 +188,7 @@ pub fn clear_failures(conn: &Connection, group_id: &str, model: &str) -> Result<
 
 /// Every (person, face, embedding by `model`) of the group, for its index.
 pub fn of_group(
-    conn: &Connection,
+    conn: &dyn Sql,
     group_id: &str,
     model: &str,
 ) -> Result<Vec<(String, String, Vec<f32>)>, StoreError> {
@@ -212,7 +208,7 @@ pub fn of_group(
 /// Delete the embeddings by `model` when no group serves it, moves to it, or may revert to it (they would
 /// never be read). Cheap when some group still uses it; otherwise one pass over the embeddings, once per
 /// network retired.
-pub fn delete_if_unused(conn: &Connection, model: &str) -> Result<usize, StoreError> {
+pub fn delete_if_unused(conn: &dyn Sql, model: &str) -> Result<usize, StoreError> {
     let used: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM groups
          WHERE serving_model = ?1 OR target_model = ?1 OR previous_model = ?1)",

@@ -4,13 +4,10 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use super::{OptionalExtension, Row, Sql, params};
 
 use crate::store::StoreError;
 use crate::store::cam::{AttachmentRow, KeyRow, PolicyRow, Snapshot, UserRow};
-
-/// The connection (or transaction, through `Deref`) the operations of `store::cam` read with.
-pub type Conn = Connection;
 
 /// Sub-users' uins start above this (the main account's uin is configured, 100000000001 by default).
 const FIRST_USER_UIN: i64 = 200_000_000_000;
@@ -20,7 +17,7 @@ const FIRST_POLICY_ID: i64 = 100_000_000;
 const USER_COLUMNS: &str =
     "uin, uid, name, remark, console_login, phone_num, country_code, email, created_ms";
 
-fn user(row: &Row) -> rusqlite::Result<UserRow> {
+fn user(row: &Row) -> super::Result<UserRow> {
     Ok(UserRow {
         uin: row.get::<_, i64>(0)? as u64,
         uid: row.get::<_, i64>(1)? as u64,
@@ -36,7 +33,7 @@ fn user(row: &Row) -> rusqlite::Result<UserRow> {
 
 const KEY_COLUMNS: &str = "secret_id, secret_key, uin, active, description, created_ms";
 
-fn key(row: &Row) -> rusqlite::Result<KeyRow> {
+fn key(row: &Row) -> super::Result<KeyRow> {
     Ok(KeyRow {
         secret_id: row.get(0)?,
         secret_key: row.get(1)?,
@@ -49,12 +46,12 @@ fn key(row: &Row) -> rusqlite::Result<KeyRow> {
 
 const POLICY_COLUMNS: &str = "policy_id, name, description, document, tags, created_ms, updated_ms";
 
-fn policy(row: &Row) -> rusqlite::Result<PolicyRow> {
+fn policy(row: &Row) -> super::Result<PolicyRow> {
     policy_at(row, 0)
 }
 
 /// The `POLICY_COLUMNS` from column `at` on.
-fn policy_at(row: &Row, at: usize) -> rusqlite::Result<PolicyRow> {
+fn policy_at(row: &Row, at: usize) -> super::Result<PolicyRow> {
     Ok(PolicyRow {
         policy_id: row.get::<_, i64>(at)? as u64,
         name: row.get(at + 1)?,
@@ -66,7 +63,7 @@ fn policy_at(row: &Row, at: usize) -> rusqlite::Result<PolicyRow> {
     })
 }
 
-fn attachment(row: &Row) -> rusqlite::Result<AttachmentRow> {
+fn attachment(row: &Row) -> super::Result<AttachmentRow> {
     Ok(AttachmentRow {
         uin: row.get::<_, i64>(0)? as u64,
         policy_id: row.get::<_, i64>(1)? as u64,
@@ -75,16 +72,16 @@ fn attachment(row: &Row) -> rusqlite::Result<AttachmentRow> {
 }
 
 fn all<T>(
-    conn: &Connection,
+    conn: &dyn Sql,
     sql: &str,
-    f: fn(&Row) -> rusqlite::Result<T>,
+    f: fn(&Row) -> super::Result<T>,
 ) -> Result<Vec<T>, StoreError> {
     let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map([], f)?;
+    let rows = stmt.query_map(params![], f)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn snapshot(conn: &Connection) -> Result<Snapshot, StoreError> {
+pub fn snapshot(conn: &dyn Sql) -> Result<Snapshot, StoreError> {
     Ok(Snapshot {
         users: users(conn)?,
         keys: all(
@@ -97,7 +94,7 @@ pub fn snapshot(conn: &Connection) -> Result<Snapshot, StoreError> {
     })
 }
 
-pub fn users(conn: &Connection) -> Result<Vec<UserRow>, StoreError> {
+pub fn users(conn: &dyn Sql) -> Result<Vec<UserRow>, StoreError> {
     all(
         conn,
         &format!("SELECT {USER_COLUMNS} FROM cam_users ORDER BY uin"),
@@ -105,7 +102,7 @@ pub fn users(conn: &Connection) -> Result<Vec<UserRow>, StoreError> {
     )
 }
 
-pub fn policies(conn: &Connection) -> Result<Vec<PolicyRow>, StoreError> {
+pub fn policies(conn: &dyn Sql) -> Result<Vec<PolicyRow>, StoreError> {
     all(
         conn,
         &format!("SELECT {POLICY_COLUMNS} FROM cam_policies ORDER BY policy_id"),
@@ -113,7 +110,7 @@ pub fn policies(conn: &Connection) -> Result<Vec<PolicyRow>, StoreError> {
     )
 }
 
-pub fn attachments(conn: &Connection) -> Result<Vec<AttachmentRow>, StoreError> {
+pub fn attachments(conn: &dyn Sql) -> Result<Vec<AttachmentRow>, StoreError> {
     all(
         conn,
         "SELECT uin, policy_id, created_ms FROM cam_attachments ORDER BY uin, created_ms, policy_id",
@@ -123,7 +120,7 @@ pub fn attachments(conn: &Connection) -> Result<Vec<AttachmentRow>, StoreError> 
 
 // ---- users
 
-pub fn user_by_name(conn: &Connection, name: &str) -> Result<Option<UserRow>, StoreError> {
+pub fn user_by_name(conn: &dyn Sql, name: &str) -> Result<Option<UserRow>, StoreError> {
     Ok(conn
         .query_row(
             &format!("SELECT {USER_COLUMNS} FROM cam_users WHERE name = ?1"),
@@ -133,7 +130,7 @@ pub fn user_by_name(conn: &Connection, name: &str) -> Result<Option<UserRow>, St
         .optional()?)
 }
 
-pub fn user_by_uin(conn: &Connection, uin: u64) -> Result<Option<UserRow>, StoreError> {
+pub fn user_by_uin(conn: &dyn Sql, uin: u64) -> Result<Option<UserRow>, StoreError> {
     Ok(conn
         .query_row(
             &format!("SELECT {USER_COLUMNS} FROM cam_users WHERE uin = ?1"),
@@ -143,8 +140,12 @@ pub fn user_by_uin(conn: &Connection, uin: u64) -> Result<Option<UserRow>, Store
         .optional()?)
 }
 
-pub fn count_users(conn: &Connection) -> Result<u64, StoreError> {
-    Ok(conn.query_row("SELECT COUNT(*) FROM cam_users", [], |r| r.get::<_, i64>(0))? as u64)
+pub fn count_users(conn: &dyn Sql) -> Result<u64, StoreError> {
+    Ok(
+        conn.query_row("SELECT COUNT(*) FROM cam_users", params![], |r| {
+            r.get::<_, i64>(0)
+        })? as u64,
+    )
 }
 
 /// The next identifier of sequence `name` (`cam_sequences`, migration 0004): one more than any it handed
@@ -152,7 +153,7 @@ pub fn count_users(conn: &Connection) -> Result<u64, StoreError> {
 /// when its row was deleted since. Inside the caller's transaction: a rolled-back insert gives its
 /// identifier back.
 fn next_id(
-    conn: &Connection,
+    conn: &dyn Sql,
     name: &str,
     table: &str,
     column: &str,
@@ -172,7 +173,7 @@ fn next_id(
 }
 
 /// Insert a user with the next uin and uid (never those of a deleted user); returns (uin, uid).
-pub fn insert_user(conn: &Connection, row: &UserRow) -> Result<(u64, u64), StoreError> {
+pub fn insert_user(conn: &dyn Sql, row: &UserRow) -> Result<(u64, u64), StoreError> {
     let uin = next_id(conn, "user_uin", "cam_users", "uin", FIRST_USER_UIN)?;
     let uid = (uin - FIRST_USER_UIN) as u64;
     conn.execute(
@@ -194,7 +195,7 @@ pub fn insert_user(conn: &Connection, row: &UserRow) -> Result<(u64, u64), Store
 }
 
 /// Delete a user, its keys and its attachments.
-pub fn delete_user(conn: &Connection, uin: u64) -> Result<(), StoreError> {
+pub fn delete_user(conn: &dyn Sql, uin: u64) -> Result<(), StoreError> {
     conn.execute("DELETE FROM cam_access_keys WHERE uin = ?1", [uin as i64])?;
     conn.execute("DELETE FROM cam_users WHERE uin = ?1", [uin as i64])?;
     Ok(())
@@ -202,7 +203,7 @@ pub fn delete_user(conn: &Connection, uin: u64) -> Result<(), StoreError> {
 
 // ---- keys
 
-pub fn keys_of(conn: &Connection, uin: u64) -> Result<Vec<KeyRow>, StoreError> {
+pub fn keys_of(conn: &dyn Sql, uin: u64) -> Result<Vec<KeyRow>, StoreError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {KEY_COLUMNS} FROM cam_access_keys WHERE uin = ?1 ORDER BY created_ms, secret_id"
     ))?;
@@ -210,7 +211,7 @@ pub fn keys_of(conn: &Connection, uin: u64) -> Result<Vec<KeyRow>, StoreError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn key_by_id(conn: &Connection, secret_id: &str) -> Result<Option<KeyRow>, StoreError> {
+pub fn key_by_id(conn: &dyn Sql, secret_id: &str) -> Result<Option<KeyRow>, StoreError> {
     Ok(conn
         .query_row(
             &format!("SELECT {KEY_COLUMNS} FROM cam_access_keys WHERE secret_id = ?1"),
@@ -220,7 +221,7 @@ pub fn key_by_id(conn: &Connection, secret_id: &str) -> Result<Option<KeyRow>, S
         .optional()?)
 }
 
-pub fn insert_key(conn: &Connection, row: &KeyRow) -> Result<(), StoreError> {
+pub fn insert_key(conn: &dyn Sql, row: &KeyRow) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO cam_access_keys (secret_id, secret_key, uin, active, description, created_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -236,7 +237,7 @@ pub fn insert_key(conn: &Connection, row: &KeyRow) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub fn set_key_active(conn: &Connection, secret_id: &str, active: bool) -> Result<(), StoreError> {
+pub fn set_key_active(conn: &dyn Sql, secret_id: &str, active: bool) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE cam_access_keys SET active = ?2 WHERE secret_id = ?1",
         params![secret_id, active as i64],
@@ -244,7 +245,7 @@ pub fn set_key_active(conn: &Connection, secret_id: &str, active: bool) -> Resul
     Ok(())
 }
 
-pub fn delete_key(conn: &Connection, secret_id: &str) -> Result<(), StoreError> {
+pub fn delete_key(conn: &dyn Sql, secret_id: &str) -> Result<(), StoreError> {
     conn.execute(
         "DELETE FROM cam_access_keys WHERE secret_id = ?1",
         [secret_id],
@@ -254,7 +255,7 @@ pub fn delete_key(conn: &Connection, secret_id: &str) -> Result<(), StoreError> 
 
 // ---- policies
 
-pub fn policy_by_id(conn: &Connection, policy_id: u64) -> Result<Option<PolicyRow>, StoreError> {
+pub fn policy_by_id(conn: &dyn Sql, policy_id: u64) -> Result<Option<PolicyRow>, StoreError> {
     Ok(conn
         .query_row(
             &format!("SELECT {POLICY_COLUMNS} FROM cam_policies WHERE policy_id = ?1"),
@@ -264,7 +265,7 @@ pub fn policy_by_id(conn: &Connection, policy_id: u64) -> Result<Option<PolicyRo
         .optional()?)
 }
 
-pub fn policy_by_name(conn: &Connection, name: &str) -> Result<Option<PolicyRow>, StoreError> {
+pub fn policy_by_name(conn: &dyn Sql, name: &str) -> Result<Option<PolicyRow>, StoreError> {
     Ok(conn
         .query_row(
             &format!("SELECT {POLICY_COLUMNS} FROM cam_policies WHERE name = ?1"),
@@ -274,16 +275,16 @@ pub fn policy_by_name(conn: &Connection, name: &str) -> Result<Option<PolicyRow>
         .optional()?)
 }
 
-pub fn count_policies(conn: &Connection) -> Result<u64, StoreError> {
+pub fn count_policies(conn: &dyn Sql) -> Result<u64, StoreError> {
     Ok(
-        conn.query_row("SELECT COUNT(*) FROM cam_policies", [], |r| {
+        conn.query_row("SELECT COUNT(*) FROM cam_policies", params![], |r| {
             r.get::<_, i64>(0)
         })? as u64,
     )
 }
 
 /// Insert a custom policy with the next id (never that of a deleted policy); returns it.
-pub fn insert_policy(conn: &Connection, row: &PolicyRow) -> Result<u64, StoreError> {
+pub fn insert_policy(conn: &dyn Sql, row: &PolicyRow) -> Result<u64, StoreError> {
     let id = next_id(
         conn,
         "policy_id",
@@ -307,7 +308,7 @@ pub fn insert_policy(conn: &Connection, row: &PolicyRow) -> Result<u64, StoreErr
     Ok(id as u64)
 }
 
-pub fn update_policy(conn: &Connection, row: &PolicyRow) -> Result<(), StoreError> {
+pub fn update_policy(conn: &dyn Sql, row: &PolicyRow) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE cam_policies SET description = ?2, document = ?3, updated_ms = ?4 WHERE policy_id = ?1",
         params![
@@ -321,7 +322,7 @@ pub fn update_policy(conn: &Connection, row: &PolicyRow) -> Result<(), StoreErro
 }
 
 /// Delete a custom policy and its attachments.
-pub fn delete_policy(conn: &Connection, policy_id: u64) -> Result<(), StoreError> {
+pub fn delete_policy(conn: &dyn Sql, policy_id: u64) -> Result<(), StoreError> {
     conn.execute(
         "DELETE FROM cam_attachments WHERE policy_id = ?1",
         [policy_id as i64],
@@ -335,7 +336,7 @@ pub fn delete_policy(conn: &Connection, policy_id: u64) -> Result<(), StoreError
 
 // ---- attachments
 
-pub fn attachments_of(conn: &Connection, uin: u64) -> Result<Vec<AttachmentRow>, StoreError> {
+pub fn attachments_of(conn: &dyn Sql, uin: u64) -> Result<Vec<AttachmentRow>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT uin, policy_id, created_ms FROM cam_attachments WHERE uin = ?1 ORDER BY created_ms, policy_id",
     )?;
@@ -344,10 +345,10 @@ pub fn attachments_of(conn: &Connection, uin: u64) -> Result<Vec<AttachmentRow>,
 }
 
 /// How many users each policy id is attached to.
-pub fn attachment_counts(conn: &Connection) -> Result<HashMap<u64, u64>, StoreError> {
+pub fn attachment_counts(conn: &dyn Sql) -> Result<HashMap<u64, u64>, StoreError> {
     let mut stmt =
         conn.prepare("SELECT policy_id, COUNT(*) FROM cam_attachments GROUP BY policy_id")?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map(params![], |r| {
         Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -356,7 +357,7 @@ pub fn attachment_counts(conn: &Connection) -> Result<HashMap<u64, u64>, StoreEr
 /// The attachments of `uin`, oldest first, each with its custom policy (`None` when the id is no stored
 /// policy's: a preset's).
 pub fn attached_policies(
-    conn: &Connection,
+    conn: &dyn Sql,
     uin: u64,
 ) -> Result<Vec<(AttachmentRow, Option<PolicyRow>)>, StoreError> {
     let mut stmt = conn.prepare(
@@ -376,7 +377,7 @@ pub fn attached_policies(
 }
 
 /// Attach; returns false when it already was.
-pub fn attach(conn: &Connection, row: &AttachmentRow) -> Result<bool, StoreError> {
+pub fn attach(conn: &dyn Sql, row: &AttachmentRow) -> Result<bool, StoreError> {
     let n = conn.execute(
         "INSERT OR IGNORE INTO cam_attachments (uin, policy_id, created_ms) VALUES (?1, ?2, ?3)",
         params![row.uin as i64, row.policy_id as i64, row.created_ms],
@@ -385,7 +386,7 @@ pub fn attach(conn: &Connection, row: &AttachmentRow) -> Result<bool, StoreError
 }
 
 /// Detach; returns false when it was not attached.
-pub fn detach(conn: &Connection, uin: u64, policy_id: u64) -> Result<bool, StoreError> {
+pub fn detach(conn: &dyn Sql, uin: u64, policy_id: u64) -> Result<bool, StoreError> {
     let n = conn.execute(
         "DELETE FROM cam_attachments WHERE uin = ?1 AND policy_id = ?2",
         params![uin as i64, policy_id as i64],
@@ -444,7 +445,7 @@ mod tests {
         let mut conn = rusqlite::Connection::open(store.database_file().unwrap()).unwrap();
         {
             let tx = conn.transaction().unwrap();
-            insert_user(&tx, &user("gone")).unwrap();
+            insert_user(&*tx, &user("gone")).unwrap();
         }
         // A row inserted past the sequence (as a database from before migration 0004 had them).
         conn.execute(

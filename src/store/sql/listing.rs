@@ -2,16 +2,16 @@
 
 use std::collections::HashMap;
 
-use rusqlite::Connection;
+use super::{Sql, params};
 
 use super::groups;
 use super::persons;
 use crate::store::StoreError;
 use crate::store::listing::{HitPerson, Totals};
 
-pub fn totals(conn: &Connection) -> Result<Totals, StoreError> {
+pub fn totals(conn: &dyn Sql) -> Result<Totals, StoreError> {
     let count = |sql: &str| {
-        conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+        conn.query_row(sql, params![], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
     };
     Ok(Totals {
@@ -22,7 +22,7 @@ pub fn totals(conn: &Connection) -> Result<Totals, StoreError> {
 }
 
 pub fn person_in_group(
-    conn: &Connection,
+    conn: &dyn Sql,
     group_id: &str,
     person_id: &str,
 ) -> Result<bool, StoreError> {
@@ -34,7 +34,7 @@ pub fn person_in_group(
 }
 
 pub fn hit_persons(
-    conn: &Connection,
+    conn: &dyn Sql,
     person_ids: Vec<String>,
     group_ids: &[String],
 ) -> Result<HashMap<String, HitPerson>, StoreError> {
@@ -82,7 +82,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store
-            .db
+            .sqlite()
             .conn
             .lock()
             .execute_batch(

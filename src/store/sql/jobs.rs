@@ -1,7 +1,7 @@
 //! Job rows: group upgrades (`upgrade_group`) and the legacy duplicate-person checks
 //! (`check_similar_person`). Their state lives here so that a restart resumes them.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use super::{OptionalExtension, Row, Sql, params};
 
 use crate::store::StoreError;
 use crate::store::jobs::{CHECK_FAILED, JobRow};
@@ -11,7 +11,7 @@ pub use crate::store::jobs::{UPGRADE, UPGRADE_FAILED, UPGRADING};
 const COLUMNS: &str =
     "job_id, kind, group_id, params, status, progress, result, started_ms, finished_ms";
 
-fn from_row(row: &Row) -> rusqlite::Result<JobRow> {
+fn from_row(row: &Row) -> super::Result<JobRow> {
     let params: String = row.get(3)?;
     let result: Option<String> = row.get(6)?;
     Ok(JobRow {
@@ -27,7 +27,7 @@ fn from_row(row: &Row) -> rusqlite::Result<JobRow> {
     })
 }
 
-pub fn insert(conn: &Connection, job: &JobRow) -> Result<(), StoreError> {
+pub fn insert(conn: &dyn Sql, job: &JobRow) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO jobs (job_id, kind, group_id, params, status, progress, result, started_ms, finished_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -46,7 +46,7 @@ pub fn insert(conn: &Connection, job: &JobRow) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub fn find(conn: &Connection, job_id: &str) -> Result<Option<JobRow>, StoreError> {
+pub fn find(conn: &dyn Sql, job_id: &str) -> Result<Option<JobRow>, StoreError> {
     Ok(conn
         .query_row(
             &format!("SELECT {COLUMNS} FROM jobs WHERE job_id = ?1"),
@@ -58,7 +58,7 @@ pub fn find(conn: &Connection, job_id: &str) -> Result<Option<JobRow>, StoreErro
 
 /// Jobs of a kind, newest first.
 pub fn list(
-    conn: &Connection,
+    conn: &dyn Sql,
     kind: &str,
     offset: u64,
     limit: u64,
@@ -70,7 +70,7 @@ pub fn list(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn count(conn: &Connection, kind: &str) -> Result<u64, StoreError> {
+pub fn count(conn: &dyn Sql, kind: &str) -> Result<u64, StoreError> {
     Ok(
         conn.query_row("SELECT count(*) FROM jobs WHERE kind = ?1", [kind], |r| {
             r.get::<_, i64>(0)
@@ -79,7 +79,7 @@ pub fn count(conn: &Connection, kind: &str) -> Result<u64, StoreError> {
 }
 
 /// Jobs of a kind in a status (the running ones, at start).
-pub fn with_status(conn: &Connection, kind: &str, status: i64) -> Result<Vec<JobRow>, StoreError> {
+pub fn with_status(conn: &dyn Sql, kind: &str, status: i64) -> Result<Vec<JobRow>, StoreError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM jobs WHERE kind = ?1 AND status = ?2 ORDER BY started_ms, rowid"
     ))?;
@@ -89,7 +89,7 @@ pub fn with_status(conn: &Connection, kind: &str, status: i64) -> Result<Vec<Job
 
 /// The oldest job of a kind in a status (the next duplicate check to run).
 pub fn oldest_with_status(
-    conn: &Connection,
+    conn: &dyn Sql,
     kind: &str,
     status: i64,
 ) -> Result<Option<JobRow>, StoreError> {
@@ -105,7 +105,7 @@ pub fn oldest_with_status(
 }
 
 /// Upgrade jobs of a group, newest first.
-pub fn of_group(conn: &Connection, group_id: &str) -> Result<Vec<JobRow>, StoreError> {
+pub fn of_group(conn: &dyn Sql, group_id: &str) -> Result<Vec<JobRow>, StoreError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM jobs WHERE kind = ?1 AND group_id = ?2 ORDER BY started_ms DESC, rowid DESC"
     ))?;
@@ -114,7 +114,7 @@ pub fn of_group(conn: &Connection, group_id: &str) -> Result<Vec<JobRow>, StoreE
 }
 
 /// The progress of a running job (a finished one keeps its 100: a revert reuses its upgrade's row).
-pub fn set_progress(conn: &Connection, job_id: &str, progress: f64) -> Result<(), StoreError> {
+pub fn set_progress(conn: &dyn Sql, job_id: &str, progress: f64) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE jobs SET progress = ?2 WHERE job_id = ?1 AND finished_ms IS NULL",
         params![job_id, progress],
@@ -123,7 +123,7 @@ pub fn set_progress(conn: &Connection, job_id: &str, progress: f64) -> Result<()
 }
 
 pub fn set_params(
-    conn: &Connection,
+    conn: &dyn Sql,
     job_id: &str,
     params: &serde_json::Value,
 ) -> Result<(), StoreError> {
@@ -135,7 +135,7 @@ pub fn set_params(
 }
 
 pub fn finish(
-    conn: &Connection,
+    conn: &dyn Sql,
     job_id: &str,
     status: i64,
     result: Option<&serde_json::Value>,
@@ -149,7 +149,7 @@ pub fn finish(
 }
 
 /// Set a finished job's status (a rollback), keeping its result.
-pub fn set_status(conn: &Connection, job_id: &str, status: i64) -> Result<(), StoreError> {
+pub fn set_status(conn: &dyn Sql, job_id: &str, status: i64) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE jobs SET status = ?2 WHERE job_id = ?1",
         params![job_id, status],
@@ -160,7 +160,7 @@ pub fn set_status(conn: &Connection, job_id: &str, status: i64) -> Result<(), St
 /// A duplicate check that could not complete: failed (status 2), keeping the progress it reached (its
 /// result is never 100 % done) and why in `result`.
 pub fn fail(
-    conn: &Connection,
+    conn: &dyn Sql,
     job_id: &str,
     result: &serde_json::Value,
     now_ms: i64,
@@ -174,7 +174,7 @@ pub fn fail(
 
 /// Forget jobs of a kind that finished before `before_ms` (the duplicate checks keep a year of history).
 pub fn delete_finished_before(
-    conn: &Connection,
+    conn: &dyn Sql,
     kind: &str,
     before_ms: i64,
 ) -> Result<usize, StoreError> {
@@ -185,7 +185,7 @@ pub fn delete_finished_before(
 }
 
 /// A person's name, if the person exists (the names in a duplicate check's result).
-pub fn person_name(conn: &Connection, person_id: &str) -> Result<Option<String>, StoreError> {
+pub fn person_name(conn: &dyn Sql, person_id: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
         .query_row(
             "SELECT name FROM persons WHERE person_id = ?1",

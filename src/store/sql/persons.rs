@@ -2,12 +2,12 @@
 //! is global; it lives while it is in at least one group. The rules are the named operations'
 //! (`store/persons.rs`).
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::{OptionalExtension, Sql, params};
 
 use crate::store::StoreError;
 use crate::store::persons::{ExValues, NeededModels, NewFace, PersonRow};
 
-pub fn find(conn: &Connection, person_id: &str) -> Result<Option<PersonRow>, StoreError> {
+pub fn find(conn: &dyn Sql, person_id: &str) -> Result<Option<PersonRow>, StoreError> {
     Ok(conn
         .query_row(
             "SELECT person_id, name, gender, created_ms FROM persons WHERE person_id = ?1",
@@ -24,12 +24,12 @@ pub fn find(conn: &Connection, person_id: &str) -> Result<Option<PersonRow>, Sto
         .optional()?)
 }
 
-pub fn get(conn: &Connection, person_id: &str) -> Result<PersonRow, StoreError> {
+pub fn get(conn: &dyn Sql, person_id: &str) -> Result<PersonRow, StoreError> {
     find(conn, person_id)?.ok_or(StoreError::PersonNotFound)
 }
 
 pub fn insert(
-    conn: &Connection,
+    conn: &dyn Sql,
     person_id: &str,
     name: &str,
     gender: i64,
@@ -46,7 +46,7 @@ pub fn insert(
 }
 
 pub fn update(
-    conn: &Connection,
+    conn: &dyn Sql,
     person_id: &str,
     name: Option<&str>,
     gender: Option<i64>,
@@ -66,13 +66,13 @@ pub fn update(
 }
 
 /// Delete a person with its memberships, faces and embeddings.
-pub fn delete(conn: &Connection, person_id: &str) -> Result<(), StoreError> {
+pub fn delete(conn: &dyn Sql, person_id: &str) -> Result<(), StoreError> {
     conn.execute("DELETE FROM persons WHERE person_id = ?1", [person_id])?;
     Ok(())
 }
 
 pub fn add_member(
-    conn: &Connection,
+    conn: &dyn Sql,
     group_id: &str,
     person_id: &str,
     ex_values: &[Option<String>],
@@ -90,11 +90,7 @@ pub fn add_member(
     Ok(())
 }
 
-pub fn remove_member(
-    conn: &Connection,
-    group_id: &str,
-    person_id: &str,
-) -> Result<bool, StoreError> {
+pub fn remove_member(conn: &dyn Sql, group_id: &str, person_id: &str) -> Result<bool, StoreError> {
     Ok(conn.execute(
         "DELETE FROM group_members WHERE group_id = ?1 AND person_id = ?2",
         params![group_id, person_id],
@@ -103,7 +99,7 @@ pub fn remove_member(
 
 /// The custom field values of a person in a group (None when the person is not in the group).
 pub fn member_values(
-    conn: &Connection,
+    conn: &dyn Sql,
     group_id: &str,
     person_id: &str,
 ) -> Result<Option<ExValues>, StoreError> {
@@ -118,7 +114,7 @@ pub fn member_values(
 }
 
 pub fn set_member_values(
-    conn: &Connection,
+    conn: &dyn Sql,
     group_id: &str,
     person_id: &str,
     values: &[Option<String>],
@@ -135,10 +131,7 @@ pub fn set_member_values(
 }
 
 /// The groups of a person, in the order it joined them, with its values there.
-pub fn groups_of(
-    conn: &Connection,
-    person_id: &str,
-) -> Result<Vec<(String, ExValues)>, StoreError> {
+pub fn groups_of(conn: &dyn Sql, person_id: &str) -> Result<Vec<(String, ExValues)>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT group_id, ex_values FROM group_members WHERE person_id = ?1 ORDER BY joined_ms, rowid",
     )?;
@@ -150,7 +143,7 @@ pub fn groups_of(
 }
 
 /// The ids of a person's groups, in the order it joined them.
-pub fn group_ids(conn: &Connection, person_id: &str) -> Result<Vec<String>, StoreError> {
+pub fn group_ids(conn: &dyn Sql, person_id: &str) -> Result<Vec<String>, StoreError> {
     Ok(groups_of(conn, person_id)?
         .into_iter()
         .map(|(g, _)| g)
@@ -158,7 +151,7 @@ pub fn group_ids(conn: &Connection, person_id: &str) -> Result<Vec<String>, Stor
 }
 
 /// A person's model version: that of its groups (they all share one); None for a person without groups.
-pub fn model_version(conn: &Connection, person_id: &str) -> Result<Option<String>, StoreError> {
+pub fn model_version(conn: &dyn Sql, person_id: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
         .query_row(
             "SELECT g.face_model_version FROM group_members m JOIN groups g ON g.group_id = m.group_id
@@ -169,7 +162,7 @@ pub fn model_version(conn: &Connection, person_id: &str) -> Result<Option<String
         .optional()?)
 }
 
-pub fn needed_models(conn: &Connection, person_id: &str) -> Result<NeededModels, StoreError> {
+pub fn needed_models(conn: &dyn Sql, person_id: &str) -> Result<NeededModels, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT g.serving_model, g.target_model FROM group_members m JOIN groups g ON g.group_id = m.group_id
          WHERE m.person_id = ?1",
@@ -194,7 +187,7 @@ pub fn needed_models(conn: &Connection, person_id: &str) -> Result<NeededModels,
 
 /// The version and network of the person's first group (groups of one person agree, unless one of them was
 /// upgraded), for comparisons with the person's stored faces; None for a person without groups.
-pub fn serving(conn: &Connection, person_id: &str) -> Result<Option<(String, String)>, StoreError> {
+pub fn serving(conn: &dyn Sql, person_id: &str) -> Result<Option<(String, String)>, StoreError> {
     Ok(conn
         .query_row(
             "SELECT g.face_model_version, g.serving_model FROM group_members m
@@ -207,7 +200,7 @@ pub fn serving(conn: &Connection, person_id: &str) -> Result<Option<(String, Str
 
 /// Stored crops of the person's faces without an embedding by `model`.
 pub fn crops_missing(
-    conn: &Connection,
+    conn: &dyn Sql,
     person_id: &str,
     model: &str,
 ) -> Result<Vec<super::vectors::StoredCrop>, StoreError> {
@@ -229,7 +222,7 @@ pub fn crops_missing(
 
 /// Persons of a group in the order they joined, with their values there.
 pub fn members(
-    conn: &Connection,
+    conn: &dyn Sql,
     group_id: &str,
     offset: u64,
     limit: u64,
@@ -255,7 +248,7 @@ pub fn members(
 }
 
 /// Faces in a group: a face counts once for each group that holds its person.
-pub fn group_face_count(conn: &Connection, group_id: &str) -> Result<u64, StoreError> {
+pub fn group_face_count(conn: &dyn Sql, group_id: &str) -> Result<u64, StoreError> {
     // Kept by triggers (migration 0006): no scan of the group.
     Ok(conn.query_row(
         "SELECT face_count FROM groups WHERE group_id = ?1",
@@ -265,7 +258,7 @@ pub fn group_face_count(conn: &Connection, group_id: &str) -> Result<u64, StoreE
 }
 
 pub fn insert_face(
-    conn: &Connection,
+    conn: &dyn Sql,
     person_id: &str,
     face: &NewFace,
     now_ms: i64,
@@ -293,7 +286,7 @@ pub fn insert_face(
     Ok(())
 }
 
-pub fn delete_face(conn: &Connection, person_id: &str, face_id: &str) -> Result<bool, StoreError> {
+pub fn delete_face(conn: &dyn Sql, person_id: &str, face_id: &str) -> Result<bool, StoreError> {
     Ok(conn.execute(
         "DELETE FROM faces WHERE face_id = ?1 AND person_id = ?2",
         params![face_id, person_id],
@@ -301,7 +294,7 @@ pub fn delete_face(conn: &Connection, person_id: &str, face_id: &str) -> Result<
 }
 
 /// A face's stored crop (PNG), if the face exists.
-pub fn crop(conn: &Connection, face_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+pub fn crop(conn: &dyn Sql, face_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(conn
         .query_row(
             "SELECT crop_png FROM faces WHERE face_id = ?1",
@@ -311,7 +304,7 @@ pub fn crop(conn: &Connection, face_id: &str) -> Result<Option<Vec<u8>>, StoreEr
         .optional()?)
 }
 
-pub fn face_exists(conn: &Connection, face_id: &str) -> Result<bool, StoreError> {
+pub fn face_exists(conn: &dyn Sql, face_id: &str) -> Result<bool, StoreError> {
     Ok(conn
         .query_row("SELECT 1 FROM faces WHERE face_id = ?1", [face_id], |_| {
             Ok(())
@@ -321,7 +314,7 @@ pub fn face_exists(conn: &Connection, face_id: &str) -> Result<bool, StoreError>
 }
 
 /// Face ids of a person in the order they were added.
-pub fn face_ids(conn: &Connection, person_id: &str) -> Result<Vec<String>, StoreError> {
+pub fn face_ids(conn: &dyn Sql, person_id: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt =
         conn.prepare("SELECT face_id FROM faces WHERE person_id = ?1 ORDER BY created_ms, rowid")?;
     let rows = stmt.query_map([person_id], |r| r.get(0))?;
@@ -330,7 +323,7 @@ pub fn face_ids(conn: &Connection, person_id: &str) -> Result<Vec<String>, Store
 
 /// (face id, embedding) of a person's faces by one network (faces without one are left out).
 pub fn embeddings(
-    conn: &Connection,
+    conn: &dyn Sql,
     person_id: &str,
     model: &str,
 ) -> Result<Vec<(String, Vec<f32>)>, StoreError> {
@@ -348,7 +341,7 @@ pub fn embeddings(
 /// Every (group, person, face id, embedding) by the network each group serves, for the start-up rebuild;
 /// streamed to `each` so that a million faces are not held twice.
 pub fn for_each_indexed_face(
-    conn: &Connection,
+    conn: &dyn Sql,
     mut each: impl FnMut(&str, &str, &str, Vec<f32>),
 ) -> Result<(), StoreError> {
     let mut stmt = conn.prepare(
@@ -358,14 +351,14 @@ pub fn for_each_indexed_face(
          JOIN face_vectors e ON e.face_id = f.face_id AND e.model = g.serving_model
          ORDER BY m.group_id",
     )?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
+    stmt.for_each(params![], |row| {
         let group: String = row.get(0)?;
         let person: String = row.get(1)?;
         let face: String = row.get(2)?;
         let blob: Vec<u8> = row.get(3)?;
         each(&group, &person, &face, decode(&blob));
-    }
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -384,10 +377,10 @@ mod tests {
     use super::*;
     use crate::store::Store;
     use crate::store::groups::NewGroup;
-    use crate::store::sqlite::groups;
+    use crate::store::sql::groups;
 
     /// An empty group `id` serving the network "m".
-    fn new_group(conn: &Connection, id: &str) {
+    fn new_group(conn: &dyn Sql, id: &str) {
         groups::insert(
             conn,
             &NewGroup {
@@ -407,17 +400,17 @@ mod tests {
     fn persons_leave_with_their_last_group_and_faces_cascade() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let conn = store.db.conn.lock();
+        let conn = store.sqlite().conn.lock();
         for id in ["g1", "g2"] {
-            new_group(&conn, id);
+            new_group(&*conn, id);
         }
-        insert(&conn, "p", "P", 1, 1).unwrap();
+        insert(&*conn, "p", "P", 1, 1).unwrap();
         assert!(matches!(
-            insert(&conn, "p", "P", 1, 1),
+            insert(&*conn, "p", "P", 1, 1),
             Err(StoreError::PersonIdTaken)
         ));
-        add_member(&conn, "g1", "p", &[Some("v".into())], 1).unwrap();
-        add_member(&conn, "g2", "p", &[], 2).unwrap();
+        add_member(&*conn, "g1", "p", &[Some("v".into())], 1).unwrap();
+        add_member(&*conn, "g2", "p", &[], 2).unwrap();
         let face = NewFace {
             face_id: "42".into(),
             rect: [1, 2, 3, 4],
@@ -426,25 +419,25 @@ mod tests {
             quality: None,
             vectors: vec![("m".into(), vec![0.5, -0.25]), ("n".into(), vec![1.0])],
         };
-        insert_face(&conn, "p", &face, 1).unwrap();
+        insert_face(&*conn, "p", &face, 1).unwrap();
         assert_eq!(
-            embeddings(&conn, "p", "m").unwrap(),
+            embeddings(&*conn, "p", "m").unwrap(),
             vec![("42".to_string(), vec![0.5, -0.25])]
         );
         assert_eq!(
-            needed_models(&conn, "p").unwrap().all,
+            needed_models(&*conn, "p").unwrap().all,
             vec!["m".to_string()]
         );
         let mut seen = Vec::new();
-        for_each_indexed_face(&conn, |g, p, f, _| seen.push(format!("{g}/{p}/{f}"))).unwrap();
+        for_each_indexed_face(&*conn, |g, p, f, _| seen.push(format!("{g}/{p}/{f}"))).unwrap();
         assert_eq!(seen, vec!["g1/p/42", "g2/p/42"]);
-        groups::delete(&conn, "g1").unwrap();
-        assert!(find(&conn, "p").unwrap().is_some());
-        assert_eq!(group_ids(&conn, "p").unwrap(), vec!["g2".to_string()]);
-        assert_eq!(model_version(&conn, "p").unwrap().as_deref(), Some("3.0"));
-        groups::delete(&conn, "g2").unwrap();
-        assert!(find(&conn, "p").unwrap().is_none());
-        assert!(face_ids(&conn, "p").unwrap().is_empty());
+        groups::delete(&*conn, "g1").unwrap();
+        assert!(find(&*conn, "p").unwrap().is_some());
+        assert_eq!(group_ids(&*conn, "p").unwrap(), vec!["g2".to_string()]);
+        assert_eq!(model_version(&*conn, "p").unwrap().as_deref(), Some("3.0"));
+        groups::delete(&*conn, "g2").unwrap();
+        assert!(find(&*conn, "p").unwrap().is_none());
+        assert!(face_ids(&*conn, "p").unwrap().is_empty());
     }
 
     /// The trigger-kept face count of every group equals a count of its members' faces, through adding,
@@ -453,16 +446,16 @@ mod tests {
     fn group_face_counts_follow_every_kind_of_write() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let conn = store.db.conn.lock();
+        let conn = store.sqlite().conn.lock();
         // The ground truth: the members' faces counted by a join, not the trigger-kept column.
-        let check = |conn: &Connection| {
+        let check = |conn: &dyn Sql| {
             let counted: std::collections::HashMap<String, u64> = conn
                 .prepare(
                     "SELECT m.group_id, count(*) FROM group_members m
                      JOIN faces f ON f.person_id = m.person_id GROUP BY m.group_id",
                 )
                 .unwrap()
-                .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+                .query_map(params![], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
                 .unwrap()
                 .collect::<Result<_, _>>()
                 .unwrap();
@@ -477,7 +470,7 @@ mod tests {
             }
         };
         for id in ["g1", "g2", "g3"] {
-            new_group(&conn, id);
+            new_group(&*conn, id);
         }
         let face = |id: &str| NewFace {
             face_id: id.into(),
@@ -492,29 +485,29 @@ mod tests {
             ("q", &["4"]),
             ("r", &["5", "6"]),
         ] {
-            insert(&conn, person, person, 0, 1).unwrap();
-            add_member(&conn, "g1", person, &[], 1).unwrap();
+            insert(&*conn, person, person, 0, 1).unwrap();
+            add_member(&*conn, "g1", person, &[], 1).unwrap();
             for f in faces {
-                insert_face(&conn, person, &face(f), 1).unwrap();
+                insert_face(&*conn, person, &face(f), 1).unwrap();
             }
         }
-        check(&conn);
-        assert_eq!(group_face_count(&conn, "g1").unwrap(), 6);
-        add_member(&conn, "g2", "p", &[], 2).unwrap();
-        add_member(&conn, "g3", "p", &[], 2).unwrap();
-        add_member(&conn, "g2", "r", &[], 2).unwrap();
-        check(&conn);
-        assert_eq!(group_face_count(&conn, "g2").unwrap(), 5);
-        delete_face(&conn, "p", "2").unwrap();
-        insert_face(&conn, "q", &face("7"), 3).unwrap();
-        check(&conn);
-        remove_member(&conn, "g2", "r").unwrap();
-        check(&conn);
-        delete(&conn, "p").unwrap();
-        check(&conn);
-        assert_eq!(group_face_count(&conn, "g3").unwrap(), 0);
-        groups::delete(&conn, "g1").unwrap();
-        check(&conn);
-        assert_eq!(group_face_count(&conn, "g2").unwrap(), 0);
+        check(&*conn);
+        assert_eq!(group_face_count(&*conn, "g1").unwrap(), 6);
+        add_member(&*conn, "g2", "p", &[], 2).unwrap();
+        add_member(&*conn, "g3", "p", &[], 2).unwrap();
+        add_member(&*conn, "g2", "r", &[], 2).unwrap();
+        check(&*conn);
+        assert_eq!(group_face_count(&*conn, "g2").unwrap(), 5);
+        delete_face(&*conn, "p", "2").unwrap();
+        insert_face(&*conn, "q", &face("7"), 3).unwrap();
+        check(&*conn);
+        remove_member(&*conn, "g2", "r").unwrap();
+        check(&*conn);
+        delete(&*conn, "p").unwrap();
+        check(&*conn);
+        assert_eq!(group_face_count(&*conn, "g3").unwrap(), 0);
+        groups::delete(&*conn, "g1").unwrap();
+        check(&*conn);
+        assert_eq!(group_face_count(&*conn, "g2").unwrap(), 0);
     }
 }

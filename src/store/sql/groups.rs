@@ -1,7 +1,7 @@
 //! Group rows. Business rules (id charset, lengths, limits) are the action layer's; this module keeps the
 //! database consistent: unique ids and names, and persons that leave with their last group.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use super::{OptionalExtension, Row, Sql, params};
 
 use crate::store::StoreError;
 use crate::store::groups::{GroupRow, NewGroup, Target};
@@ -17,7 +17,7 @@ pub struct GroupChange {
 const COLUMNS: &str = "group_id, name, tag, ex_descriptions, face_model_version, created_ms, updated_ms, \
      serving_model, target_version, target_model, target_job, previous_version, previous_model";
 
-fn from_row(row: &Row) -> rusqlite::Result<GroupRow> {
+fn from_row(row: &Row) -> super::Result<GroupRow> {
     let ex: String = row.get(3)?;
     Ok(GroupRow {
         group_id: row.get(0)?,
@@ -49,11 +49,15 @@ fn from_row(row: &Row) -> rusqlite::Result<GroupRow> {
     })
 }
 
-pub fn count(conn: &Connection) -> Result<u64, StoreError> {
-    Ok(conn.query_row("SELECT count(*) FROM groups", [], |r| r.get::<_, i64>(0))? as u64)
+pub fn count(conn: &dyn Sql) -> Result<u64, StoreError> {
+    Ok(
+        conn.query_row("SELECT count(*) FROM groups", params![], |r| {
+            r.get::<_, i64>(0)
+        })? as u64,
+    )
 }
 
-fn name_taken(conn: &Connection, name: &str, except_group: &str) -> Result<bool, StoreError> {
+fn name_taken(conn: &dyn Sql, name: &str, except_group: &str) -> Result<bool, StoreError> {
     Ok(conn
         .query_row(
             "SELECT 1 FROM groups WHERE name = ?1 AND group_id <> ?2",
@@ -64,7 +68,7 @@ fn name_taken(conn: &Connection, name: &str, except_group: &str) -> Result<bool,
         .is_some())
 }
 
-pub fn insert(conn: &Connection, group: &NewGroup, now_ms: i64) -> Result<GroupRow, StoreError> {
+pub fn insert(conn: &dyn Sql, group: &NewGroup, now_ms: i64) -> Result<GroupRow, StoreError> {
     if find(conn, &group.group_id)?.is_some() {
         return Err(StoreError::GroupIdTaken);
     }
@@ -88,7 +92,7 @@ pub fn insert(conn: &Connection, group: &NewGroup, now_ms: i64) -> Result<GroupR
     get(conn, &group.group_id)
 }
 
-pub fn find(conn: &Connection, group_id: &str) -> Result<Option<GroupRow>, StoreError> {
+pub fn find(conn: &dyn Sql, group_id: &str) -> Result<Option<GroupRow>, StoreError> {
     Ok(conn
         .query_row(
             &format!("SELECT {COLUMNS} FROM groups WHERE group_id = ?1"),
@@ -98,12 +102,12 @@ pub fn find(conn: &Connection, group_id: &str) -> Result<Option<GroupRow>, Store
         .optional()?)
 }
 
-pub fn get(conn: &Connection, group_id: &str) -> Result<GroupRow, StoreError> {
+pub fn get(conn: &dyn Sql, group_id: &str) -> Result<GroupRow, StoreError> {
     find(conn, group_id)?.ok_or(StoreError::GroupNotFound)
 }
 
 /// Groups in creation order.
-pub fn list(conn: &Connection, offset: u64, limit: u64) -> Result<Vec<GroupRow>, StoreError> {
+pub fn list(conn: &dyn Sql, offset: u64, limit: u64) -> Result<Vec<GroupRow>, StoreError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM groups ORDER BY rowid LIMIT ?1 OFFSET ?2"
     ))?;
@@ -112,7 +116,7 @@ pub fn list(conn: &Connection, offset: u64, limit: u64) -> Result<Vec<GroupRow>,
 }
 
 pub fn update(
-    conn: &Connection,
+    conn: &dyn Sql,
     group_id: &str,
     change: GroupChange,
     now_ms: i64,
@@ -145,7 +149,7 @@ pub fn update(
 }
 
 /// Start moving a group to `target` (it keeps serving what it serves meanwhile).
-pub fn set_target(conn: &Connection, group_id: &str, target: &Target) -> Result<(), StoreError> {
+pub fn set_target(conn: &dyn Sql, group_id: &str, target: &Target) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE groups SET target_version = ?2, target_model = ?3, target_job = ?4 WHERE group_id = ?1",
         params![group_id, target.version, target.model, target.job],
@@ -156,7 +160,7 @@ pub fn set_target(conn: &Connection, group_id: &str, target: &Target) -> Result<
 /// Complete a move: the group serves its target version and network; an upgrade (version change) keeps
 /// what it served before for one revert.
 pub fn switch_to_target(
-    conn: &Connection,
+    conn: &dyn Sql,
     group_id: &str,
     now_ms: i64,
 ) -> Result<GroupRow, StoreError> {
@@ -178,7 +182,7 @@ pub fn switch_to_target(
 }
 
 /// Give up a move (the upgrade failed): the group keeps serving what it serves.
-pub fn clear_target(conn: &Connection, group_id: &str) -> Result<(), StoreError> {
+pub fn clear_target(conn: &dyn Sql, group_id: &str) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE groups SET target_version = NULL, target_model = NULL, target_job = NULL WHERE group_id = ?1",
         [group_id],
@@ -187,7 +191,7 @@ pub fn clear_target(conn: &Connection, group_id: &str) -> Result<(), StoreError>
 }
 
 /// Go back to what the group served before its last upgrade (once: the record of it is cleared).
-pub fn revert(conn: &Connection, group_id: &str, now_ms: i64) -> Result<GroupRow, StoreError> {
+pub fn revert(conn: &dyn Sql, group_id: &str, now_ms: i64) -> Result<GroupRow, StoreError> {
     conn.execute(
         "UPDATE groups SET face_model_version = previous_version, serving_model = previous_model,
              previous_version = NULL, previous_model = NULL, updated_ms = ?2
@@ -198,17 +202,17 @@ pub fn revert(conn: &Connection, group_id: &str, now_ms: i64) -> Result<GroupRow
 }
 
 /// Groups that are moving, oldest first.
-pub fn moving(conn: &Connection) -> Result<Vec<GroupRow>, StoreError> {
+pub fn moving(conn: &dyn Sql) -> Result<Vec<GroupRow>, StoreError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM groups WHERE target_model IS NOT NULL ORDER BY rowid"
     ))?;
-    let rows = stmt.query_map([], from_row)?;
+    let rows = stmt.query_map(params![], from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Delete a group. Persons that were only in this group go with it (their faces and embeddings cascade);
 /// persons also in other groups stay, losing only this group's custom field values.
-pub fn delete(conn: &Connection, group_id: &str) -> Result<(), StoreError> {
+pub fn delete(conn: &dyn Sql, group_id: &str) -> Result<(), StoreError> {
     get(conn, group_id)?;
     conn.execute(
         "DELETE FROM persons WHERE person_id IN (
@@ -221,7 +225,7 @@ pub fn delete(conn: &Connection, group_id: &str) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE jobs SET status = ?3, progress = 100, finished_ms = ?4
          WHERE kind = ?1 AND group_id = ?2 AND status = ?5",
-        rusqlite::params![
+        params![
             super::jobs::UPGRADE,
             group_id,
             super::jobs::UPGRADE_FAILED,
@@ -233,7 +237,7 @@ pub fn delete(conn: &Connection, group_id: &str) -> Result<(), StoreError> {
 }
 
 /// (persons, faces) in a group; a face counts once for each group that holds its person.
-pub fn counts(conn: &Connection, group_id: &str) -> Result<(u64, u64), StoreError> {
+pub fn counts(conn: &dyn Sql, group_id: &str) -> Result<(u64, u64), StoreError> {
     get(conn, group_id)?;
     let persons: i64 = conn.query_row(
         "SELECT count(*) FROM group_members WHERE group_id = ?1",
@@ -248,11 +252,9 @@ pub fn counts(conn: &Connection, group_id: &str) -> Result<(u64, u64), StoreErro
 
 /// Faces of every group (a face counts once for each group that holds its person): the counts the
 /// triggers keep (migration 0006), not a scan of every face.
-pub fn face_counts(
-    conn: &Connection,
-) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+pub fn face_counts(conn: &dyn Sql) -> Result<std::collections::HashMap<String, u64>, StoreError> {
     let mut stmt = conn.prepare("SELECT group_id, face_count FROM groups")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+    let rows = stmt.query_map(params![], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -276,15 +278,15 @@ mod tests {
     fn delete_group_keeps_persons_of_other_groups() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let conn = store.db.conn.lock();
-        insert(&conn, &group("g1", "one"), 1).unwrap();
-        insert(&conn, &group("g2", "two"), 1).unwrap();
+        let conn = store.sqlite().conn.lock();
+        insert(&*conn, &group("g1", "one"), 1).unwrap();
+        insert(&*conn, &group("g2", "two"), 1).unwrap();
         assert!(matches!(
-            insert(&conn, &group("g1", "x"), 1),
+            insert(&*conn, &group("g1", "x"), 1),
             Err(StoreError::GroupIdTaken)
         ));
         assert!(matches!(
-            insert(&conn, &group("g3", "two"), 1),
+            insert(&*conn, &group("g3", "two"), 1),
             Err(StoreError::GroupNameTaken)
         ));
         conn.execute_batch(
@@ -293,9 +295,9 @@ mod tests {
              INSERT INTO faces VALUES ('f1', 'only', 0, 0, 1, 1, NULL, x'00', '[]', 1), ('f2', 'both', 0, 0, 1, 1, NULL, x'00', '[]', 1);",
         )
         .unwrap();
-        assert_eq!(counts(&conn, "g1").unwrap(), (2, 2));
-        assert_eq!(face_counts(&conn).unwrap().get("g2"), Some(&1));
-        delete(&conn, "g1").unwrap();
+        assert_eq!(counts(&*conn, "g1").unwrap(), (2, 2));
+        assert_eq!(face_counts(&*conn).unwrap().get("g2"), Some(&1));
+        delete(&*conn, "g1").unwrap();
         let persons: Vec<String> = conn
             .prepare("SELECT person_id FROM persons")
             .unwrap()
@@ -304,7 +306,7 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(persons, vec!["both".to_string()]);
-        assert_eq!(counts(&conn, "g2").unwrap(), (1, 1));
-        assert!(matches!(get(&conn, "g1"), Err(StoreError::GroupNotFound)));
+        assert_eq!(counts(&*conn, "g2").unwrap(), (1, 1));
+        assert!(matches!(get(&*conn, "g1"), Err(StoreError::GroupNotFound)));
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, params};
+use super::{Sql, params};
 
 use crate::store::StoreError;
 use crate::store::cam::Snapshot as CamSnapshot;
@@ -14,16 +14,18 @@ use crate::store::groups::GroupRow;
 const KEEP: i64 = 10_000;
 
 /// The last number committed (0 for an empty log).
-pub fn last(conn: &Connection) -> Result<u64, StoreError> {
-    let last: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
-        r.get(0)
-    })?;
+pub fn last(conn: &dyn Sql) -> Result<u64, StoreError> {
+    let last: i64 = conn.query_row(
+        "SELECT coalesce(max(seq), 0) FROM change_log",
+        params![],
+        |r| r.get(0),
+    )?;
     Ok(last as u64)
 }
 
 /// Append `changes` in the writing transaction; returns the number of the first (or of the next entry
 /// when there is none).
-pub fn append(conn: &Connection, changes: &[Change]) -> Result<u64, StoreError> {
+pub fn append(conn: &dyn Sql, changes: &[Change]) -> Result<u64, StoreError> {
     let last = last(conn)? as i64;
     let now = crate::store::now_ms();
     let mut insert =
@@ -41,7 +43,7 @@ pub fn append(conn: &Connection, changes: &[Change]) -> Result<u64, StoreError> 
 }
 
 /// The entries after `from`, in order; `None` when the log no longer holds all of them (trimmed).
-pub fn since(conn: &Connection, from: u64) -> Result<Option<Vec<(u64, Change)>>, StoreError> {
+pub fn since(conn: &dyn Sql, from: u64) -> Result<Option<Vec<(u64, Change)>>, StoreError> {
     let mut stmt = conn.prepare("SELECT seq, body FROM change_log WHERE seq > ?1 ORDER BY seq")?;
     let rows = stmt.query_map([from as i64], |r| {
         Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
@@ -58,7 +60,7 @@ pub fn since(conn: &Connection, from: u64) -> Result<Option<Vec<(u64, Change)>>,
 }
 
 /// The database as one connection sees it.
-pub struct View<'a>(pub &'a Connection);
+pub struct View<'a>(pub &'a dyn Sql);
 
 impl StartView for View<'_> {
     fn groups(&self) -> Result<Vec<GroupRow>, StoreError> {

@@ -1,0 +1,155 @@
+//! The shared statements (`store/sql/`) on a PostgreSQL transaction. The store's operations run on the
+//! blocking pool, as with SQLite; each statement here waits for its answer on the runtime that drives the
+//! connection (`Handle::block_on`, allowed on a blocking thread). Placeholders are renumbered (`?1` to
+//! `$1`) and prepared statements cached per connection.
+
+use bytes::BytesMut;
+use tokio::runtime::Handle;
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+
+use crate::store::sql::{self, Backend, Row, Sql, SqlError, Value, numbered_placeholders};
+
+type BoxError = Box<dyn std::error::Error + Sync + Send>;
+
+/// A transaction of a pooled connection, run from a blocking thread.
+pub struct Transaction<'a> {
+    pub(super) tx: &'a deadpool_postgres::Transaction<'a>,
+    pub(super) runtime: Handle,
+}
+
+impl From<tokio_postgres::Error> for SqlError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        SqlError::Db(Box::new(e))
+    }
+}
+
+impl Transaction<'_> {
+    fn prepared(&self, sql: &str) -> sql::Result<tokio_postgres::Statement> {
+        Ok(self
+            .runtime
+            .block_on(self.tx.prepare_cached(&numbered_placeholders(sql)))?)
+    }
+}
+
+fn refs(args: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    args.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
+}
+
+impl Sql for Transaction<'_> {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    fn run(&self, sql: &str, args: &[Value]) -> sql::Result<u64> {
+        let statement = self.prepared(sql)?;
+        Ok(self
+            .runtime
+            .block_on(self.tx.execute(&statement, &refs(args)))?)
+    }
+
+    fn each_row(
+        &self,
+        sql: &str,
+        args: &[Value],
+        each: &mut dyn FnMut(&Row) -> sql::Result<()>,
+    ) -> sql::Result<()> {
+        let statement = self.prepared(sql)?;
+        let rows = self
+            .runtime
+            .block_on(self.tx.query(&statement, &refs(args)))?;
+        for row in &rows {
+            let values = (0..row.len())
+                .map(|i| column(row, i))
+                .collect::<sql::Result<Vec<_>>>()?;
+            each(&Row::new(values))?;
+        }
+        Ok(())
+    }
+
+    fn run_batch(&self, sql: &str) -> sql::Result<()> {
+        Ok(self.runtime.block_on(self.tx.batch_execute(sql))?)
+    }
+}
+
+/// Column `i` of a PostgreSQL row as a `Value`, by its type.
+fn column(row: &tokio_postgres::Row, i: usize) -> sql::Result<Value> {
+    let ty = row.columns()[i].type_().clone();
+    let get = |e: tokio_postgres::Error| SqlError::Type(i, e.to_string());
+    Ok(match ty {
+        Type::INT2 => row
+            .try_get::<_, Option<i16>>(i)
+            .map_err(get)?
+            .map(i64::from)
+            .map_or(Value::Null, Value::Int),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(i)
+            .map_err(get)?
+            .map(i64::from)
+            .map_or(Value::Null, Value::Int),
+        Type::INT8 => row
+            .try_get::<_, Option<i64>>(i)
+            .map_err(get)?
+            .map_or(Value::Null, Value::Int),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(i)
+            .map_err(get)?
+            .map(i64::from)
+            .map_or(Value::Null, Value::Int),
+        Type::FLOAT4 => row
+            .try_get::<_, Option<f32>>(i)
+            .map_err(get)?
+            .map(f64::from)
+            .map_or(Value::Null, Value::Real),
+        Type::FLOAT8 => row
+            .try_get::<_, Option<f64>>(i)
+            .map_err(get)?
+            .map_or(Value::Null, Value::Real),
+        Type::BYTEA => row
+            .try_get::<_, Option<Vec<u8>>>(i)
+            .map_err(get)?
+            .map_or(Value::Null, Value::Blob),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => row
+            .try_get::<_, Option<String>>(i)
+            .map_err(get)?
+            .map_or(Value::Null, Value::Text),
+        other => {
+            return Err(SqlError::Type(
+                i,
+                format!("unsupported column type {other}"),
+            ));
+        }
+    })
+}
+
+/// A value as the parameter type PostgreSQL inferred for its placeholder: integers narrowed (checked)
+/// or widened to the column's, numbers to floats, text as text.
+impl ToSql for Value {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(i) => match *ty {
+                Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
+                Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
+                Type::INT8 => i.to_sql(ty, out),
+                Type::FLOAT4 => (*i as f32).to_sql(ty, out),
+                Type::FLOAT8 => (*i as f64).to_sql(ty, out),
+                Type::BOOL => (*i != 0).to_sql(ty, out),
+                Type::TEXT | Type::VARCHAR | Type::UNKNOWN => i.to_string().to_sql(ty, out),
+                _ => Err(format!("an integer for a parameter of type {ty}").into()),
+            },
+            Value::Real(r) => match *ty {
+                Type::FLOAT4 => (*r as f32).to_sql(ty, out),
+                Type::FLOAT8 => r.to_sql(ty, out),
+                _ => Err(format!("a real number for a parameter of type {ty}").into()),
+            },
+            Value::Text(s) => s.as_str().to_sql(ty, out),
+            Value::Blob(b) => b.as_slice().to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
