@@ -24,47 +24,126 @@ pub enum Verdict {
     Inconsistent(Vec<String>),
 }
 
-/// Run the check; `server` overrides the address the server recorded in the data directory.
-pub async fn run(data_dir: &Path, server: Option<String>) -> anyhow::Result<Verdict> {
-    let mut problems = database_problems(data_dir)?;
-    let server = match server {
-        Some(address) => Some(address),
-        None => recorded_server(data_dir),
+/// Run the check; `server` overrides the address the server recorded in the data directory. With
+/// `database_url` (replicas sharing a PostgreSQL database), the rebuild reads that database and every live
+/// replica (seen in `replicas` within the last minute) is compared with it, unless `server` names one.
+pub async fn run(
+    data_dir: &Path,
+    server: Option<String>,
+    database_url: Option<String>,
+) -> anyhow::Result<Verdict> {
+    let source = match database_url {
+        Some(url) => Source::Shared(url),
+        None => Source::Dir(data_dir.to_owned()),
     };
-    let Some(server) = server else {
-        let rebuilt = rebuild(data_dir)?;
+    let mut problems = source.problems()?;
+    let servers = match (server, &source) {
+        (Some(address), _) => vec![address],
+        (None, Source::Shared(url)) => crate::store::live_replicas(url)
+            .await?
+            .into_iter()
+            .map(|(_, address)| address)
+            .collect(),
+        (None, Source::Dir(dir)) => recorded_server(dir).into_iter().collect(),
+    };
+    if servers.is_empty() {
+        let rebuilt = source.rebuild().await?;
         println!(
             "no server is running on {}; the database rebuilds into {}",
-            data_dir.display(),
+            source.describe(),
             summary(&rebuilt)
         );
         return Ok(verdict(problems));
-    };
-    let url = digest_url(&server);
-    let token = crate::jobs::links::operator_token(data_dir)?;
+    }
+    let token = source.operator_token().await?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .no_proxy()
         .build()?;
+    for server in servers {
+        problems.extend(compare_server(&source, &client, &server, &token).await?);
+    }
+    Ok(verdict(problems))
+}
+
+/// Where the database is.
+enum Source {
+    Dir(std::path::PathBuf),
+    Shared(String),
+}
+
+impl Source {
+    fn describe(&self) -> String {
+        match self {
+            Source::Dir(dir) => dir.display().to_string(),
+            Source::Shared(_) => "the shared database".into(),
+        }
+    }
+
+    /// The database's own checks (SQLite: page structure and foreign keys; PostgreSQL enforces its
+    /// constraints on every write).
+    fn problems(&self) -> anyhow::Result<Vec<String>> {
+        match self {
+            Source::Dir(dir) => database_problems(dir),
+            Source::Shared(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// A rebuild of every group's index from one consistent read of the database.
+    async fn rebuild(&self) -> anyhow::Result<Digest> {
+        match self {
+            Source::Dir(dir) => {
+                crate::store::read_beside(dir, |view| Ok(Indexes::load(view)?.digest()))
+            }
+            Source::Shared(url) => {
+                crate::store::read_shared(url, |view| Ok(Indexes::load(view)?.digest())).await
+            }
+        }
+    }
+
+    async fn operator_token(&self) -> anyhow::Result<String> {
+        match self {
+            Source::Dir(dir) => crate::jobs::links::operator_token(dir),
+            Source::Shared(url) => {
+                let key = crate::store::shared_file(url, crate::jobs::links::KEY_FILE)
+                    .await?
+                    .context("the shared database holds no link key (no replica has started)")?;
+                Ok(crate::jobs::links::operator_token_of(&key))
+            }
+        }
+    }
+}
+
+/// The differences between the index of the server at `server` and a rebuild, read between two equal
+/// digests of the server.
+async fn compare_server(
+    source: &Source,
+    client: &reqwest::Client,
+    server: &str,
+    token: &str,
+) -> anyhow::Result<Vec<String>> {
+    let url = digest_url(server);
     for attempt in 1..=5 {
-        let before = fetch_digest(&client, &url, &token).await?;
-        let rebuilt = rebuild(data_dir)?;
-        let after = fetch_digest(&client, &url, &token).await?;
+        let before = fetch_digest(client, &url, token).await?;
+        let rebuilt = source.rebuild().await?;
+        let after = fetch_digest(client, &url, token).await?;
         if before != after {
             // A write landed while the database was read: try again.
             tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
             continue;
         }
-        let differences = compare(&after, &rebuilt);
+        let differences: Vec<String> = compare(&after, &rebuilt)
+            .into_iter()
+            .map(|d| format!("{d} [server {server}]"))
+            .collect();
         if differences.is_empty() {
             println!(
                 "the index of the server at {server} equals a rebuild from {}: {}",
-                data_dir.display(),
+                source.describe(),
                 summary(&rebuilt)
             );
         }
-        problems.extend(differences);
-        return Ok(verdict(problems));
+        return Ok(differences);
     }
     bail!("the server at {server} kept changing during 5 attempts; run the check at a quieter time")
 }
@@ -83,11 +162,6 @@ fn database_problems(data_dir: &Path) -> anyhow::Result<Vec<String>> {
         .into_iter()
         .map(|line| format!("database: {line}"))
         .collect())
-}
-
-/// A rebuild of every group's index from one consistent read of the database.
-fn rebuild(data_dir: &Path) -> anyhow::Result<Digest> {
-    crate::store::read_beside(data_dir, |view| Ok(Indexes::load(view)?.digest()))
 }
 
 /// The address in `server.json`, when that server process is still alive.

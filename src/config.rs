@@ -214,9 +214,13 @@ pub enum Command {
     CheckIndex {
         #[arg(long, env = "IAI_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
-        /// The server's address (default: the one the server recorded in the data directory).
+        /// The server's address (default: the one the server recorded in the data directory; with a
+        /// shared database, every live replica).
         #[arg(long)]
         server: Option<String>,
+        /// The shared PostgreSQL database the replicas use (default: the SQLite file in the data directory).
+        #[arg(long, env = "IAI_DATABASE_URL")]
+        database_url: Option<String>,
     },
     /// The audit trail: `audit export --since 2026-11-25T00:00:00Z` writes its calls as JSON lines.
     Audit {

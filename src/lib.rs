@@ -35,6 +35,26 @@ use anyhow::Context;
 
 use wire::server::{AppState, WireConfig};
 
+/// Connect to the shared PostgreSQL database, retrying until it answers (in a deployment the database
+/// may start after the replicas).
+async fn connect_store(url: &str, config: &config::Config) -> store::Store {
+    let replica = store::postgres::follow::Replica {
+        id: config.replica_name(),
+        address: config.listen.clone(),
+    };
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match store::Store::connect(url, replica.clone()).await {
+            Ok(store) => return store,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), retry_in_ms = wait.as_millis() as u64, "cannot open the PostgreSQL database; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 /// Where a running server records its address in its data directory (for `iai-server check-index`).
 pub const SERVER_FILE: &str = "server.json";
 
@@ -48,18 +68,23 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     }
     // First, so that the gates made below report to it.
     let metrics = wire::telemetry::Metrics::install();
-    if config.database_url.is_some() {
-        // The PostgreSQL backend (store/postgres/) does not serve every store operation yet: refuse rather
-        // than silently keep the data in SQLite.
-        anyhow::bail!(
-            "database_url is set, but this build keeps its data in SQLite only (PostgreSQL replicas are not \
-             finished): unset database_url / IAI_DATABASE_URL to use {}",
-            config.data_dir.display()
-        );
-    }
     wire::telemetry::set_replica(config.replica_name());
-    let data_dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || store::Store::open(&data_dir)).await??;
+    let store = match &config.database_url {
+        Some(url) => {
+            // Still this replica's own: its audit file, result files, address file.
+            store::private_dir(&config.data_dir).with_context(|| {
+                format!(
+                    "cannot create the data directory {}",
+                    config.data_dir.display()
+                )
+            })?;
+            connect_store(url, &config).await
+        }
+        None => {
+            let data_dir = config.data_dir.clone();
+            tokio::task::spawn_blocking(move || store::Store::open(&data_dir)).await??
+        }
+    };
     tracing::info!(database = %store.location(), "store ready");
 
     let audit = if config.audit_enabled {
@@ -130,7 +155,11 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     // Groups whose network is no longer their version's current one start moving to it; the retired
     // networks they still serve are loaded for their searches meanwhile.
     let retired_models = jobs::plan_network_changes(&store).await?;
-    let links = Arc::new(jobs::links::Links::open(&config.data_dir)?);
+    let links = Arc::new(if config.database_url.is_some() {
+        jobs::links::Links::shared(&config.data_dir, store.clone()).await?
+    } else {
+        jobs::links::Links::open(&config.data_dir)?
+    });
     let pipeline_config = face::PipelineConfig {
         intra_threads: config.inference_threads,
         max_concurrent: config.max_concurrent_inference,
@@ -152,6 +181,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
         () = stopped(stopping) => {
             tracing::info!("stopped while loading");
             serving.await?;
+            store.leave(&config.replica_name()).await;
             return Ok(());
         }
     };
@@ -175,6 +205,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
             batch_persons: config.reembed_batch_persons.max(1),
             pause: std::time::Duration::from_millis(config.reembed_pause_ms),
         },
+        config.replica_name(),
     );
     jobs.start();
     let console = actions::ConsoleContext {
@@ -182,11 +213,13 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
         qps: config.qps.clone(),
         directory: cam.as_ref().map(|c| c.directory().clone()),
     };
+    let leaving = store.clone();
     state.set_service(Arc::new(
         actions::IaiService::new(store, indexes, faces, downloader, jobs, console)
             .with_max_staleness(Duration::from_millis(config.max_staleness_ms)),
     ));
     serving.await?;
+    leaving.leave(&config.replica_name()).await;
     drop(server_file);
     Ok(())
 }

@@ -45,8 +45,12 @@ async fn serve_or_tool() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     match &cli.command {
-        Some(Command::CheckIndex { data_dir, server }) => {
-            return match check_index::run(data_dir, server.clone()).await {
+        Some(Command::CheckIndex {
+            data_dir,
+            server,
+            database_url,
+        }) => {
+            return match check_index::run(data_dir, server.clone(), database_url.clone()).await {
                 Ok(Verdict::Consistent) => std::process::ExitCode::SUCCESS,
                 Ok(Verdict::Inconsistent(problems)) => {
                     for problem in problems {

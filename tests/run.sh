@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command: unit tests, then the wire suite that drives a live server with the
-# official Python SDK, tccli and the Node SDK. Needs ../shared beside the checkout (or IAI_SHARED_DIR).
+# official Python SDK, tccli and the Node SDK, once on each store backend: SQLite (the default), then
+# PostgreSQL (a throwaway cluster the suite starts itself; the several-replica tests run in this pass).
+# Needs ../shared beside the checkout (or IAI_SHARED_DIR). IAI_TEST_BACKENDS="sqlite" runs one pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,4 +13,8 @@ if [ -d "${IAI_SHARED_DIR:-../shared}/spec" ]; then
 fi
 cargo build --locked --quiet
 cargo test --locked --quiet
-IAI_BIN="$PWD/target/debug/iai-server" .venv-tests/bin/python -m pytest tests/py -q "$@"
+for backend in ${IAI_TEST_BACKENDS:-sqlite postgres}; do
+  echo "== the wire suite on $backend"
+  IAI_TEST_BACKEND=$backend IAI_BIN="$PWD/target/debug/iai-server" \
+    .venv-tests/bin/python -m pytest tests/py -q "$@"
+done

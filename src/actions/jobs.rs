@@ -131,7 +131,7 @@ pub async fn result(
         .as_ref()
         .and_then(|r| r["failed_faces_file"].as_str())
     {
-        Some(file) if jobs.links.exists(file) => {
+        Some(file) if jobs.links.exists(file).await => {
             jobs.links
                 .url_for_request(ctx.host.as_deref(), file, FAILED_FACES_LINK)
         }

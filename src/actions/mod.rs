@@ -533,7 +533,7 @@ impl crate::wire::ops::Operations for IaiService {
         text
     }
 
-    fn result_file(
+    async fn result_file(
         &self,
         name: &str,
         expires: i64,
@@ -542,6 +542,7 @@ impl crate::wire::ops::Operations for IaiService {
         self.jobs
             .links
             .read(name, expires, signature, now_ms() / 1000)
+            .await
     }
 
     async fn index_digest(&self) -> Result<serde_json::Value, String> {

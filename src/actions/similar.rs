@@ -191,7 +191,7 @@ pub async fn result(
         .ok_or_else(|| ApiError::code(ErrorCode::FailedOperationJobIdNotExist))?;
     let file = similar::result_file(&job.job_id);
     // The link only for a finished check whose file is still kept (90 days).
-    let url = if job.status == CHECK_DONE && jobs.links.exists(&file) {
+    let url = if job.status == CHECK_DONE && jobs.links.exists(&file).await {
         jobs.links
             .url_for_request(ctx.host.as_deref(), &file, similar::RESULT_LINK)
     } else {

@@ -1,7 +1,11 @@
-//! Result files of jobs (the faces an upgrade could not move, the persons a duplicate check found), kept in
-//! `<data dir>/files/` and handed out as links that expire, as Tencent's COS links do: the link carries its
-//! expiry and an HMAC-SHA256 of name and expiry under a key kept in `<data dir>/url.key`, so the files need
-//! no other credentials and a link cannot be extended or pointed at another file.
+//! Result files of jobs (the faces an upgrade could not move, the persons a duplicate check found), handed
+//! out as links that expire, as Tencent's COS links do: the link carries its expiry and an HMAC-SHA256 of
+//! name and expiry under a key, so the files need no other credentials and a link cannot be extended or
+//! pointed at another file.
+//!
+//! A SQLite server keeps the files in `<data dir>/files/` and the key in `<data dir>/url.key`. Replicas of a
+//! shared database keep both in the database (`Links::shared`), so any replica serves any link; each also
+//! writes the key to its own `url.key`.
 //!
 //! The same key yields the operator token (`operator_token`) that `GET /index/digest` requires: whoever can
 //! read `url.key` (the server's user: it is created 0600, in a 0700 data directory) can compute it, as
@@ -11,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+
+use crate::store::Store;
 use hmac::{KeyInit, Mac};
 use subtle::ConstantTimeEq;
 
@@ -18,7 +24,13 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 pub struct Links {
     key: Vec<u8>,
-    dir: PathBuf,
+    files: Files,
+}
+
+/// Where the result files are kept.
+enum Files {
+    Dir(PathBuf),
+    Database(Store),
 }
 
 /// Why a link was refused.
@@ -53,7 +65,31 @@ impl Links {
                 key
             }
         };
-        Ok(Self { key, dir })
+        Ok(Self {
+            key,
+            files: Files::Dir(dir),
+        })
+    }
+
+    /// Links of replicas sharing `store`'s database: the files and the key are kept there (the first
+    /// replica to start makes the key); the key is also written to `data_dir`'s `url.key`, for
+    /// `check-index` on this machine.
+    pub async fn shared(data_dir: &Path, store: Store) -> anyhow::Result<Self> {
+        let fresh: Vec<u8> = (0..2)
+            .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
+            .collect();
+        let key = store.file_or_insert(KEY_FILE.into(), fresh).await?;
+        anyhow::ensure!(key.len() >= 32, "the database's link key is not a key");
+        let key_path = data_dir.join(KEY_FILE);
+        if std::fs::read(&key_path).ok().as_deref() != Some(&key[..]) {
+            let _ = std::fs::remove_file(&key_path);
+            write_private(&key_path, &key)
+                .with_context(|| format!("cannot write {}", key_path.display()))?;
+        }
+        Ok(Self {
+            key,
+            files: Files::Database(store),
+        })
     }
 
     /// The operator token (`GET /index/digest` requires it as `Authorization: Bearer <token>`).
@@ -77,17 +113,31 @@ impl Links {
     }
 
     /// Keep a result file under `name` (letters, digits, `_`, `-`, `.`).
-    pub fn write(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    pub async fn write(&self, name: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
         anyhow::ensure!(safe_name(name), "bad result file name {name}");
-        let path = self.dir.join(name);
-        let partial = self.dir.join(format!("{name}.partial"));
-        std::fs::write(&partial, bytes)?;
-        std::fs::rename(&partial, &path)?;
+        match &self.files {
+            Files::Dir(dir) => {
+                let path = dir.join(name);
+                let partial = dir.join(format!("{name}.partial"));
+                tokio::task::spawn_blocking(move || {
+                    std::fs::write(&partial, bytes)?;
+                    std::fs::rename(&partial, &path)
+                })
+                .await??;
+            }
+            Files::Database(store) => store.put_file(name.to_owned(), bytes).await?,
+        }
         Ok(())
     }
 
-    pub fn exists(&self, name: &str) -> bool {
-        safe_name(name) && self.dir.join(name).exists()
+    pub async fn exists(&self, name: &str) -> bool {
+        if !safe_name(name) {
+            return false;
+        }
+        match &self.files {
+            Files::Dir(dir) => dir.join(name).exists(),
+            Files::Database(store) => store.file_exists(name.to_owned()).await.unwrap_or(false),
+        }
     }
 
     /// A link to `name` on `host` (as the client reached this server), valid for `valid` from `now`.
@@ -106,7 +156,7 @@ impl Links {
     }
 
     /// The file behind a link, if the link is genuine and not expired.
-    pub fn read(
+    pub async fn read(
         &self,
         name: &str,
         expires: i64,
@@ -123,24 +173,44 @@ impl Links {
         if now > expires {
             return Err(LinkError::Expired);
         }
-        std::fs::read(self.dir.join(name)).map_err(|_| LinkError::Gone)
+        match &self.files {
+            Files::Dir(dir) => std::fs::read(dir.join(name)).map_err(|_| LinkError::Gone),
+            Files::Database(store) => match store.file(name.to_owned()).await {
+                Ok(Some(body)) => Ok(body),
+                _ => Err(LinkError::Gone),
+            },
+        }
     }
 
     /// Delete result files older than `age`.
-    pub fn purge(&self, age: Duration) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|elapsed| elapsed > age);
-            if old {
-                let _ = std::fs::remove_file(entry.path());
+    pub async fn purge(&self, age: Duration) {
+        let dir = match &self.files {
+            Files::Dir(dir) => dir.clone(),
+            Files::Database(store) => {
+                if let Err(e) = store.purge_files(".json", age).await {
+                    tracing::warn!(error = %e, "cannot purge old result files");
+                }
+                return;
             }
+        };
+        let _ = tokio::task::spawn_blocking(move || purge_dir(&dir, age)).await;
+    }
+}
+
+/// Delete the files of `dir` older than `age`.
+fn purge_dir(dir: &Path, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|elapsed| elapsed > age);
+        if old {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
@@ -163,7 +233,7 @@ pub fn operator_token(data_dir: &Path) -> anyhow::Result<String> {
 
 /// HMAC of a fixed label under the link key: a secret apart from the link signatures (which sign
 /// `name\nexpires`, never this label).
-fn operator_token_of(key: &[u8]) -> String {
+pub fn operator_token_of(key: &[u8]) -> String {
     let mut mac = HmacSha256::new_from_slice(key).expect("any key length");
     mac.update(b"iai-server operator token v1");
     hex::encode(mac.finalize().into_bytes())
@@ -205,35 +275,45 @@ pub fn bare_host(host: &str) -> &str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn links_expire_and_cannot_be_forged() {
+    #[tokio::test]
+    async fn links_expire_and_cannot_be_forged() {
         let dir = tempfile::tempdir().unwrap();
         let links = Links::open(dir.path()).unwrap();
-        links.write("job_1.json", b"[]").unwrap();
+        links.write("job_1.json", b"[]".to_vec()).await.unwrap();
         let url = links.url("h:1", "job_1.json", 1000, Duration::from_secs(60));
         let query = url.split_once('?').unwrap().1;
         let (expires, signature) = query.split_once("&Signature=").unwrap();
         let expires: i64 = expires.trim_start_matches("Expires=").parse().unwrap();
         assert_eq!(expires, 1060);
         assert_eq!(
-            links.read("job_1.json", expires, signature, 1050).unwrap(),
+            links
+                .read("job_1.json", expires, signature, 1050)
+                .await
+                .unwrap(),
             b"[]"
         );
         assert_eq!(
-            links.read("job_1.json", expires, signature, 1061),
+            links.read("job_1.json", expires, signature, 1061).await,
             Err(LinkError::Expired)
         );
         assert_eq!(
-            links.read("job_1.json", expires + 600, signature, 1050),
+            links
+                .read("job_1.json", expires + 600, signature, 1050)
+                .await,
             Err(LinkError::Invalid)
         );
         assert_eq!(
-            links.read("../url.key", expires, signature, 1050),
+            links.read("../url.key", expires, signature, 1050).await,
             Err(LinkError::Invalid)
         );
         // The key survives a restart: old links stay valid.
         let again = Links::open(dir.path()).unwrap();
-        assert!(again.read("job_1.json", expires, signature, 1050).is_ok());
+        assert!(
+            again
+                .read("job_1.json", expires, signature, 1050)
+                .await
+                .is_ok()
+        );
         assert_eq!(bare_host("http://127.0.0.1:8080"), "127.0.0.1:8080");
     }
 

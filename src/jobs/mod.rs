@@ -4,8 +4,10 @@
 //!   A group keeps serving what it serves until every face has an embedding of the target network, then
 //!   switches at once;
 //! - `similar`: the legacy duplicate-person checks (CheckSimilarPerson);
-//! - `links`: the result files both produce, behind links that expire.
+//! - `links`: the result files both produce, behind links that expire;
+//! - `lease`: which replica runs each kind of work when several share a database.
 
+pub mod lease;
 pub mod links;
 pub mod mover;
 pub mod similar;
@@ -48,6 +50,8 @@ pub struct Jobs {
     pub faces: Arc<FacePipeline>,
     pub links: Arc<Links>,
     pub pace: Pace,
+    /// This server's name among the replicas (the holder of leases).
+    pub replica: String,
     moves: Notify,
     checks: Notify,
 }
@@ -59,6 +63,7 @@ impl Jobs {
         faces: Arc<FacePipeline>,
         links: Arc<Links>,
         pace: Pace,
+        replica: String,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -66,15 +71,19 @@ impl Jobs {
             faces,
             links,
             pace,
+            replica,
             moves: Notify::new(),
             checks: Notify::new(),
         })
     }
 
-    /// Start the workers (they pick up whatever the store says is under way).
+    /// Start the workers (they pick up whatever the store says is under way), each when this server holds
+    /// its lease.
     pub fn start(self: &Arc<Self>) {
-        tokio::spawn(mover::run(self.clone()));
-        tokio::spawn(similar::run(self.clone()));
+        let moving = lease::Lease::keep(self.store.clone(), "mover", self.replica.clone());
+        let checking = lease::Lease::keep(self.store.clone(), "checks", self.replica.clone());
+        tokio::spawn(mover::run(self.clone(), moving));
+        tokio::spawn(similar::run(self.clone(), checking));
     }
 
     /// A group started moving.

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Jobs;
+use super::lease::Lease;
 use crate::face::embed::Recognition;
 use crate::store::StoreError;
 use crate::store::embeddings::{MoveProgress, Switch};
@@ -22,10 +23,16 @@ use crate::store::groups::GroupRow;
 /// How long a result link of a failed upgrade stays valid (Tencent: half an hour).
 pub const FAILED_FACES_LINK: Duration = Duration::from_secs(30 * 60);
 
-pub async fn run(jobs: Arc<Jobs>) {
+pub async fn run(jobs: Arc<Jobs>, lease: Arc<Lease>) {
     // Per moving group: the last person of its current pass, and when its progress was last reported.
     let mut passes: HashMap<String, Pass> = HashMap::new();
     loop {
+        if !lease.held() {
+            // Another replica moves the groups; this one takes over if that one dies (from the faces
+            // already embedded: a pass embeds only what is missing).
+            passes.clear();
+            lease.wait_held().await;
+        }
         let mut moving = match jobs.store.moving_groups().await {
             Ok(moving) => moving,
             Err(e) => {
@@ -37,8 +44,8 @@ pub async fn run(jobs: Arc<Jobs>) {
         passes.retain(|id, _| moving.iter().any(|g| &g.group_id == id));
         if moving.is_empty() {
             metrics::gauge!("iai_moving_faces_remaining").set(0.0);
-            // Woken by an upgrade or revert; the timeout only guards against a missed wake-up.
-            let _ = tokio::time::timeout(Duration::from_secs(30), jobs.moves.notified()).await;
+            // Woken by an upgrade or revert made here; the timeout catches those made on another replica.
+            let _ = tokio::time::timeout(Duration::from_secs(5), jobs.moves.notified()).await;
             continue;
         }
         // One batch per group per round, users' jobs (upgrades, reverts) first: a small revert does not
@@ -222,14 +229,10 @@ async fn switch(
                 .map(|f| serde_json::json!({"person_id": f.person_id, "face_id": f.face_id, "type": 1}))
                 .collect();
             let file = format!("{job_id}.failed_faces.json");
-            let (links, name, bytes) = (
-                jobs.links.clone(),
-                file.clone(),
-                serde_json::Value::Array(listed).to_string(),
-            );
-            tokio::task::spawn_blocking(move || links.write(&name, bytes.as_bytes()))
+            let bytes = serde_json::Value::Array(listed).to_string().into_bytes();
+            jobs.links
+                .write(&file, bytes)
                 .await
-                .map_err(|e| StoreError::Task(e.to_string()))?
                 .map_err(|e| StoreError::Task(e.to_string()))?;
             let result = serde_json::json!({"failed_faces_file": file, "failed": failures.len()});
             jobs.store

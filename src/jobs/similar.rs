@@ -30,6 +30,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::Jobs;
+use super::lease::Lease;
 use crate::face::ModelVersion;
 use crate::face::embed::Recognition;
 use crate::face::score::Calibration;
@@ -392,7 +393,8 @@ pub fn result_file(job_id: &str) -> String {
 // ---------------------------------------------------------------------------------------------------------
 // The worker.
 
-pub async fn run(jobs: Arc<Jobs>) {
+pub async fn run(jobs: Arc<Jobs>, lease: Arc<Lease>) {
+    lease.wait_held().await;
     // Checks left unfinished by the previous process are still CHECK_RUNNING: they are picked up below and
     // run again from the beginning, re-snapshotting their groups (the snapshot lived in memory only).
     match jobs.store.unfinished_checks().await {
@@ -405,6 +407,11 @@ pub async fn run(jobs: Arc<Jobs>) {
     }
     let mut last_purge: Option<Instant> = None;
     loop {
+        if !lease.held() {
+            // Another replica runs the checks and the purges; this one takes over if that one dies (a
+            // check it left unfinished runs again from its start).
+            lease.wait_held().await;
+        }
         if last_purge.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
             last_purge = Some(Instant::now());
             purge(&jobs).await;
@@ -425,8 +432,8 @@ pub async fn run(jobs: Arc<Jobs>) {
             }
         };
         let Some(job) = job else {
-            // Woken by CheckSimilarPerson; the timeout only guards against a missed wake-up.
-            let _ = tokio::time::timeout(Duration::from_secs(60), jobs.checks.notified()).await;
+            // Woken by CheckSimilarPerson made here; the timeout catches those made on another replica.
+            let _ = tokio::time::timeout(Duration::from_secs(5), jobs.checks.notified()).await;
             continue;
         };
         metrics::gauge!("iai_similar_checks_running").set(1.0);
@@ -467,8 +474,7 @@ pub async fn run(jobs: Arc<Jobs>) {
 
 /// Result files older than 90 days, and checks finished more than a year ago.
 async fn purge(jobs: &Arc<Jobs>) {
-    let links = jobs.links.clone();
-    let _ = tokio::task::spawn_blocking(move || links.purge(RESULT_KEPT)).await;
+    jobs.links.purge(RESULT_KEPT).await;
     let before = now_ms() - JOBS_KEPT_MS;
     match jobs.store.forget_checks_before(before).await {
         Ok(0) => {}
@@ -643,24 +649,19 @@ async fn check(jobs: &Arc<Jobs>, job: &JobRow) -> Result<Outcome, StoreError> {
     let similar = found.len();
     let file = result_file(&job.job_id);
     {
-        let (snap, links, file, group_ids) = (
-            snap.clone(),
-            jobs.links.clone(),
-            file.clone(),
-            params.group_ids.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
+        let (snap, group_ids) = (snap.clone(), params.group_ids.clone());
+        let bytes = tokio::task::spawn_blocking(move || {
             let elements = findings(&snap, found, &group_ids, &calibration, |id| {
                 names.get(id).cloned().unwrap_or_default()
             });
-            let bytes =
-                serde_json::to_vec(&elements).map_err(|e| StoreError::Task(e.to_string()))?;
-            links
-                .write(&file, &bytes)
-                .map_err(|e| StoreError::Task(e.to_string()))
+            serde_json::to_vec(&elements).map_err(|e| StoreError::Task(e.to_string()))
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))??;
+        jobs.links
+            .write(&file, bytes)
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
     }
     let seconds = started.elapsed().as_secs_f64();
     let result = serde_json::json!({

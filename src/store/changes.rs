@@ -70,6 +70,14 @@ pub enum Change {
 }
 
 impl Change {
+    /// Whether the change lacks rows its writer read in process (read back from the log: `hydrate`).
+    pub fn needs_hydrating(&self) -> bool {
+        matches!(
+            self,
+            Change::Rebuild { faces: None, .. } | Change::Cam { snapshot: None }
+        )
+    }
+
     /// The change as the log stores it.
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
         postcard::to_stdvec(self).map_err(|e| StoreError::Db(Box::new(e)))
@@ -149,6 +157,8 @@ pub(super) struct Log {
     /// forever for a log applied in process.
     confirmed: parking_lot::Mutex<Option<Instant>>,
     in_process: bool,
+    /// This server is stopping: it no longer reports itself as a live replica.
+    leaving: std::sync::atomic::AtomicBool,
 }
 
 impl Log {
@@ -168,6 +178,7 @@ impl Log {
             position: tokio::sync::watch::channel(last).0,
             confirmed: parking_lot::Mutex::new(in_process.then(Instant::now)),
             in_process,
+            leaving: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -236,6 +247,16 @@ impl Log {
                 self.applied()
             ))),
         }
+    }
+
+    /// This server is stopping (heartbeats end).
+    pub(super) fn leave(&self) {
+        self.leaving
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(super) fn leaving(&self) -> bool {
+        self.leaving.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The log was read to its head just now.

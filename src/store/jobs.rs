@@ -382,6 +382,32 @@ impl fmt::Display for Refusal {
     }
 }
 
+impl Store {
+    /// Take or renew the lease `name` (a kind of background work) for `owner` for `ttl`: `true` when
+    /// `owner` holds it now. Writes are one at a time across every server, so two cannot both win.
+    pub async fn take_lease(
+        &self,
+        name: &'static str,
+        owner: String,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        self.db
+            .write(move |tx| {
+                let now = now_ms();
+                sql::take_lease(tx, name, &owner, now, now + ttl.as_millis() as i64)
+            })
+            .await
+    }
+
+    /// Who holds the lease `name` and until when (milliseconds), if anybody ever took it.
+    pub async fn lease_holder(
+        &self,
+        name: &'static str,
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        self.db.read(move |conn| sql::lease(conn, name)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod cam;
 pub mod changes;
 pub mod embeddings;
+pub mod files;
 pub mod groups;
 pub mod jobs;
 pub mod listing;
@@ -71,7 +72,7 @@ pub enum StoreError {
 #[derive(Clone)]
 enum Db {
     Sqlite(sqlite::Db),
-    Postgres(postgres::Db),
+    Postgres(Box<postgres::Db>),
 }
 
 impl Db {
@@ -132,9 +133,20 @@ impl Store {
         let log = Arc::new(changes::Log::shared(last));
         tokio::spawn(postgres::follow::run(db.clone(), log.clone(), replica));
         Ok(Self {
-            db: Db::Postgres(db),
+            db: Db::Postgres(Box::new(db)),
             log,
         })
+    }
+
+    /// This server is stopping: with a shared database, it leaves the live replicas (tools stop
+    /// looking for it, and the log is no longer kept for it).
+    pub async fn leave(&self, replica_id: &str) {
+        self.log.leave();
+        if let Db::Postgres(db) = &self.db
+            && let Err(e) = postgres::follow::leave(db, replica_id).await
+        {
+            tracing::warn!(error = %e, "cannot remove this replica from the live replicas");
+        }
     }
 
     #[cfg(test)]
@@ -368,6 +380,29 @@ pub fn read_beside<T>(
     // One read transaction: every query sees the same commit.
     let snapshot = conn.unchecked_transaction()?;
     f(&sql::changes::View(&snapshot))
+}
+
+/// Run `f` on one consistent read of the shared PostgreSQL database at `url` (operator tools).
+pub async fn read_shared<T: Send + 'static>(
+    url: &str,
+    f: impl FnOnce(&dyn changes::StartView) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    postgres::Db::new(url)?
+        .read(move |conn| f(&sql::changes::View(conn)))
+        .await
+}
+
+/// The file `name` of the shared database at `url` (the link key, for operator tools).
+pub async fn shared_file(url: &str, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    let name = name.to_owned();
+    Ok(postgres::Db::new(url)?
+        .read(move |conn| sql::files::get(conn, &name))
+        .await?)
+}
+
+/// (id, address) of the replicas of the shared database at `url` seen in the last minute.
+pub async fn live_replicas(url: &str) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(postgres::follow::live_replicas(&postgres::Db::new(url)?).await?)
 }
 
 /// Create `dir` (and its missing parents) readable by this user only (0700); an existing one with group or

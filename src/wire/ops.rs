@@ -38,7 +38,12 @@ pub trait Operations: Send + Sync + 'static {
         false
     }
     /// A job's result file behind a signed link (`jobs::links`).
-    fn result_file(&self, name: &str, expires: i64, signature: &str) -> Result<Vec<u8>, LinkError>;
+    fn result_file(
+        &self,
+        name: &str,
+        expires: i64,
+        signature: &str,
+    ) -> impl Future<Output = Result<Vec<u8>, LinkError>> + Send;
 }
 
 #[derive(serde::Deserialize)]
@@ -61,7 +66,10 @@ pub async fn result_file<S: Operations>(
             json!({"error": "the link is not valid"}),
         );
     };
-    match service.result_file(&name, link.expires, &link.signature) {
+    match service
+        .result_file(&name, link.expires, &link.signature)
+        .await
+    {
         Ok(bytes) => {
             let mut response = (StatusCode::OK, bytes).into_response();
             response.headers_mut().insert(

@@ -499,7 +499,7 @@ mod tests {
         async fn index_digest(&self) -> Result<serde_json::Value, String> {
             Ok(serde_json::json!({"groups": {}}))
         }
-        fn result_file(
+        async fn result_file(
             &self,
             _: &str,
             _: i64,

@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import socket
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -36,6 +37,28 @@ QPS_OFF = "[qps]\n" + "".join(f"{g} = 0\n" for g in (
     "liveness_accurate", "similar_person", "upgrade_group_face_model_version", "cam"))
 
 
+# The store backend the suite runs on: "sqlite" (the default) or "postgres" (a throwaway cluster started
+# here; each server gets a database of its own, as each gets a data directory of its own).
+BACKEND = os.environ.get("IAI_TEST_BACKEND", "sqlite")
+_postgres = None
+
+
+def postgres_cluster():
+    global _postgres
+    if _postgres is None:
+        import atexit
+
+        from postgres import Postgres
+        _postgres = Postgres().start()
+        atexit.register(_postgres.destroy)
+    return _postgres
+
+
+def sqlite_only(reason):
+    """Skip a test that inspects or damages the SQLite file itself when the suite runs on PostgreSQL."""
+    return pytest.mark.skipif(BACKEND != "sqlite", reason=f"SQLite only: {reason}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -52,6 +75,8 @@ class Server:
         self.port = free_port()
         self.proc = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
+        if BACKEND == "postgres" and "IAI_DATABASE_URL" not in self.extra_env:
+            self.extra_env["IAI_DATABASE_URL"] = postgres_cluster().new_database()
 
     @property
     def endpoint(self) -> str:
@@ -103,6 +128,34 @@ class Server:
     def restart(self):
         self.stop()
         self.start()
+
+    def tool_env(self, **extra):
+        """The environment of an `iai-server` tool run beside this server (its database included)."""
+        env = dict(os.environ)
+        env.update({k: v for k, v in self.extra_env.items() if k == "IAI_DATABASE_URL"})
+        env.update(extra)
+        return env
+
+    def db(self, sql, params=()):
+        """Rows of `sql` (`?` placeholders) run on this server's database behind its back: the SQLite file,
+        or the PostgreSQL database through psql (values then come back as text)."""
+        url = self.extra_env.get("IAI_DATABASE_URL")
+        if url is None:
+            with sqlite3.connect(self.data_dir / "iai.sqlite3") as db:
+                return db.execute(sql, params).fetchall()
+
+        def literal(v):
+            if v is None:
+                return "NULL"
+            if isinstance(v, (int, float)):
+                return str(v)
+            return "'" + str(v).replace("'", "''") + "'"
+        parts = sql.split("?")
+        text = parts[0] + "".join(literal(p) + rest for p, rest in zip(params, parts[1:]))
+        text = text.replace("x'00'", "'\\x00'::bytea")
+        done = subprocess.run([str(postgres_cluster().bin / "psql"), url, "-tAq", "-F", "\t", "-c", text],
+                              capture_output=True, text=True, check=True)
+        return [tuple(line.split("\t")) for line in done.stdout.splitlines() if line]
 
 
 @contextlib.contextmanager

@@ -54,11 +54,13 @@ class Postgres:
             if self.as_root:
                 shutil.chown(self.root, "postgres", "postgres")
             self._run("initdb", "-D", str(self.data), "-U", "iai", "-A", "trust", "-E", "UTF8",
-                      "--no-sync", "--no-instructions")
+                      "--locale=C", "--no-sync", "--no-instructions")
             with open(self.data / "postgresql.conf", "a") as conf:
                 # Loopback only, a socket directory of its own, enough connections for several replicas.
                 conf.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
-                           f"unix_socket_directories = '{self.root}'\nmax_connections = 200\n")
+                           f"unix_socket_directories = '{self.root}'\nmax_connections = 400\n"
+                           # A test cluster: durability is not what is tested here, speed is needed.
+                           "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "30", "start")
         if not (self.data / "base").exists() or not self._has_database():
             self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "iai", "iai")
@@ -75,6 +77,14 @@ class Postgres:
     def restart(self):
         self.stop()
         return self.start()
+
+    def new_database(self) -> str:
+        """A fresh, empty database of this cluster; its URL."""
+        self._count = getattr(self, "_count", 0) + 1
+        name = f"iai_{os.getpid()}_{self._count}"
+        subprocess.run([str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "iai", name],
+                       check=True, capture_output=True, text=True)
+        return f"postgres://iai@127.0.0.1:{self.port}/{name}"
 
     def destroy(self):
         self.stop("immediate")

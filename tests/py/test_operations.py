@@ -2,7 +2,6 @@
 `iai-server check-index` finding an index that disagrees with its database."""
 
 import re
-import sqlite3
 import subprocess
 import time
 
@@ -149,15 +148,14 @@ def test_check_index_finds_an_index_that_disagrees_with_the_database(own_server,
     status, output = check_index(own_server)
     assert status == 0 and "equals a rebuild" in output, output
     # Behind the server's back, a stored embedding disappears: the live index still has it.
-    with sqlite3.connect(own_server.data_dir / "iai.sqlite3") as db:
-        db.execute("DELETE FROM face_vectors WHERE rowid = (SELECT min(rowid) FROM face_vectors)")
+    own_server.db("DELETE FROM face_vectors WHERE face_id = (SELECT min(face_id) FROM face_vectors)")
     status, output = check_index(own_server)
     assert status == 1, output
     assert f"MISMATCH group {group}" in output and "2 faces" in output and "1 faces" in output, output
     # With no server running, the database is checked on its own.
     own_server.stop()
     done = subprocess.run([binary(), "check-index", "--data-dir", str(own_server.data_dir)],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env=own_server.tool_env())
     assert done.returncode == 0 and "no server is running" in done.stdout, done.stdout + done.stderr
     own_server.start()
 

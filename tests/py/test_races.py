@@ -35,7 +35,7 @@ def binary():
 def check_index(server):
     """`iai-server check-index` on the server's data directory: (exit status, output)."""
     done = subprocess.run([binary(), "check-index", "--data-dir", str(server.data_dir)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=server.tool_env())
     return done.returncode, done.stdout + done.stderr
 
 

@@ -18,7 +18,7 @@ import requests
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.iai.v20180301 import models
 
-from conftest import Server, make_client, running_server
+from conftest import Server, make_client, running_server, sqlite_only
 from test_cam import cam, cam_client_for
 from test_faces import EDGE
 from test_persons import ONE_FACE, create_group, create_person
@@ -82,8 +82,8 @@ def test_check_index_ignores_a_proxy_in_the_environment(srv):
     """The token goes to the server only: an HTTP_PROXY in check-index's environment is not used."""
     seen, proxy, proxy_server = recording_proxy()
     try:
-        env = dict(os.environ, HTTP_PROXY=proxy, ALL_PROXY=proxy, http_proxy=proxy, all_proxy=proxy,
-                   NO_PROXY="", no_proxy="")
+        env = srv.tool_env(HTTP_PROXY=proxy, ALL_PROXY=proxy, http_proxy=proxy, all_proxy=proxy,
+                           NO_PROXY="", no_proxy="")
         done = subprocess.run([binary(), "check-index", "--data-dir", str(srv.data_dir)], env=env,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
@@ -95,6 +95,7 @@ def test_check_index_ignores_a_proxy_in_the_environment(srv):
 # ---- files holding secrets
 
 
+@sqlite_only("the database file's modes")
 def test_the_data_directory_and_its_secrets_are_private_and_loose_modes_are_tightened(tmp_path):
     with running_server(tmp_path) as server:
         # A write, so that the database has its -wal.

@@ -5,7 +5,6 @@ crops are embedded again in the background), and every error path of the four ac
 
 import concurrent.futures
 import re
-import sqlite3
 import threading
 import time
 
@@ -241,10 +240,9 @@ def test_deleting_a_group_in_the_middle_of_its_upgrade_fails_the_job(slow_server
 def break_a_crop(server, person_id):
     """Behind the server's back, one stored crop of the person becomes unreadable. Returns its FaceId."""
     server.stop()
-    with sqlite3.connect(server.data_dir / "iai.sqlite3") as db:
-        (face_id,) = db.execute("SELECT face_id FROM faces WHERE person_id = ? ORDER BY face_id LIMIT 1",
-                                (person_id,)).fetchone()
-        db.execute("UPDATE faces SET crop_png = x'00' WHERE face_id = ?", (face_id,))
+    ((face_id,),) = server.db("SELECT face_id FROM faces WHERE person_id = ? ORDER BY face_id LIMIT 1",
+                              (person_id,))
+    server.db("UPDATE faces SET crop_png = x'00' WHERE face_id = ?", (face_id,))
     server.start()
     return face_id
 
@@ -292,17 +290,15 @@ def test_a_changed_network_is_applied_by_embedding_the_stored_crops_again(slow_s
     enrol(client, group, IDENTITIES)
     broken = break_a_crop(slow_server, IDENTITIES[2])
     slow_server.stop()
-    with sqlite3.connect(slow_server.data_dir / "iai.sqlite3") as db:
-        assert db.execute("SELECT serving_model FROM groups WHERE group_id = ?", (group,)).fetchone() == \
-            ("faceapi_recognition_128.onnx",)
-        db.execute("UPDATE groups SET face_model_version = '3.0' WHERE group_id = ?", (group,))
+    assert slow_server.db("SELECT serving_model FROM groups WHERE group_id = ?", (group,)) == \
+        [("faceapi_recognition_128.onnx",)]
+    slow_server.db("UPDATE groups SET face_model_version = '3.0' WHERE group_id = ?", (group,))
     slow_server.start()
     # Answering on the old embeddings while it moves (scores of dlib's curve, FaceModelVersion 3.0).
     assert top(client, group, probe(IDENTITIES[0]))[::2] == (IDENTITIES[0], "3.0")
     deadline = time.time() + 90
     while time.time() < deadline:
-        with sqlite3.connect(slow_server.data_dir / "iai.sqlite3") as db:
-            (serving,) = db.execute("SELECT serving_model FROM groups WHERE group_id = ?", (group,)).fetchone()
+        ((serving,),) = slow_server.db("SELECT serving_model FROM groups WHERE group_id = ?", (group,))
         if serving == "mobilefacenet_192.onnx":
             break
         time.sleep(0.3)

@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::Db;
-use crate::store::changes::Log;
+use crate::store::changes::{Log, hydrate};
+use crate::store::sql::changes::View;
 use crate::store::{Change, StoreError, now_ms};
 
 /// How often the log is read when no notification came (the fallback when one is lost).
@@ -73,7 +74,7 @@ async fn follow_connected(
         client.batch_execute("LISTEN iai_change_log").await?;
         tracing::info!(applied = log.applied(), "following the change log");
         loop {
-            catch_up(&client, log).await?;
+            catch_up(db, &client, log).await?;
             heartbeat(&client, log, replica, started).await?;
             tokio::select! {
                 woke = woken.recv() => if woke.is_none() {
@@ -89,7 +90,9 @@ async fn follow_connected(
 }
 
 /// Apply every entry after the last applied; the log is confirmed current once a read comes back short.
-async fn catch_up(client: &tokio_postgres::Client, log: &Log) -> Result<(), StoreError> {
+/// Changes whose writer's rows travel only in process (a rebuilt group's vectors, the CAM tables) are
+/// completed from one read of the database (`changes::hydrate`) before they are applied.
+async fn catch_up(db: &Db, client: &tokio_postgres::Client, log: &Log) -> Result<(), StoreError> {
     loop {
         let from = log.applied() as i64;
         let rows = client
@@ -98,9 +101,10 @@ async fn catch_up(client: &tokio_postgres::Client, log: &Log) -> Result<(), Stor
                 &[&from, &PAGE],
             )
             .await?;
-        for row in &rows {
+        let mut entries = Vec::with_capacity(rows.len());
+        for (n, row) in rows.iter().enumerate() {
             let seq: i64 = row.get(0);
-            if seq != log.applied() as i64 + 1 {
+            if seq != from + 1 + n as i64 {
                 // The entries this replica needed were trimmed: only a fresh start can bring it back.
                 log.lost(seq as u64);
                 return Err(StoreError::Task(format!(
@@ -108,14 +112,52 @@ async fn catch_up(client: &tokio_postgres::Client, log: &Log) -> Result<(), Stor
                     log.applied()
                 )));
             }
-            let change = Change::decode(row.get::<_, &[u8]>(1))?;
-            log.apply(seq as u64, std::slice::from_ref(&change));
+            entries.push((seq as u64, Change::decode(row.get::<_, &[u8]>(1))?));
+        }
+        if entries.iter().any(|(_, change)| change.needs_hydrating()) {
+            entries = db
+                .read(move |conn| {
+                    let view = View(conn);
+                    entries
+                        .into_iter()
+                        .map(|(seq, change)| Ok((seq, hydrate(change, &view)?)))
+                        .collect::<Result<Vec<_>, StoreError>>()
+                })
+                .await?;
+        }
+        for (seq, change) in &entries {
+            log.apply(*seq, std::slice::from_ref(change));
         }
         if (rows.len() as i64) < PAGE {
             log.confirm();
             return Ok(());
         }
     }
+}
+
+/// Remove `replica` from the live replicas (it is stopping).
+pub async fn leave(db: &Db, replica_id: &str) -> Result<(), StoreError> {
+    db.client()
+        .await?
+        .execute("DELETE FROM replicas WHERE replica_id = $1", &[&replica_id])
+        .await?;
+    Ok(())
+}
+
+/// (id, address) of the replicas seen within `LIVE`.
+pub async fn live_replicas(db: &Db) -> Result<Vec<(String, String)>, StoreError> {
+    let since = now_ms() - LIVE.as_millis() as i64;
+    Ok(db
+        .client()
+        .await?
+        .query(
+            "SELECT replica_id, address FROM replicas WHERE seen_ms > $1 ORDER BY replica_id",
+            &[&since],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
 }
 
 /// Record this replica's position, and trim what every live replica has applied (or what is too old).
@@ -125,6 +167,9 @@ async fn heartbeat(
     replica: &Replica,
     started: i64,
 ) -> Result<(), StoreError> {
+    if log.leaving() {
+        return Ok(());
+    }
     let now = now_ms();
     client
         .execute(

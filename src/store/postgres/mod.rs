@@ -61,6 +61,8 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 pub struct Db {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// Reads at once (each holds a pooled connection); beyond it reads wait their turn, as with SQLite.
+    reading: std::sync::Arc<crate::admission::Gate>,
 }
 
 impl Db {
@@ -90,7 +92,11 @@ impl Db {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Db(Box::new(e)))?;
-        Ok(Self { pool, config })
+        Ok(Self {
+            pool,
+            config,
+            reading: crate::admission::Gate::calls("read", POOL_SIZE - 4),
+        })
     }
 
     /// The database for operators' messages: host, port and name, never the password.
@@ -209,6 +215,11 @@ impl Db {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&dyn Sql) -> Result<T, E> + Send + 'static,
     {
+        let _ticket = self
+            .reading
+            .enter()
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
         transaction(self, false, f).await
     }
 

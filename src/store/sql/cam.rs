@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::{OptionalExtension, Row, Sql, params};
+use super::{Backend, OptionalExtension, Row, Sql, params};
 
 use crate::store::StoreError;
 use crate::store::cam::{AttachmentRow, KeyRow, PolicyRow, Snapshot, UserRow};
@@ -159,12 +159,17 @@ fn next_id(
     column: &str,
     first: i64,
 ) -> Result<i64, StoreError> {
+    // The larger of two values: SQLite's two-argument MAX, PostgreSQL's GREATEST.
+    let larger = match conn.backend() {
+        Backend::Sqlite => "MAX",
+        Backend::Postgres => "GREATEST",
+    };
     Ok(conn.query_row(
         &format!(
             "INSERT INTO cam_sequences (name, last)
-                 VALUES (?1, MAX((SELECT COALESCE(MAX({column}), 0) FROM {table}), ?2) + 1)
+                 VALUES (?1, {larger}((SELECT COALESCE(MAX({column}), 0) FROM {table}), ?2) + 1)
              ON CONFLICT (name) DO UPDATE
-                 SET last = MAX(last, (SELECT COALESCE(MAX({column}), 0) FROM {table})) + 1
+                 SET last = {larger}(cam_sequences.last, (SELECT COALESCE(MAX({column}), 0) FROM {table})) + 1
              RETURNING last"
         ),
         params![name, first],
@@ -379,7 +384,7 @@ pub fn attached_policies(
 /// Attach; returns false when it already was.
 pub fn attach(conn: &dyn Sql, row: &AttachmentRow) -> Result<bool, StoreError> {
     let n = conn.execute(
-        "INSERT OR IGNORE INTO cam_attachments (uin, policy_id, created_ms) VALUES (?1, ?2, ?3)",
+        "INSERT INTO cam_attachments (uin, policy_id, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
         params![row.uin as i64, row.policy_id as i64, row.created_ms],
     )?;
     Ok(n > 0)

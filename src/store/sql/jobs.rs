@@ -194,3 +194,36 @@ pub fn person_name(conn: &dyn Sql, person_id: &str) -> Result<Option<String>, St
         )
         .optional()?)
 }
+
+/// Take or renew the lease `name` for `owner` until `until_ms`: granted when nobody holds it, when its
+/// holder let it run out before `now_ms`, or when `owner` holds it already.
+pub fn take_lease(
+    conn: &dyn Sql,
+    name: &str,
+    owner: &str,
+    now_ms: i64,
+    until_ms: i64,
+) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row(
+            "INSERT INTO leases (name, owner, until_ms) VALUES (?1, ?2, ?4)
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms
+                 WHERE leases.owner = excluded.owner OR leases.until_ms < ?3
+             RETURNING owner",
+            params![name, owner, now_ms, until_ms],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Who holds the lease `name` and until when, if anybody ever took it.
+pub fn lease(conn: &dyn Sql, name: &str) -> Result<Option<(String, i64)>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT owner, until_ms FROM leases WHERE name = ?1",
+            params![name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}

@@ -8,6 +8,7 @@
 
 pub mod cam;
 pub mod changes;
+pub mod files;
 pub mod groups;
 pub mod jobs;
 pub mod listing;

@@ -16,7 +16,8 @@ pub fn insert(
     now_ms: i64,
 ) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT OR REPLACE INTO face_vectors (face_id, model, embedding, created_ms) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO face_vectors (face_id, model, embedding, created_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (face_id, model) DO UPDATE SET embedding = excluded.embedding, created_ms = excluded.created_ms",
         params![face_id, model, encode(vector), now_ms],
     )?;
     // An earlier failure of this network on the face no longer holds.
@@ -150,8 +151,10 @@ pub fn record_failure(
     now_ms: i64,
 ) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT OR REPLACE INTO face_vector_failures (face_id, model, reason, failed_ms)
-         SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM faces WHERE face_id = ?1)",
+        // The cast: PostgreSQL reads a bare placeholder in a SELECT list as text.
+        "INSERT INTO face_vector_failures (face_id, model, reason, failed_ms)
+         SELECT ?1, ?2, ?3, CAST(?4 AS BIGINT) WHERE EXISTS (SELECT 1 FROM faces WHERE face_id = ?1)
+         ON CONFLICT (face_id, model) DO UPDATE SET reason = excluded.reason, failed_ms = excluded.failed_ms",
         params![face_id, model, reason, now_ms],
     )?;
     Ok(())

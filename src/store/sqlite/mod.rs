@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0004_cam_sequences.sql"),
     include_str!("../../../migrations/0005_change_log.sql"),
     include_str!("../../../migrations/0006_group_face_count.sql"),
+    include_str!("../../../migrations/0007_leases_and_files.sql"),
 ];
 
 pub const DB_FILE: &str = "iai.sqlite3";
