@@ -119,7 +119,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=10)
     args = parser.parse_args()
     base = pathlib.Path(tempfile.mkdtemp(prefix="iai-replicas-bench-"))
-    pg = Postgres(base / "pg").start()
+    pg = Postgres().start()
     try:
         url = pg.new_database()
         lite = server(base, "lite")

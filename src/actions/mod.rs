@@ -510,11 +510,23 @@ impl crate::wire::ops::Operations for IaiService {
              # HELP iai_index_vectors_total Vectors in every group's search index.\n\
              # TYPE iai_index_vectors_total gauge\n\
              iai_index_vectors_total{{kind=\"faces\"}} {faces}\n\
-             iai_index_vectors_total{{kind=\"persons\"}} {persons}\n\
-             # HELP iai_index_vectors Vectors in a group's search index (faces, and persons' fused features), \
-             for the {INDEX_METRICS_GROUPS} largest groups.\n\
-             # TYPE iai_index_vectors gauge\n",
+             iai_index_vectors_total{{kind=\"persons\"}} {persons}\n",
             sizes.len()
+        );
+        // How far this server may be behind the database: the time since it last confirmed it had applied
+        // the change log to its head (0 with SQLite, whose log is applied as writes commit; -1 while it
+        // cannot confirm at all, the database being unreachable).
+        let _ = writeln!(
+            text,
+            "# HELP iai_change_log_lag_seconds Time since this server last confirmed it applied the change \
+             log to its head (-1: cannot confirm).\n# TYPE iai_change_log_lag_seconds gauge\n\
+             iai_change_log_lag_seconds {}",
+            self.store.log_lag().map_or(-1.0, |lag| lag.as_secs_f64())
+        );
+        let _ = writeln!(
+            text,
+            "# HELP iai_index_vectors Vectors in a group's search index (faces, and persons' fused features), \
+             for the {INDEX_METRICS_GROUPS} largest groups.\n# TYPE iai_index_vectors gauge"
         );
         // One series per group would let a key holder with 100,000 groups swamp the metrics.
         sizes.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));

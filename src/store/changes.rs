@@ -411,13 +411,13 @@ mod log_tests {
                 // Another writer commits meanwhile (what a CAM call does while a large index loads).
                 let other = rusqlite::Connection::open(&path).unwrap();
                 let tx = other.unchecked_transaction().unwrap();
-                crate::store::sql::groups::insert(&tx, &group("b"), 1).unwrap();
+                crate::store::sql::groups::insert(&*tx, &group("b"), 1).unwrap();
                 let change = Change::CreateGroup {
                     group_id: "b".into(),
                     version: "3.0".into(),
                     model: "m.onnx".into(),
                 };
-                crate::store::sql::changes::append(&tx, &[change]).unwrap();
+                crate::store::sql::changes::append(&*tx, &[change]).unwrap();
                 tx.commit().unwrap();
                 Ok(Recorder::default())
             })

@@ -201,6 +201,12 @@ impl Store {
         }
     }
 
+    /// The time since this server last confirmed it applied the change log to its head (`None`: it
+    /// cannot confirm, the database being unreachable).
+    pub fn log_lag(&self) -> Option<std::time::Duration> {
+        self.log.staleness()
+    }
+
     /// The last change-log position every follower has applied.
     pub fn applied(&self) -> u64 {
         self.log.applied()
@@ -379,7 +385,7 @@ pub fn read_beside<T>(
     let conn = sqlite::Db::open_read_only(data_dir)?;
     // One read transaction: every query sees the same commit.
     let snapshot = conn.unchecked_transaction()?;
-    f(&sql::changes::View(&snapshot))
+    f(&sql::changes::View(&*snapshot))
 }
 
 /// Run `f` on one consistent read of the shared PostgreSQL database at `url` (operator tools).

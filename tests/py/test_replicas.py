@@ -129,7 +129,7 @@ def test_a_person_created_through_a_is_found_on_b_and_c(trio, unique):
     # Every replica reports the log position it applied.
     for srv in trio.servers:
         metrics = __import__("requests").get(f"{srv.url}metrics", timeout=10).text
-        assert "iai_change_log_applied" in metrics
+        assert "iai_change_log_applied" in metrics and "iai_change_log_lag_seconds" in metrics
 
 
 def test_a_cam_change_through_a_applies_on_b(trio, unique):

@@ -104,7 +104,7 @@ impl Db {
             let _entered = span.enter();
             let mut conn = conn.lock();
             let tx = conn.transaction().map_err(StoreError::from)?;
-            let out = f(&tx)?;
+            let out = f(&*tx)?;
             tx.commit().map_err(StoreError::from)?;
             after(&out);
             Ok(out)
@@ -147,7 +147,7 @@ impl Db {
                 None => open_reader(&path)?,
             };
             let out = match conn.unchecked_transaction() {
-                Ok(snapshot) => f(&snapshot),
+                Ok(snapshot) => f(&*snapshot),
                 Err(e) => Err(StoreError::from(e).into()),
             };
             let mut idle = readers.lock();
@@ -246,7 +246,7 @@ fn value(v: rusqlite::types::ValueRef<'_>) -> Result<Value, SqlError> {
     })
 }
 
-/// The shared statements on a SQLite connection (a transaction runs them through `Deref`).
+/// The shared statements on a SQLite connection (a transaction's, through `Deref`: `&*tx`).
 impl Sql for Connection {
     fn backend(&self) -> Backend {
         Backend::Sqlite
@@ -277,29 +277,6 @@ impl Sql for Connection {
 
     fn run_batch(&self, sql: &str) -> sql::Result<()> {
         Ok(self.execute_batch(sql)?)
-    }
-}
-
-impl Sql for rusqlite::Transaction<'_> {
-    fn backend(&self) -> Backend {
-        Backend::Sqlite
-    }
-
-    fn run(&self, sql: &str, args: &[Value]) -> sql::Result<u64> {
-        (**self).run(sql, args)
-    }
-
-    fn each_row(
-        &self,
-        sql: &str,
-        args: &[Value],
-        each: &mut dyn FnMut(&Row) -> sql::Result<()>,
-    ) -> sql::Result<()> {
-        (**self).each_row(sql, args, each)
-    }
-
-    fn run_batch(&self, sql: &str) -> sql::Result<()> {
-        (**self).run_batch(sql)
     }
 }
 
