@@ -155,7 +155,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     // Groups whose network is no longer their version's current one start moving to it; the retired
     // networks they still serve are loaded for their searches meanwhile.
     let retired_models = jobs::plan_network_changes(&store).await?;
-    let links = Arc::new(if config.database_url.is_some() {
+    let links = Arc::new(if store.is_shared() {
         jobs::links::Links::shared(&config.data_dir, store.clone()).await?
     } else {
         jobs::links::Links::open(&config.data_dir)?

@@ -2,7 +2,7 @@
 //! (moving groups, duplicate checks with the purges) runs on one of them at a time: the holder of its lease,
 //! a row it renews every `RENEW`. When the holder dies, the lease runs out after `TTL` and another replica
 //! takes it and resumes the work from what the store saved (a move from the faces already embedded, a check
-//! from its start). With SQLite there is one server, which always holds the lease.
+//! from its start). A store nobody shares (SQLite) has one server, which holds every lease without a row.
 //!
 //! Writes commit one at a time across every replica (the store's write lock), so a conditional upsert is
 //! enough to make taking a lease exclusive: no `FOR UPDATE SKIP LOCKED` is needed.
@@ -28,7 +28,11 @@ pub struct Lease {
 impl Lease {
     /// Keep taking or renewing the lease `name` for `owner` until the process ends.
     pub fn keep(store: Store, name: &'static str, owner: String) -> Arc<Self> {
-        let (tell, held) = watch::channel(false);
+        let (tell, held) = watch::channel(!store.is_shared());
+        metrics::gauge!("iai_lease_held", "lease" => name).set(*held.borrow() as u8 as f64);
+        if !store.is_shared() {
+            return Arc::new(Self { name, held });
+        }
         tokio::spawn(async move {
             loop {
                 let now_held = match store.take_lease(name, owner.clone(), TTL).await {

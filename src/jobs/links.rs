@@ -57,9 +57,7 @@ impl Links {
                 key
             }
             _ => {
-                let key: Vec<u8> = (0..2)
-                    .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
-                    .collect();
+                let key = fresh_key();
                 write_private(&key_path, &key)
                     .with_context(|| format!("cannot write {}", key_path.display()))?;
                 key
@@ -75,10 +73,7 @@ impl Links {
     /// replica to start makes the key); the key is also written to `data_dir`'s `url.key`, for
     /// `check-index` on this machine.
     pub async fn shared(data_dir: &Path, store: Store) -> anyhow::Result<Self> {
-        let fresh: Vec<u8> = (0..2)
-            .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
-            .collect();
-        let key = store.file_or_insert(KEY_FILE.into(), fresh).await?;
+        let key = store.file_or_insert(KEY_FILE.into(), fresh_key()).await?;
         anyhow::ensure!(key.len() >= 32, "the database's link key is not a key");
         let key_path = data_dir.join(KEY_FILE);
         if std::fs::read(&key_path).ok().as_deref() != Some(&key[..]) {
@@ -213,6 +208,13 @@ fn purge_dir(dir: &Path, age: Duration) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// A new link key: 32 random bytes.
+fn fresh_key() -> Vec<u8> {
+    (0..2)
+        .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
+        .collect()
 }
 
 /// The key file in the data directory.

@@ -126,6 +126,17 @@ pub fn hydrate(change: Change, view: &dyn StartView) -> Result<Change, StoreErro
     })
 }
 
+/// `hydrate` for each of a stretch of the log.
+pub fn hydrate_all(
+    entries: Vec<(u64, Change)>,
+    view: &dyn StartView,
+) -> Result<Vec<(u64, Change)>, StoreError> {
+    entries
+        .into_iter()
+        .map(|(seq, change)| Ok((seq, hydrate(change, view)?)))
+        .collect()
+}
+
 /// Something kept in memory that follows the change log.
 pub trait Follower: Send + Sync {
     /// Apply the change numbered `seq`. Changes arrive once each, in order.

@@ -398,14 +398,6 @@ impl Store {
             })
             .await
     }
-
-    /// Who holds the lease `name` and until when (milliseconds), if anybody ever took it.
-    pub async fn lease_holder(
-        &self,
-        name: &'static str,
-    ) -> Result<Option<(String, i64)>, StoreError> {
-        self.db.read(move |conn| sql::lease(conn, name)).await
-    }
 }
 
 #[cfg(test)]

@@ -157,6 +157,12 @@ impl Store {
         }
     }
 
+    /// Whether other servers may share this store's database (PostgreSQL): then leases decide which one runs
+    /// background work, and files every replica serves are kept in the database.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+
     /// The database file (an embedded backend's), for sizes and operators' tools.
     pub fn database_file(&self) -> Option<&Path> {
         match &self.db {
@@ -175,13 +181,9 @@ impl Store {
 
     /// Whether the database answers a query (for readiness probes).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match &self.db {
-            Db::Sqlite(db) => {
-                db.read(|conn| Ok(conn.query_row("SELECT 1", [0; 0], |_| Ok(()))?))
-                    .await
-            }
-            Db::Postgres(db) => db.ping().await,
-        }
+        self.db
+            .read(|conn| Ok(conn.query_row("SELECT 1", [0; 0], |_| Ok(()))?))
+            .await
     }
 
     /// Whether what this server holds in memory is known to be within `max` of the database: `Stale`
@@ -239,15 +241,9 @@ impl Store {
                 loop {
                     let missed = db
                         .read(move |conn| {
-                            let view = sql::changes::View(conn);
                             sql::changes::since(conn, from)?
                                 .map(|missed| {
-                                    missed
-                                        .into_iter()
-                                        .map(|(seq, change)| {
-                                            Ok((seq, changes::hydrate(change, &view)?))
-                                        })
-                                        .collect::<Result<Vec<_>, StoreError>>()
+                                    changes::hydrate_all(missed, &sql::changes::View(conn))
                                 })
                                 .transpose()
                         })
@@ -291,8 +287,8 @@ impl Store {
             let view = sql::changes::View(conn);
             let follower = match sql::changes::since(conn, from)? {
                 Some(missed) => {
-                    for (seq, change) in missed {
-                        follower.apply(seq, &changes::hydrate(change, &view)?);
+                    for (seq, change) in changes::hydrate_all(missed, &view)? {
+                        follower.apply(seq, &change);
                     }
                     follower
                 }

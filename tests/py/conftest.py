@@ -149,10 +149,11 @@ class Server:
                 return "NULL"
             if isinstance(v, (int, float)):
                 return str(v)
+            if isinstance(v, bytes):
+                return f"'\\x{v.hex()}'::bytea"
             return "'" + str(v).replace("'", "''") + "'"
         parts = sql.split("?")
         text = parts[0] + "".join(literal(p) + rest for p, rest in zip(params, parts[1:]))
-        text = text.replace("x'00'", "'\\x00'::bytea")
         done = subprocess.run([str(postgres_cluster().bin / "psql"), url, "-tAq", "-F", "\t", "-c", text],
                               capture_output=True, text=True, check=True)
         return [tuple(line.split("\t")) for line in done.stdout.splitlines() if line]

@@ -14,14 +14,16 @@ import threading
 import time
 
 import pytest
+import requests
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.iai.v20180301 import models
 
 from conftest import BACKEND, Server, make_client, postgres_cluster
 from test_cam import Team, cam, code_of, iai, policy
+from test_faces import b64
 from test_persons import ONE_FACE, create_group, photos, search
 from test_races import binary, create_face_request, images, sdk, setup  # noqa: F401 (fixture)
-from test_upgrade import IDENTITIES, SLOW, client20, enrol, upgrade, wait_status
+from test_upgrade import IDENTITIES, SLOW, client20, enrol, job_result, upgrade, wait_status
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgres", reason="several replicas run in the PostgreSQL pass")
 
@@ -79,9 +81,7 @@ def check_index(srv, url, server=None):
 
 def create_person(client, group, person, path=ONE_FACE):
     req = models.CreatePersonRequest()
-    req.GroupId, req.PersonId, req.PersonName = group, person, person
-    from test_faces import b64
-    req.Image = b64(path)
+    req.GroupId, req.PersonId, req.PersonName, req.Image = group, person, person, b64(path)
     return client.CreatePerson(req)
 
 
@@ -108,8 +108,7 @@ def test_a_person_created_through_a_is_found_on_b_and_c(trio, unique):
     lags = []
     identities = IDENTITIES[:4]
     for identity in identities:
-        first, *rest = photos(identity)
-        create_person(a, group, identity + unique(""), first)
+        create_person(a, group, identity + unique(""), photos(identity)[0])
     for identity in identities:
         person = unique("p")
         create_person(a, group, person, photos(identity)[0])
@@ -128,7 +127,7 @@ def test_a_person_created_through_a_is_found_on_b_and_c(trio, unique):
           f"max {max(lags) * 1000:.1f} ms over {len(lags)}")
     # Every replica reports the log position it applied.
     for srv in trio.servers:
-        metrics = __import__("requests").get(f"{srv.url}metrics", timeout=10).text
+        metrics = requests.get(f"{srv.url}metrics", timeout=10).text
         assert "iai_change_log_applied" in metrics and "iai_change_log_lag_seconds" in metrics
 
 
@@ -214,7 +213,7 @@ def test_an_upgrade_started_on_a_is_finished_by_b_after_a_dies(tmp_path, unique)
         job = upgrade(client20(replicas[0]), group)
         jobs_b = client20(replicas[1])
         deadline = time.time() + 60
-        while __import__("test_upgrade").job_result(jobs_b, job).Progress <= 0:
+        while job_result(jobs_b, job).Progress <= 0:
             assert time.time() < deadline, "the upgrade made no progress on A"
             time.sleep(0.1)
         replicas.kill(0)

@@ -242,7 +242,7 @@ def break_a_crop(server, person_id):
     server.stop()
     ((face_id,),) = server.db("SELECT face_id FROM faces WHERE person_id = ? ORDER BY face_id LIMIT 1",
                               (person_id,))
-    server.db("UPDATE faces SET crop_png = x'00' WHERE face_id = ?", (face_id,))
+    server.db("UPDATE faces SET crop_png = ? WHERE face_id = ?", (b"\x00", face_id))
     server.start()
     return face_id
 

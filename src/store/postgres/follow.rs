@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::Db;
-use crate::store::changes::{Log, hydrate};
+use crate::store::changes::{Log, hydrate_all};
 use crate::store::sql::changes::View;
 use crate::store::{Change, StoreError, now_ms};
 
@@ -116,13 +116,7 @@ async fn catch_up(db: &Db, client: &tokio_postgres::Client, log: &Log) -> Result
         }
         if entries.iter().any(|(_, change)| change.needs_hydrating()) {
             entries = db
-                .read(move |conn| {
-                    let view = View(conn);
-                    entries
-                        .into_iter()
-                        .map(|(seq, change)| Ok((seq, hydrate(change, &view)?)))
-                        .collect::<Result<Vec<_>, StoreError>>()
-                })
+                .read(move |conn| hydrate_all(entries, &View(conn)))
                 .await?;
         }
         for (seq, change) in &entries {

@@ -232,10 +232,4 @@ impl Db {
     {
         transaction(self, true, f).await
     }
-
-    /// Whether the database answers a query.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.client().await?.simple_query("SELECT 1").await?;
-        Ok(())
-    }
 }

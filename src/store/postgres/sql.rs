@@ -65,54 +65,30 @@ impl Sql for Transaction<'_> {
         }
         Ok(())
     }
-
-    fn run_batch(&self, sql: &str) -> sql::Result<()> {
-        Ok(self.runtime.block_on(self.tx.batch_execute(sql))?)
-    }
 }
 
 /// Column `i` of a PostgreSQL row as a `Value`, by its type.
 fn column(row: &tokio_postgres::Row, i: usize) -> sql::Result<Value> {
-    let ty = row.columns()[i].type_().clone();
-    let get = |e: tokio_postgres::Error| SqlError::Type(i, e.to_string());
-    Ok(match ty {
-        Type::INT2 => row
-            .try_get::<_, Option<i16>>(i)
-            .map_err(get)?
-            .map(i64::from)
-            .map_or(Value::Null, Value::Int),
-        Type::INT4 => row
-            .try_get::<_, Option<i32>>(i)
-            .map_err(get)?
-            .map(i64::from)
-            .map_or(Value::Null, Value::Int),
-        Type::INT8 => row
-            .try_get::<_, Option<i64>>(i)
-            .map_err(get)?
-            .map_or(Value::Null, Value::Int),
-        Type::BOOL => row
-            .try_get::<_, Option<bool>>(i)
-            .map_err(get)?
-            .map(i64::from)
-            .map_or(Value::Null, Value::Int),
-        Type::FLOAT4 => row
-            .try_get::<_, Option<f32>>(i)
-            .map_err(get)?
-            .map(f64::from)
-            .map_or(Value::Null, Value::Real),
-        Type::FLOAT8 => row
-            .try_get::<_, Option<f64>>(i)
-            .map_err(get)?
-            .map_or(Value::Null, Value::Real),
-        Type::BYTEA => row
-            .try_get::<_, Option<Vec<u8>>>(i)
-            .map_err(get)?
-            .map_or(Value::Null, Value::Blob),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => row
-            .try_get::<_, Option<String>>(i)
-            .map_err(get)?
-            .map_or(Value::Null, Value::Text),
-        other => {
+    fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+        row: &'a tokio_postgres::Row,
+        i: usize,
+    ) -> sql::Result<Option<T>> {
+        row.try_get(i).map_err(|e| SqlError::Type(i, e.to_string()))
+    }
+    let int = |v: Option<i64>| v.map_or(Value::Null, Value::Int);
+    let real = |v: Option<f64>| v.map_or(Value::Null, Value::Real);
+    Ok(match *row.columns()[i].type_() {
+        Type::INT2 => int(get::<i16>(row, i)?.map(i64::from)),
+        Type::INT4 => int(get::<i32>(row, i)?.map(i64::from)),
+        Type::INT8 => int(get::<i64>(row, i)?),
+        Type::BOOL => int(get::<bool>(row, i)?.map(i64::from)),
+        Type::FLOAT4 => real(get::<f32>(row, i)?.map(f64::from)),
+        Type::FLOAT8 => real(get::<f64>(row, i)?),
+        Type::BYTEA => get::<Vec<u8>>(row, i)?.map_or(Value::Null, Value::Blob),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+            get::<String>(row, i)?.map_or(Value::Null, Value::Text)
+        }
+        ref other => {
             return Err(SqlError::Type(
                 i,
                 format!("unsupported column type {other}"),

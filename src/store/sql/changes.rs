@@ -28,8 +28,7 @@ pub fn last(conn: &dyn Sql) -> Result<u64, StoreError> {
 pub fn append(conn: &dyn Sql, changes: &[Change]) -> Result<u64, StoreError> {
     let last = last(conn)? as i64;
     let now = crate::store::now_ms();
-    let mut insert =
-        conn.prepare_cached("INSERT INTO change_log (seq, at_ms, body) VALUES (?, ?, ?)")?;
+    let mut insert = conn.prepare("INSERT INTO change_log (seq, at_ms, body) VALUES (?, ?, ?)")?;
     for (n, change) in changes.iter().enumerate() {
         insert.execute(params![last + 1 + n as i64, now, change.encode()?])?;
     }

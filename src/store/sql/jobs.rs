@@ -216,14 +216,3 @@ pub fn take_lease(
         .optional()?
         .is_some())
 }
-
-/// Who holds the lease `name` and until when, if anybody ever took it.
-pub fn lease(conn: &dyn Sql, name: &str) -> Result<Option<(String, i64)>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT owner, until_ms FROM leases WHERE name = ?1",
-            params![name],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?)
-}

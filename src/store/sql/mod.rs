@@ -79,8 +79,6 @@ pub trait Sql {
         args: &[Value],
         each: &mut dyn FnMut(&Row) -> Result<()>,
     ) -> Result<()>;
-    /// Run statements without arguments, separated by `;`.
-    fn run_batch(&self, sql: &str) -> Result<()>;
 }
 
 impl<'c> dyn Sql + 'c {
@@ -113,15 +111,6 @@ impl<'c> dyn Sql + 'c {
             sql: sql.to_owned(),
         })
     }
-
-    /// `prepare` (each backend caches its prepared statements itself).
-    pub fn prepare_cached(&self, sql: &str) -> Result<Statement<'_, 'c>> {
-        self.prepare(sql)
-    }
-
-    pub fn execute_batch(&self, sql: &str) -> Result<()> {
-        self.run_batch(sql)
-    }
 }
 
 /// A statement of a connection.
@@ -152,14 +141,6 @@ impl Statement<'_, '_> {
         mut each: impl FnMut(&Row) -> Result<()>,
     ) -> Result<()> {
         self.conn.each_row(&self.sql, &args.values(), &mut each)
-    }
-
-    pub fn query_row<T>(
-        &mut self,
-        args: impl Params,
-        f: impl FnOnce(&Row) -> Result<T>,
-    ) -> Result<T> {
-        self.conn.query_row(&self.sql, args, f)
     }
 
     pub fn execute(&mut self, args: impl Params) -> Result<usize> {
@@ -234,12 +215,6 @@ impl<T: ToValue, const N: usize> Params for [T; N] {
     }
 }
 
-impl Params for &[Value] {
-    fn values(self) -> Vec<Value> {
-        self.to_vec()
-    }
-}
-
 /// Arguments from expressions of any types `ToValue` knows: `params![id, name, 5_i64]`.
 #[macro_export]
 macro_rules! sql_params {
@@ -264,12 +239,6 @@ impl<T: ToValue + ?Sized> ToValue for &T {
 impl<T: ToValue> ToValue for Option<T> {
     fn to_value(&self) -> Value {
         self.as_ref().map_or(Value::Null, ToValue::to_value)
-    }
-}
-
-impl ToValue for Value {
-    fn to_value(&self) -> Value {
-        self.clone()
     }
 }
 
@@ -348,12 +317,6 @@ impl<T: FromValue> FromValue for Option<T> {
             Value::Null => Ok(None),
             other => T::from_value(other).map(Some),
         }
-    }
-}
-
-impl FromValue for Value {
-    fn from_value(value: &Value) -> Result<Self, String> {
-        Ok(value.clone())
     }
 }
 

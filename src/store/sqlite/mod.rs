@@ -274,10 +274,6 @@ impl Sql for Connection {
         }
         Ok(())
     }
-
-    fn run_batch(&self, sql: &str) -> sql::Result<()> {
-        Ok(self.execute_batch(sql)?)
-    }
 }
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
