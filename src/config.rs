@@ -202,6 +202,10 @@ pub enum AuditCommand {
         /// RFC 3339 or unix seconds; default: now.
         #[arg(long)]
         until: Option<String>,
+        /// The shared PostgreSQL database of several replicas (every replica's calls; default: the
+        /// SQLite trail in the data directory).
+        #[arg(long, env = "IAI_DATABASE_URL")]
+        database_url: Option<String>,
     },
 }
 

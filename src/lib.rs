@@ -36,23 +36,55 @@ use anyhow::Context;
 use wire::server::{AppState, WireConfig};
 
 /// Connect to the shared PostgreSQL database, retrying until it answers (in a deployment the database
-/// may start after the replicas).
-async fn connect_store(url: &str, config: &config::Config) -> store::Store {
+/// may start after the replicas). Meanwhile `listener` answers `/health`, `/ready` (503, with the last
+/// error) and every call `ServiceUnavailable`. `None` when the server is stopped first.
+async fn connect_store(
+    url: &str,
+    config: &config::Config,
+    listener: Arc<tokio::net::TcpListener>,
+    limits: wire::listener::ConnectionLimits,
+    metrics: wire::telemetry::Metrics,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) -> Option<store::Store> {
     let replica = store::postgres::follow::Replica {
         id: config.replica_name(),
         address: config.listen.clone(),
     };
+    let waiting = wire::waiting::Waiting::default();
+    let (connected, mut answered) = tokio::sync::watch::channel(false);
+    let mut stopped = stopping.clone();
+    let serving = tokio::spawn(wire::listener::serve(
+        listener,
+        wire::waiting::router(waiting.clone(), metrics),
+        limits,
+        async move {
+            tokio::select! {
+                _ = answered.wait_for(|up| *up) => {}
+                _ = stopped.wait_for(|stop| *stop) => {}
+            }
+        },
+    ));
     let mut wait = Duration::from_millis(500);
-    loop {
+    let store = loop {
         match store::Store::connect(url, replica.clone()).await {
-            Ok(store) => return store,
+            Ok(store) => break Some(store),
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), retry_in_ms = wait.as_millis() as u64, "cannot open the PostgreSQL database; retrying");
-                tokio::time::sleep(wait).await;
+                let why = format!("{e:#}");
+                tracing::warn!(error = %why, retry_in_ms = wait.as_millis() as u64, "cannot open the PostgreSQL database; retrying");
+                waiting.set(why);
+                let mut stopping = stopping.clone();
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    _ = stopping.wait_for(|stop| *stop) => break None,
+                }
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
         }
-    }
+    };
+    // The waiting answers end (calls in progress finish) before the service's own take the listener.
+    let _ = connected.send(true);
+    let _ = serving.await;
+    store
 }
 
 /// Where a running server records its address in its data directory (for `iai-server check-index`).
@@ -69,16 +101,48 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     // First, so that the gates made below report to it.
     let metrics = wire::telemetry::Metrics::install();
     wire::telemetry::set_replica(config.replica_name());
+    let listener = Arc::new(
+        tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?,
+    );
+    let address = listener.local_addr()?;
+    let limits = wire::listener::ConnectionLimits {
+        max_connections: config.max_connections,
+        header_timeout: Duration::from_secs(config.header_timeout_secs),
+        drain_timeout: Duration::from_secs(30),
+    };
+    // One signal stops the waiting for the database, the listener and, when it comes first, the loading.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
     let store = match &config.database_url {
         Some(url) => {
-            // Still this replica's own: its audit file, result files, address file.
+            // Still this replica's own: its address file and `url.key` copy.
             store::private_dir(&config.data_dir).with_context(|| {
                 format!(
                     "cannot create the data directory {}",
                     config.data_dir.display()
                 )
             })?;
-            connect_store(url, &config).await
+            tracing::info!(%address, "iai-server listening (connecting to the database)");
+            let connecting = connect_store(
+                url,
+                &config,
+                listener.clone(),
+                limits.clone(),
+                metrics.clone(),
+                stopping.clone(),
+            );
+            match connecting.await {
+                Some(store) => store,
+                None => {
+                    tracing::info!("stopped while connecting to the database");
+                    return Ok(());
+                }
+            }
         }
         None => {
             let data_dir = config.data_dir.clone();
@@ -89,7 +153,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
 
     let audit = if config.audit_enabled {
         Some(audit::Trail::open(
-            &config.data_dir,
+            store.audit_location(&config.data_dir, &config.replica_name())?,
             config.audit_retention_days,
         )?)
     } else {
@@ -117,6 +181,10 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
             body_timeout: Duration::from_secs(config.body_timeout_secs),
             body_idle_timeout: Duration::from_secs(config.body_idle_timeout_secs),
             qps: config.qps.clone(),
+            qps_share: {
+                let store = store.clone();
+                Arc::new(move || store.sharing_replicas())
+            },
             replay_protection: config.replay_protection.mode()?,
             auth_failures_per_second: config.auth_failures_per_second,
         },
@@ -124,23 +192,8 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
         cam.clone(),
         audit.clone(),
     );
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let address = listener.local_addr()?;
     tracing::info!(%address, "iai-server listening (loading the index and models)");
     let server_file = ServerFile::write(&config.data_dir, address);
-    let limits = wire::listener::ConnectionLimits {
-        max_connections: config.max_connections,
-        header_timeout: Duration::from_secs(config.header_timeout_secs),
-        drain_timeout: Duration::from_secs(30),
-    };
-    // One signal stops both the listener and, when it comes first, the loading.
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
-    });
     let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopping.wait_for(|stop| *stop).await;
     };

@@ -24,6 +24,28 @@ fn purge_freed_memory_at_once() {
 
 const DEFAULT_LOG: &str = "info";
 
+/// `iai-server audit export`: the SQLite trail of `data_dir`, or the shared database's.
+async fn audit_export(
+    data_dir: &std::path::Path,
+    since: &str,
+    until: Option<&str>,
+    database_url: Option<&str>,
+) -> anyhow::Result<u64> {
+    use iai_server::audit::export;
+    use iai_server::store::audit::Location;
+    let since = export::parse_time(since)?;
+    let until = until.map(export::parse_time).transpose()?;
+    let location = match database_url {
+        Some(url) => Location::database(url)?,
+        None => Location::File(data_dir.to_owned()),
+    };
+    // The trail's reads block: off the runtime that drives the database's connections.
+    tokio::task::spawn_blocking(move || {
+        export::export(&location, since, until, &mut std::io::stdout().lock())
+    })
+    .await?
+}
+
 fn main() -> std::process::ExitCode {
     purge_freed_memory_at_once();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -71,22 +93,11 @@ async fn serve_or_tool() -> std::process::ExitCode {
                     data_dir,
                     since,
                     until,
+                    database_url,
                 },
         }) => {
-            let exported = (|| {
-                let since = iai_server::audit::export::parse_time(since)?;
-                let until = until
-                    .as_deref()
-                    .map(iai_server::audit::export::parse_time)
-                    .transpose()?;
-                iai_server::audit::export::export(
-                    data_dir,
-                    since,
-                    until,
-                    &mut std::io::stdout().lock(),
-                )
-            })();
-            return match exported {
+            let exported = audit_export(data_dir, since, until.as_deref(), database_url.as_deref());
+            return match exported.await {
                 Ok(n) => {
                     eprintln!("iai-server audit export: {n} calls");
                     std::process::ExitCode::SUCCESS

@@ -1,7 +1,8 @@
 //! The audit trail: every request, refused ones included (time, RequestId, principal and SecretId, action,
 //! interface group, groups touched, client address, outcome code, latency; for searches and verifications
 //! also FaceNum and the top candidates), kept by the store's audit operations (`store::audit`; with SQLite
-//! its own file `audit.sqlite3` beside the database).
+//! its own file `audit.sqlite3` beside the database, with PostgreSQL the shared database, where every
+//! replica's calls are read together).
 //!
 //! Requests hand their record to a bounded queue and go on; one thread writes the queue in batches (one
 //! transaction per batch) and keeps 5-minute aggregates (calls, errors, a latency histogram) per action for
@@ -16,7 +17,6 @@ pub mod export;
 pub mod query;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::store::audit::{AuditStore, Histogram, StatDelta};
+use crate::store::audit::{AuditStore, Histogram, Location, StatDelta};
 
 // The rows live with the store (the lower layer); they are the trail's vocabulary too.
 pub use crate::store::audit::{AUDIT_FILE, BUCKET_MS, Candidate, Record};
@@ -45,7 +45,7 @@ pub struct Trail {
     /// Bytes of the records in the queue (added here, taken off by the writer).
     queued_bytes: Arc<AtomicU64>,
     /// Where the readers open the trail.
-    data_dir: PathBuf,
+    location: Location,
 }
 
 impl Record {
@@ -70,9 +70,9 @@ impl Record {
 }
 
 impl Trail {
-    /// Open (creating) the trail in `data_dir` and start its writer thread.
-    pub fn open(data_dir: &Path, retention_days: u32) -> anyhow::Result<Arc<Self>> {
-        let store = AuditStore::open(data_dir)?;
+    /// Open (creating) the trail at `location` and start its writer thread.
+    pub fn open(location: Location, retention_days: u32) -> anyhow::Result<Arc<Self>> {
+        let store = AuditStore::open(&location)?;
         let (queue, records) = std::sync::mpsc::sync_channel(QUEUE);
         let retention = Duration::from_secs(u64::from(retention_days.max(1)) * 86_400);
         let queued_bytes = Arc::new(AtomicU64::new(0));
@@ -84,7 +84,7 @@ impl Trail {
         Ok(Arc::new(Self {
             queue,
             queued_bytes,
-            data_dir: data_dir.to_owned(),
+            location,
         }))
     }
 
@@ -107,7 +107,7 @@ impl Trail {
 
     /// A read-only handle for queries (run them off the async runtime).
     pub fn reader(&self) -> anyhow::Result<AuditStore> {
-        AuditStore::open_reader(&self.data_dir)
+        AuditStore::open_reader(&self.location)
     }
 }
 
@@ -281,7 +281,7 @@ mod tests {
     #[test]
     fn batches_are_written_and_aggregated_per_bucket() {
         let dir = tempfile::tempdir().unwrap();
-        let trail = Trail::open(dir.path(), 30).unwrap();
+        let trail = Trail::open(Location::File(dir.path().into()), 30).unwrap();
         let t0 = 1_800_000_000_000;
         for i in 0..10 {
             trail.record(record(

@@ -1,15 +1,17 @@
 //! The store's named operations on the audit trail (recording call batches, purging, the statistics and
 //! search-log queries, export), backend-neutral, and the plain rows they take and return. With SQLite the
-//! trail is a file of its own beside the database (`AUDIT_FILE`, 0600).
+//! trail is a file of its own beside the database (`AUDIT_FILE`, 0600); with PostgreSQL it is in the shared
+//! database, partitioned by day, so that every replica's calls are read together.
 //!
 //! What a call's record holds, how a batch is aggregated and when rows expire is the audit trail's
 //! (`crate::audit`); this layer only keeps and reads them.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use super::postgres::audit::PgAudit;
 use super::sqlite::audit::AuditDb;
 
 pub use super::sqlite::audit::AUDIT_FILE;
@@ -95,36 +97,69 @@ pub struct LogFilter {
     pub limit: u64,
 }
 
+/// Where a trail lives: a file in a data directory (SQLite), or the shared database.
+#[derive(Clone)]
+pub enum Location {
+    /// The data directory holding `AUDIT_FILE`.
+    File(PathBuf),
+    Database(PgAudit),
+}
+
+impl Location {
+    /// The trail of the PostgreSQL database at `url` (operators' tools). Needs a runtime.
+    pub fn database(url: &str) -> anyhow::Result<Self> {
+        let db = super::postgres::Db::new(url)?;
+        Ok(Self::Database(PgAudit::new(db, String::new())?))
+    }
+}
+
 /// A handle on the trail. Its operations block: run them off the async runtime.
 pub struct AuditStore {
-    db: AuditDb,
+    db: Backend,
+}
+
+enum Backend {
+    Sqlite(AuditDb),
+    Postgres(PgAudit),
 }
 
 impl AuditStore {
-    /// Open (creating, 0600) the trail of `data_dir` for writing, its schema created if missing.
-    pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+    /// Open (creating, 0600) the trail for writing, its schema created if missing.
+    pub fn open(location: &Location) -> anyhow::Result<Self> {
         Ok(Self {
-            db: AuditDb::open(data_dir)?,
+            db: match location {
+                Location::File(dir) => Backend::Sqlite(AuditDb::open(dir)?),
+                Location::Database(pg) => Backend::Postgres(pg.clone()),
+            },
         })
     }
 
     /// A read-only handle for the console's queries.
-    pub fn open_reader(data_dir: &Path) -> anyhow::Result<Self> {
+    pub fn open_reader(location: &Location) -> anyhow::Result<Self> {
         Ok(Self {
-            db: AuditDb::open_reader(data_dir)?,
+            db: match location {
+                Location::File(dir) => Backend::Sqlite(AuditDb::open_reader(dir)?),
+                Location::Database(pg) => Backend::Postgres(pg.clone()),
+            },
         })
     }
 
     /// A read-only handle on a trail that must already exist (operators' tools beside a running server).
-    pub fn open_existing(data_dir: &Path) -> anyhow::Result<Self> {
+    pub fn open_existing(location: &Location) -> anyhow::Result<Self> {
         Ok(Self {
-            db: AuditDb::open_existing(data_dir)?,
+            db: match location {
+                Location::File(dir) => Backend::Sqlite(AuditDb::open_existing(dir)?),
+                Location::Database(pg) => Backend::Postgres(pg.clone()),
+            },
         })
     }
 
     /// Where the trail lives, for operators' messages.
     pub fn location(&self) -> String {
-        self.db.path().display().to_string()
+        match &self.db {
+            Backend::Sqlite(db) => db.path().display().to_string(),
+            Backend::Postgres(db) => db.describe(),
+        }
     }
 
     /// Keep `calls` and add `stats` to their buckets, all or nothing.
@@ -133,23 +168,35 @@ impl AuditStore {
         calls: &[Record],
         stats: &[StatDelta],
     ) -> Result<(), StoreError> {
-        self.db.record_batch(calls, stats)
+        match &mut self.db {
+            Backend::Sqlite(db) => db.record_batch(calls, stats),
+            Backend::Postgres(db) => db.record_batch(calls, stats),
+        }
     }
 
     /// Delete the calls before `cutoff_ms` and the buckets that ended by then; returns the rows deleted.
     pub fn purge_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        self.db.purge_before(cutoff_ms)
+        match &self.db {
+            Backend::Sqlite(db) => db.purge_before(cutoff_ms),
+            Backend::Postgres(db) => db.purge_before(cutoff_ms),
+        }
     }
 
     /// Buckets starting in `[start_ms, end_ms)`, oldest first (by action within a bucket).
     pub fn stats(&self, start_ms: i64, end_ms: i64) -> Result<Vec<StatRow>, StoreError> {
-        self.db.stats(start_ms, end_ms)
+        match &self.db {
+            Backend::Sqlite(db) => db.stats(start_ms, end_ms),
+            Backend::Postgres(db) => db.stats(start_ms, end_ms),
+        }
     }
 
     /// The page of the search log (`SEARCH_ACTIONS`' calls) that `filter` asks, newest first, and how many
     /// calls match.
     pub fn search_log(&self, filter: &LogFilter) -> Result<(Vec<Record>, u64), StoreError> {
-        self.db.search_log(filter)
+        match &self.db {
+            Backend::Sqlite(db) => db.search_log(filter),
+            Backend::Postgres(db) => db.search_log(filter),
+        }
     }
 
     /// Hand every call of `[since_ms, until_ms)` to `each`, oldest first, streaming (the trail can be far
@@ -160,7 +207,11 @@ impl AuditStore {
         until_ms: Option<i64>,
         each: impl FnMut(Record) -> Result<(), E>,
     ) -> Result<u64, E> {
-        self.db.export(since_ms, until_ms.unwrap_or(i64::MAX), each)
+        let until_ms = until_ms.unwrap_or(i64::MAX);
+        match &self.db {
+            Backend::Sqlite(db) => db.export(since_ms, until_ms, each),
+            Backend::Postgres(db) => db.export(since_ms, until_ms, each),
+        }
     }
 }
 
@@ -290,7 +341,7 @@ mod tests {
     #[test]
     fn stats_merge_into_their_buckets_and_expire_with_them() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = AuditStore::open(dir.path()).unwrap();
+        let mut store = AuditStore::open(&Location::File(dir.path().into())).unwrap();
         let t0 = 1_800_000_000_000;
         store
             .record_batch(
@@ -310,7 +361,7 @@ mod tests {
                 ],
             )
             .unwrap();
-        let reader = AuditStore::open_reader(dir.path()).unwrap();
+        let reader = AuditStore::open_reader(&Location::File(dir.path().into())).unwrap();
         let stats = reader.stats(t0, t0 + 2 * BUCKET_MS).unwrap();
         assert_eq!(stats.len(), 2);
         assert_eq!((stats[0].calls, stats[0].errors), (2, 1), "merged");
@@ -327,7 +378,7 @@ mod tests {
     #[test]
     fn the_search_log_filters_pages_and_counts() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = AuditStore::open(dir.path()).unwrap();
+        let mut store = AuditStore::open(&Location::File(dir.path().into())).unwrap();
         let t0 = 1_800_000_000_000;
         let mut verify = call(t0 + 3, "VerifyFace", "OK", &["b"]);
         verify.candidates = Some(vec![Candidate {
@@ -372,7 +423,7 @@ mod tests {
         assert_eq!(rows[0].time_ms, t0 + 2);
 
         let mut exported = Vec::new();
-        let n = AuditStore::open_existing(dir.path())
+        let n = AuditStore::open_existing(&Location::File(dir.path().into()))
             .unwrap()
             .export(t0 + 1, None, |r| {
                 exported.push(r.time_ms);
@@ -392,12 +443,12 @@ mod tests {
     fn the_trail_is_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        AuditStore::open(dir.path()).unwrap();
+        AuditStore::open(&Location::File(dir.path().into())).unwrap();
         let mode = std::fs::metadata(dir.path().join(AUDIT_FILE))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert!(AuditStore::open_existing(&dir.path().join("elsewhere")).is_err());
+        assert!(AuditStore::open_existing(&Location::File(dir.path().join("elsewhere"))).is_err());
     }
 }

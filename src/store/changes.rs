@@ -170,6 +170,9 @@ pub(super) struct Log {
     in_process: bool,
     /// This server is stopping: it no longer reports itself as a live replica.
     leaving: std::sync::atomic::AtomicBool,
+    /// Replicas seen lately (this one included; 1 for a log applied in process): QPS limits are shared
+    /// among them.
+    live_replicas: std::sync::atomic::AtomicU32,
 }
 
 impl Log {
@@ -190,6 +193,7 @@ impl Log {
             confirmed: parking_lot::Mutex::new(in_process.then(Instant::now)),
             in_process,
             leaving: std::sync::atomic::AtomicBool::new(false),
+            live_replicas: std::sync::atomic::AtomicU32::new(1),
         }
     }
 
@@ -258,6 +262,18 @@ impl Log {
                 self.applied()
             ))),
         }
+    }
+
+    pub(super) fn live_replicas(&self) -> u32 {
+        self.live_replicas
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(1)
+    }
+
+    pub(super) fn set_live_replicas(&self, n: u32) {
+        self.live_replicas
+            .store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+        metrics::gauge!("iai_live_replicas").set(f64::from(n.max(1)));
     }
 
     /// This server is stopping (heartbeats end).

@@ -157,10 +157,32 @@ impl Store {
         }
     }
 
+    /// How many replicas share the database now (seen within the last 5 s, this one included; 1 with
+    /// SQLite): each enforces its share of the QPS limits.
+    pub fn sharing_replicas(&self) -> u32 {
+        self.log.live_replicas()
+    }
+
     /// Whether other servers may share this store's database (PostgreSQL): then leases decide which one runs
     /// background work, and files every replica serves are kept in the database.
     pub fn is_shared(&self) -> bool {
         matches!(self.db, Db::Postgres(_))
+    }
+
+    /// Where the audit trail lives: its own file in `data_dir` with SQLite, the shared database with
+    /// PostgreSQL (this replica's calls recorded as `replica_id`'s).
+    pub fn audit_location(
+        &self,
+        data_dir: &Path,
+        replica_id: &str,
+    ) -> Result<audit::Location, StoreError> {
+        Ok(match &self.db {
+            Db::Sqlite(_) => audit::Location::File(data_dir.to_owned()),
+            Db::Postgres(db) => audit::Location::Database(postgres::audit::PgAudit::new(
+                (**db).clone(),
+                replica_id.to_owned(),
+            )?),
+        })
     }
 
     /// The database file (an embedded backend's), for sizes and operators' tools.

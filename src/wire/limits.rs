@@ -8,12 +8,19 @@
 //! the limit) and then one call per 1/limit seconds. They are made on a principal's first call, so the
 //! table holds at most (principals × 10) small cells. A refused call has cost a signature check and a
 //! hash lookup: nothing of its parameters has been parsed.
+//!
+//! Several replicas on one database hold the limits for the deployment as a whole, as Tencent's do: each
+//! replica enforces its share. With n replicas live (`Share`, counted from the replicas' heartbeats), a
+//! limit of L a second lets each replica admit L/n a second, with bursts of ⌊L/n⌋ (at least 1), so the
+//! replicas together admit at most L a second however a load balancer spreads the calls. When a replica
+//! dies, the others take its share back within 5 s of its last heartbeat. The error is the same
+//! `RequestLimitExceeded`, and its message names the share.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::RwLock;
@@ -32,19 +39,58 @@ enum Bucket {
     Cam,
 }
 
-/// A principal's limiter of one bucket; `None` where the limit is 0 (off).
-type Limiter = Option<Arc<DefaultDirectRateLimiter>>;
+/// A principal's limiter of one bucket, made for a number of replicas sharing the limit; `None` where the
+/// limit is 0 (off).
+type Limiter = (u32, Option<Arc<DefaultDirectRateLimiter>>);
+
+/// How many replicas share the limits now (1: this server alone).
+pub type Share = Arc<dyn Fn() -> u32 + Send + Sync>;
 
 pub struct RateLimits {
     config: QpsConfig,
+    share: Share,
     limiters: RwLock<HashMap<(Principal, Bucket), Limiter>>,
 }
 
+/// One replica's cell for a limit of `limit` a second shared by `replicas`.
+fn cell(limit: u32, replicas: u32) -> Option<Arc<DefaultDirectRateLimiter>> {
+    let limit = NonZeroU32::new(limit)?;
+    let quota = if replicas <= 1 {
+        Quota::per_second(limit)
+    } else {
+        let burst = NonZeroU32::new((limit.get() / replicas).max(1)).expect("at least 1");
+        Quota::with_period(Duration::from_secs_f64(
+            f64::from(replicas) / f64::from(limit.get()),
+        ))
+        .expect("a positive period")
+        .allow_burst(burst)
+    };
+    Some(Arc::new(RateLimiter::direct(quota)))
+}
+
 impl RateLimits {
+    /// Limits this server enforces alone.
     pub fn new(config: QpsConfig) -> Self {
+        Self::shared(config, Arc::new(|| 1))
+    }
+
+    /// Limits shared among the replicas `share` counts.
+    pub fn shared(config: QpsConfig, share: Share) -> Self {
         Self {
             config,
+            share,
             limiters: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// "N calls a second", and this replica's share of it when others share it.
+    fn describe(&self, quota: u32) -> String {
+        match (self.share)() {
+            n if n > 1 => format!(
+                "{quota} calls a second for the deployment; this server, one of {n} replicas, admits {:.1}",
+                f64::from(quota) / f64::from(n)
+            ),
+            _ => format!("{quota} calls a second"),
         }
     }
 
@@ -61,10 +107,10 @@ impl RateLimits {
             return Err(ApiError::new(
                 ErrorCode::RequestLimitExceeded,
                 format!(
-                    "The request rate exceeds the limit of the interface group {} ({}): {} calls a second.",
+                    "The request rate exceeds the limit of the interface group {} ({}): {}.",
                     access.group.key(),
                     access.group.tencent_name(),
-                    self.quota(principal, Bucket::Group(access.group), &user_name)
+                    self.describe(self.quota(principal, Bucket::Group(access.group), &user_name))
                 ),
             ));
         }
@@ -72,8 +118,8 @@ impl RateLimits {
             return Err(ApiError::new(
                 ErrorCode::FailedOperationRequestLimitExceeded,
                 format!(
-                    "UpgradeGroupFaceModelVersion is limited to {} calls a second.",
-                    self.quota(principal, Bucket::Upgrade, &user_name)
+                    "UpgradeGroupFaceModelVersion is limited to {}.",
+                    self.describe(self.quota(principal, Bucket::Upgrade, &user_name))
                 ),
             ));
         }
@@ -92,8 +138,8 @@ impl RateLimits {
         Err(ApiError::new(
             ErrorCode::RequestLimitExceeded,
             format!(
-                "The request rate exceeds the limit of CAM's calls: {} calls a second.",
-                self.quota(principal, Bucket::Cam, &user_name)
+                "The request rate exceeds the limit of CAM's calls: {}.",
+                self.describe(self.quota(principal, Bucket::Cam, &user_name))
             ),
         ))
     }
@@ -111,15 +157,22 @@ impl RateLimits {
         bucket: Bucket,
         user_name: &impl Fn() -> Option<String>,
     ) -> bool {
-        if let Some(limiter) = self.limiters.read().get(&(principal, bucket)) {
+        let replicas = (self.share)().max(1);
+        if let Some((made_for, limiter)) = self.limiters.read().get(&(principal, bucket))
+            && *made_for == replicas
+        {
             return limiter.as_ref().is_none_or(|l| l.check().is_ok());
         }
-        let quota = self.quota(principal, bucket, user_name);
-        let limiter =
-            NonZeroU32::new(quota).map(|n| Arc::new(RateLimiter::direct(Quota::per_second(n))));
+        // A first call, or the replicas sharing the limit changed: a cell for the share of now.
+        let limiter = cell(self.quota(principal, bucket, user_name), replicas);
         let mut table = self.limiters.write();
-        let limiter = table.entry((principal, bucket)).or_insert(limiter);
-        limiter.as_ref().is_none_or(|l| l.check().is_ok())
+        let entry = table
+            .entry((principal, bucket))
+            .or_insert_with(|| (replicas, limiter.clone()));
+        if entry.0 != replicas {
+            *entry = (replicas, limiter);
+        }
+        entry.1.as_ref().is_none_or(|l| l.check().is_ok())
     }
 
     fn quota(
@@ -264,6 +317,39 @@ mod tests {
         assert!((5..=6).contains(&burst(&limits, Principal::Main, "SearchFaces", 20)));
         assert!((2..=3).contains(&burst(&limits, Principal::User(7), "SearchFaces", 20)));
         assert_eq!(burst(&limits, Principal::Main, "GetGroupList", 500), 500);
+    }
+
+    #[test]
+    fn replicas_share_a_limit() {
+        let replicas = Arc::new(std::sync::atomic::AtomicU32::new(4));
+        let counted = replicas.clone();
+        let limits = RateLimits::shared(
+            QpsConfig::default(),
+            Arc::new(move || counted.load(std::sync::atomic::Ordering::Relaxed)),
+        );
+        // 50 a second among 4: bursts of 12 here.
+        let passed = burst(&limits, Principal::Main, "GetGroupList", 120);
+        assert!((12..=13).contains(&passed), "{passed}");
+        let refused = limits
+            .check(
+                Principal::Main,
+                || None,
+                "GetGroupList",
+                access::of("GetGroupList").unwrap(),
+            )
+            .unwrap_err();
+        assert!(
+            refused.message.contains("one of 4 replicas"),
+            "{}",
+            refused.message
+        );
+        // One replica left: the whole limit again.
+        replicas.store(1, std::sync::atomic::Ordering::Relaxed);
+        let passed = burst(&limits, Principal::Main, "GetGroupList", 120);
+        assert!((50..=52).contains(&passed), "{passed}");
+        // More replicas than calls a second: one each, one call every n/limit seconds.
+        replicas.store(80, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(burst(&limits, Principal::Main, "GetGroupList", 10), 1);
     }
 
     #[test]

@@ -30,9 +30,9 @@ pub struct ConnectionLimits {
     pub drain_timeout: Duration,
 }
 
-/// Serve `app` on `listener` until `shutdown` completes.
+/// Serve `app` on `listener` until `shutdown` completes (the listener may then serve another `app`).
 pub async fn serve(
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     app: Router,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,

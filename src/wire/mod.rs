@@ -4,7 +4,8 @@
 //! admission and timeouts, dispatch), `auth` verifies signatures, `request` turns an HTTP request into a
 //! validated `(context, params)` call, `limits` applies the QPS limits per interface group and principal,
 //! `authorize` checks CAM policies, `console` serves the web console's embedded files, `envelope` writes Tencent's `{"Response": ...}` answers, `ops` serves
-//! the operator endpoints and `telemetry` the metrics and the access log.
+//! the operator endpoints and `telemetry` the metrics and the access log; `waiting` answers while a shared
+//! database cannot be reached at start.
 
 pub mod auth;
 pub mod authorize;
@@ -18,3 +19,4 @@ pub mod replay;
 pub mod request;
 pub mod server;
 pub mod telemetry;
+pub mod waiting;

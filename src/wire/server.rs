@@ -22,7 +22,7 @@ use super::auth::KeyRing;
 use super::authorize::{self, Facts};
 use super::console;
 use super::envelope::{self, new_request_id};
-use super::limits::{FailureLimits, QpsConfig, RateLimits};
+use super::limits::{FailureLimits, QpsConfig, RateLimits, Share};
 use super::named::Named;
 use super::ops::{self, Operations};
 use super::replay::{self, ReplayGuard};
@@ -46,6 +46,8 @@ pub struct WireConfig {
     pub body_idle_timeout: Duration,
     /// QPS limits per interface group and principal.
     pub qps: QpsConfig,
+    /// How many replicas share the QPS limits now (each enforces its share).
+    pub qps_share: Share,
     /// Which second uses of a signature are refused (`replay`); `None`: none.
     pub replay_protection: Option<replay::Mode>,
     /// Failed authentications per client address and second (0: no limit).
@@ -81,7 +83,7 @@ impl<S> AppState<S> {
             service: OnceLock::new(),
             cam,
             audit,
-            limits: RateLimits::new(config.qps.clone()),
+            limits: RateLimits::shared(config.qps.clone(), config.qps_share.clone()),
             failures: FailureLimits::new(config.auth_failures_per_second),
             replay: match (&config.keys, config.replay_protection) {
                 (Some(keys), Some(mode)) => Some(ReplayGuard::new(
@@ -522,6 +524,7 @@ mod tests {
                 body_timeout: Duration::from_secs(5),
                 body_idle_timeout: Duration::from_millis(200),
                 qps: QpsConfig::default(),
+                qps_share: Arc::new(|| 1),
                 replay_protection: Some(replay::Mode::Writes),
                 auth_failures_per_second: 20,
             },

@@ -33,7 +33,7 @@ def call(server, action, key=MAIN, **params):
 def export(server, since=0):
     binary = os.environ.get("IAI_BIN")
     done = subprocess.run([binary, "audit", "export", "--data-dir", str(server.data_dir), "--since", str(since)],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env=server.tool_env())
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
 

@@ -7,6 +7,7 @@ finished by another; PostgreSQL stopped for ten seconds under load gives clear e
 acknowledged, and service comes back by itself."""
 
 import concurrent.futures
+import json
 import os
 import statistics
 import subprocess
@@ -18,7 +19,7 @@ import requests
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.iai.v20180301 import models
 
-from conftest import BACKEND, Server, make_client, postgres_cluster
+from conftest import BACKEND, Server, common_client, make_client, postgres_cluster
 from test_cam import Team, cam, code_of, iai, policy
 from test_faces import b64
 from test_persons import ONE_FACE, create_group, photos, search
@@ -292,3 +293,117 @@ def test_postgres_stopped_for_ten_seconds_under_load(tmp_path, unique):
         assert status == 0, output
     finally:
         replicas.stop()
+
+
+def audit_call(srv, action, **params):
+    try:
+        return common_client(srv).call_json(action, params)["Response"]
+    except TencentCloudSDKException as e:
+        return {"Error": e.code, "RequestId": e.requestId}
+
+
+def test_the_audit_trail_holds_every_replicas_calls(trio, unique):
+    """With PostgreSQL the trail is in the database: the search log, the statistics and `audit export` of
+    any replica show the calls every replica answered."""
+    group = unique("aud")
+    create_group(make_client(trio[0]), group)
+    create_person(make_client(trio[0]), group, unique("p"))
+    searched = {}
+    for name, srv in zip("ab", trio.servers[:2]):
+        answer = audit_call(srv, "SearchFaces", GroupIds=[group], Image=b64(ONE_FACE), MaxPersonNum=1)
+        assert "Error" not in answer, answer
+        searched[answer["RequestId"]] = name
+    deadline = time.monotonic() + 10
+    while True:
+        log = audit_call(trio[2], "DescribeSearchLog", GroupId=group)
+        if log.get("Total") == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert sorted(r["RequestId"] for r in log["Records"]) == sorted(searched), log
+    stats = audit_call(trio[2], "DescribeStatInfo")
+    assert sum(b["Calls"] for b in stats["Buckets"] if b["Action"] == "SearchFaces") >= 2, stats
+    done = subprocess.run([binary(), "audit", "export", "--since", "0"], capture_output=True, text=True,
+                          timeout=60, env=trio[1].tool_env())
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert set(searched) <= {r["request_id"] for r in rows}
+    # The day's partition holds them.
+    parts = trio[0].db("SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit_calls'::regclass")
+    assert int(parts[0][0]) >= 1, parts
+
+
+def test_qps_limits_hold_for_the_deployment(tmp_path):
+    """Three replicas with `search = 12` share it: each admits 4 a second (bursts of 4), so a burst sent to
+    all three gets about 12 through, not 36; the refusal names the share."""
+    replicas = Replicas(tmp_path, n=3, config="[qps]\nsearch = 12\n")
+    try:
+        # Every replica has counted the three (heartbeats every 250 ms).
+        deadline = time.monotonic() + 10
+        while not all("iai_live_replicas 3" in requests.get(f"{s.url}metrics", timeout=5).text
+                      for s in replicas.servers):
+            assert time.monotonic() < deadline, "the replicas did not see each other"
+            time.sleep(0.2)
+        started = time.monotonic()
+        answers = [audit_call(srv, "SearchFaces", GroupIds=["nonexistent"], Image=b64(ONE_FACE))
+                   for srv in replicas.servers for _ in range(12)]
+        elapsed = time.monotonic() - started
+        admitted = [a for a in answers if a.get("Error") != "RequestLimitExceeded"]
+        refused = [a for a in answers if a.get("Error") == "RequestLimitExceeded"]
+        # Bursts of 4 on each, plus what 12 a second refills meanwhile.
+        assert 12 <= len(admitted) <= 12 + 12 * elapsed + 1, (len(admitted), elapsed)
+        assert refused
+        for _ in range(10):
+            try:
+                common_client(replicas[0]).call_json("SearchFaces", {"GroupIds": ["x"], "Image": b64(ONE_FACE)})
+            except TencentCloudSDKException as e:
+                if e.code == "RequestLimitExceeded":
+                    assert "12 calls a second for the deployment" in e.message, e.message
+                    assert "one of 3 replicas" in e.message, e.message
+                    break
+        else:
+            raise AssertionError("no call was refused")
+        # A replica that stops gives its share back to the others within 5 s of its last heartbeat.
+        replicas.kill(2)
+        deadline = time.monotonic() + 15
+        while "iai_live_replicas 2" not in requests.get(f"{replicas[0].url}metrics", timeout=5).text:
+            assert time.monotonic() < deadline, "the dead replica was still counted"
+            time.sleep(0.2)
+    finally:
+        replicas.stop()
+
+
+def test_an_unreachable_database_at_start_leaves_the_server_up_and_not_ready(tmp_path):
+    """Replicas may start before their database: the server listens, /health answers 200, /ready 503 with
+    the reason, calls get ServiceUnavailable in Tencent's envelope, and once the database answers the
+    server becomes ready by itself."""
+    from postgres import Postgres
+    pg = Postgres()
+    config = tmp_path / "late.toml"
+    config.write_text("")
+    srv = Server(tmp_path / "late" / "data", config, {"IAI_DATABASE_URL": pg.url})
+    srv.data_dir.parent.mkdir(parents=True)
+    started = threading.Thread(target=srv.start)
+    started.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{srv.url}health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "the server did not listen"
+            time.sleep(0.1)
+        ready = requests.get(f"{srv.url}ready", timeout=5)
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "waiting for the database" and ready.json()["error"], ready.text
+        answer = audit_call(srv, "GetGroupList")
+        assert answer["Error"] == "ServiceUnavailable", answer
+        pg.start()
+        started.join(timeout=60)
+        assert requests.get(f"{srv.url}ready", timeout=5).status_code == 200
+        assert "Error" not in audit_call(srv, "GetGroupList")
+    finally:
+        started.join(timeout=60)
+        srv.stop()
+        pg.destroy()

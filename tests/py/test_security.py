@@ -20,7 +20,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
-from conftest import SECRET_ID, SECRET_KEY, Server, running_server, tc3_headers
+from conftest import BACKEND, SECRET_ID, SECRET_KEY, Server, running_server, tc3_headers
 from test_cam import OWNER_UIN, ONE_FACE, UNAUTHORIZED, Team, cam, cam_client_for, code_of, iai, policy
 from test_faces import b64
 from test_hostile import rss_bytes
@@ -403,6 +403,11 @@ def test_replay_protection_can_be_turned_off(tmp_path):
 # No key needed: floods
 
 def audit_bytes(server):
+    """What the audit trail takes: its SQLite files, or its tables in the PostgreSQL database."""
+    if BACKEND == "postgres":
+        rows = server.db("SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits "
+                         "WHERE inhparent = 'audit_calls'::regclass")
+        return int(rows[0][0]) + int(server.db("SELECT pg_total_relation_size('audit_stats')")[0][0])
     return sum(p.stat().st_size for p in server.data_dir.glob("audit.sqlite3*"))
 
 

@@ -1,8 +1,8 @@
 //! A replica follows the change log: a connection of its own LISTENs on `iai_change_log`, and every
 //! notification, or `POLL` without one, reads the entries after the last applied and hands them to the
 //! followers in order. After a disconnect it reconnects and catches up from the last applied number. Each
-//! round also records the replica's position and heartbeat in `replicas` and trims the log below what every
-//! live replica has applied.
+//! round also records the replica's position and heartbeat in `replicas`, counts the replicas seen lately
+//! (they share the QPS limits), and trims the log below what every live replica has applied.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,9 @@ pub const POLL: Duration = Duration::from_millis(250);
 const PAGE: i64 = 500;
 /// A replica not seen for this long is not live: the log is trimmed without waiting for it.
 const LIVE: Duration = Duration::from_secs(60);
+/// Replicas seen within this share the QPS limits (heartbeats come every `POLL`): a replica that dies
+/// gives its share back to the others this long after its last heartbeat.
+const SHARING: Duration = Duration::from_secs(5);
 /// Entries older than this are trimmed even if a replica still needs them (it must restart from a snapshot).
 const KEEP_AT_MOST: Duration = Duration::from_secs(24 * 3600);
 
@@ -172,6 +175,14 @@ async fn heartbeat(
             &[&replica.id, &replica.address, &(log.applied() as i64), &started, &now],
         )
         .await?;
+    let sharing: i64 = client
+        .query_one(
+            "SELECT count(*) FROM replicas WHERE seen_ms > $1",
+            &[&(now - SHARING.as_millis() as i64)],
+        )
+        .await?
+        .get(0);
+    log.set_live_replicas(u32::try_from(sharing).unwrap_or(u32::MAX));
     client
         .execute(
             // The newest entry stays: it carries the next number.

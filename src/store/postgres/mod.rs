@@ -14,6 +14,7 @@
 //! Every wait is bounded: a pool checkout and a connection attempt give up after `CONNECT_TIMEOUT`, a
 //! statement after `STATEMENT_TIMEOUT`, so a call that cannot reach the database gets an error, never hangs.
 
+pub mod audit;
 pub mod follow;
 pub mod sql;
 
