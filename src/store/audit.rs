@@ -102,14 +102,14 @@ pub struct LogFilter {
 pub enum Location {
     /// The data directory holding `AUDIT_FILE`.
     File(PathBuf),
-    Database(PgAudit),
+    Database(Box<PgAudit>),
 }
 
 impl Location {
     /// The trail of the PostgreSQL database at `url` (operators' tools). Needs a runtime.
     pub fn database(url: &str) -> anyhow::Result<Self> {
         let db = super::postgres::Db::new(url)?;
-        Ok(Self::Database(PgAudit::new(db, String::new())?))
+        Ok(Self::Database(Box::new(PgAudit::new(db, String::new())?)))
     }
 }
 
@@ -129,7 +129,7 @@ impl AuditStore {
         Ok(Self {
             db: match location {
                 Location::File(dir) => Backend::Sqlite(AuditDb::open(dir)?),
-                Location::Database(pg) => Backend::Postgres(pg.clone()),
+                Location::Database(pg) => Backend::Postgres((**pg).clone()),
             },
         })
     }
@@ -139,7 +139,7 @@ impl AuditStore {
         Ok(Self {
             db: match location {
                 Location::File(dir) => Backend::Sqlite(AuditDb::open_reader(dir)?),
-                Location::Database(pg) => Backend::Postgres(pg.clone()),
+                Location::Database(pg) => Backend::Postgres((**pg).clone()),
             },
         })
     }
@@ -149,7 +149,7 @@ impl AuditStore {
         Ok(Self {
             db: match location {
                 Location::File(dir) => Backend::Sqlite(AuditDb::open_existing(dir)?),
-                Location::Database(pg) => Backend::Postgres(pg.clone()),
+                Location::Database(pg) => Backend::Postgres((**pg).clone()),
             },
         })
     }

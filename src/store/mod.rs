@@ -178,10 +178,10 @@ impl Store {
     ) -> Result<audit::Location, StoreError> {
         Ok(match &self.db {
             Db::Sqlite(_) => audit::Location::File(data_dir.to_owned()),
-            Db::Postgres(db) => audit::Location::Database(postgres::audit::PgAudit::new(
+            Db::Postgres(db) => audit::Location::Database(Box::new(postgres::audit::PgAudit::new(
                 (**db).clone(),
                 replica_id.to_owned(),
-            )?),
+            )?)),
         })
     }
 

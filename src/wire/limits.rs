@@ -288,19 +288,24 @@ mod tests {
             .count()
     }
 
-    #[test]
-    fn a_burst_gets_the_limit_and_other_principals_and_groups_are_unaffected() {
-        let limits = RateLimits::new(QpsConfig::default());
-        let passed = burst(&limits, Principal::Main, "GetGroupList", 120);
-        assert!((50..=52).contains(&passed), "{passed}");
-        let refused = limits
+    /// The main account's next GetGroupList, refused.
+    fn one_more(limits: &RateLimits) -> ApiError {
+        limits
             .check(
                 Principal::Main,
                 || None,
                 "GetGroupList",
                 access::of("GetGroupList").unwrap(),
             )
-            .unwrap_err();
+            .unwrap_err()
+    }
+
+    #[test]
+    fn a_burst_gets_the_limit_and_other_principals_and_groups_are_unaffected() {
+        let limits = RateLimits::new(QpsConfig::default());
+        let passed = burst(&limits, Principal::Main, "GetGroupList", 120);
+        assert!((50..=52).contains(&passed), "{passed}");
+        let refused = one_more(&limits);
         assert_eq!(refused.code, ErrorCode::RequestLimitExceeded);
         assert!((50..=52).contains(&burst(&limits, Principal::User(7), "GetGroupList", 120)));
         assert!((50..=52).contains(&burst(&limits, Principal::Main, "SearchFaces", 120)));
@@ -330,14 +335,7 @@ mod tests {
         // 50 a second among 4: bursts of 12 here.
         let passed = burst(&limits, Principal::Main, "GetGroupList", 120);
         assert!((12..=13).contains(&passed), "{passed}");
-        let refused = limits
-            .check(
-                Principal::Main,
-                || None,
-                "GetGroupList",
-                access::of("GetGroupList").unwrap(),
-            )
-            .unwrap_err();
+        let refused = one_more(&limits);
         assert!(
             refused.message.contains("one of 4 replicas"),
             "{}",
