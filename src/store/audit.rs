@@ -6,7 +6,7 @@
 //! What a call's record holds, how a batch is aggregated and when rows expire is the audit trail's
 //! (`crate::audit`); this layer only keeps and reads them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -126,29 +126,28 @@ enum Backend {
 impl AuditStore {
     /// Open (creating, 0600) the trail for writing, its schema created if missing.
     pub fn open(location: &Location) -> anyhow::Result<Self> {
-        Ok(Self {
-            db: match location {
-                Location::File(dir) => Backend::Sqlite(AuditDb::open(dir)?),
-                Location::Database(pg) => Backend::Postgres((**pg).clone()),
-            },
-        })
+        Self::at(location, AuditDb::open)
     }
 
     /// A read-only handle for the console's queries.
     pub fn open_reader(location: &Location) -> anyhow::Result<Self> {
-        Ok(Self {
-            db: match location {
-                Location::File(dir) => Backend::Sqlite(AuditDb::open_reader(dir)?),
-                Location::Database(pg) => Backend::Postgres((**pg).clone()),
-            },
-        })
+        Self::at(location, AuditDb::open_reader)
     }
 
     /// A read-only handle on a trail that must already exist (operators' tools beside a running server).
     pub fn open_existing(location: &Location) -> anyhow::Result<Self> {
+        Self::at(location, AuditDb::open_existing)
+    }
+
+    /// The trail at `location`: a SQLite file opened by `open_file`, or a handle on the shared database
+    /// (one handle serves writing and reading alike).
+    fn at(
+        location: &Location,
+        open_file: impl FnOnce(&Path) -> anyhow::Result<AuditDb>,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             db: match location {
-                Location::File(dir) => Backend::Sqlite(AuditDb::open_existing(dir)?),
+                Location::File(dir) => Backend::Sqlite(open_file(dir)?),
                 Location::Database(pg) => Backend::Postgres((**pg).clone()),
             },
         })

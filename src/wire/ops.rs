@@ -117,6 +117,11 @@ pub async fn metrics<S: Operations>(State(state): State<Arc<AppState<S>>>) -> Re
     if let Some(service) = state.service() {
         text.push_str(&service.metrics_text());
     }
+    metrics_response(text)
+}
+
+/// Prometheus text, with its content type.
+pub(super) fn metrics_response(text: String) -> Response {
     let mut response = (StatusCode::OK, text).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -167,7 +172,7 @@ fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+pub(super) fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use parking_lot::Mutex;
 use serde_json::json;
 
-use super::envelope;
 use super::telemetry::Metrics;
+use super::{envelope, ops};
 use crate::api::{ApiError, ErrorCode};
 
 /// Why the database is not reached yet (the last connection error), shared with the loop that retries.
@@ -34,7 +34,7 @@ struct WaitingState {
 
 pub fn router(why: Waiting, metrics: Metrics) -> Router {
     Router::new()
-        .route("/health", get(super::ops::health))
+        .route("/health", get(ops::health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
         .fallback(refuse)
@@ -42,26 +42,15 @@ pub fn router(why: Waiting, metrics: Metrics) -> Router {
 }
 
 async fn ready(State(state): State<Arc<WaitingState>>) -> Response {
-    let body = json!({"status": "waiting for the database", "models": false, "index": false,
-                      "database": false, "error": state.why.0.lock().clone()});
-    (
+    ops::json_response(
         StatusCode::SERVICE_UNAVAILABLE,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        json!({"status": "waiting for the database", "models": false, "index": false,
+               "database": false, "error": state.why.0.lock().clone()}),
     )
-        .into_response()
 }
 
 async fn metrics_text(State(state): State<Arc<WaitingState>>) -> Response {
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
-        .into_response()
+    ops::metrics_response(state.metrics.render())
 }
 
 async fn refuse(headers: HeaderMap) -> Response {

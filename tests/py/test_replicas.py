@@ -20,6 +20,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.iai.v20180301 import models
 
 from conftest import BACKEND, Server, common_client, make_client, postgres_cluster
+from test_audit import call
 from test_cam import Team, cam, code_of, iai, policy
 from test_faces import b64
 from test_persons import ONE_FACE, create_group, photos, search
@@ -295,13 +296,6 @@ def test_postgres_stopped_for_ten_seconds_under_load(tmp_path, unique):
         replicas.stop()
 
 
-def audit_call(srv, action, **params):
-    try:
-        return common_client(srv).call_json(action, params)["Response"]
-    except TencentCloudSDKException as e:
-        return {"Error": e.code, "RequestId": e.requestId}
-
-
 def test_the_audit_trail_holds_every_replicas_calls(trio, unique):
     """With PostgreSQL the trail is in the database: the search log, the statistics and `audit export` of
     any replica show the calls every replica answered."""
@@ -310,17 +304,17 @@ def test_the_audit_trail_holds_every_replicas_calls(trio, unique):
     create_person(make_client(trio[0]), group, unique("p"))
     searched = {}
     for name, srv in zip("ab", trio.servers[:2]):
-        answer = audit_call(srv, "SearchFaces", GroupIds=[group], Image=b64(ONE_FACE), MaxPersonNum=1)
+        answer = call(srv, "SearchFaces", GroupIds=[group], Image=b64(ONE_FACE), MaxPersonNum=1)
         assert "Error" not in answer, answer
         searched[answer["RequestId"]] = name
     deadline = time.monotonic() + 10
     while True:
-        log = audit_call(trio[2], "DescribeSearchLog", GroupId=group)
+        log = call(trio[2], "DescribeSearchLog", GroupId=group)
         if log.get("Total") == 2 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert sorted(r["RequestId"] for r in log["Records"]) == sorted(searched), log
-    stats = audit_call(trio[2], "DescribeStatInfo")
+    stats = call(trio[2], "DescribeStatInfo")
     assert sum(b["Calls"] for b in stats["Buckets"] if b["Action"] == "SearchFaces") >= 2, stats
     done = subprocess.run([binary(), "audit", "export", "--since", "0"], capture_output=True, text=True,
                           timeout=60, env=trio[1].tool_env())
@@ -344,7 +338,7 @@ def test_qps_limits_hold_for_the_deployment(tmp_path):
             assert time.monotonic() < deadline, "the replicas did not see each other"
             time.sleep(0.2)
         started = time.monotonic()
-        answers = [audit_call(srv, "SearchFaces", GroupIds=["nonexistent"], Image=b64(ONE_FACE))
+        answers = [call(srv, "SearchFaces", GroupIds=["nonexistent"], Image=b64(ONE_FACE))
                    for srv in replicas.servers for _ in range(12)]
         elapsed = time.monotonic() - started
         admitted = [a for a in answers if a.get("Error") != "RequestLimitExceeded"]
@@ -397,12 +391,12 @@ def test_an_unreachable_database_at_start_leaves_the_server_up_and_not_ready(tmp
         ready = requests.get(f"{srv.url}ready", timeout=5)
         assert ready.status_code == 503
         assert ready.json()["status"] == "waiting for the database" and ready.json()["error"], ready.text
-        answer = audit_call(srv, "GetGroupList")
+        answer = call(srv, "GetGroupList")
         assert answer["Error"] == "ServiceUnavailable", answer
         pg.start()
         started.join(timeout=60)
         assert requests.get(f"{srv.url}ready", timeout=5).status_code == 200
-        assert "Error" not in audit_call(srv, "GetGroupList")
+        assert "Error" not in call(srv, "GetGroupList")
     finally:
         started.join(timeout=60)
         srv.stop()

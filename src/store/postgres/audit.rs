@@ -8,6 +8,7 @@
 //! for its statements on the runtime that drives the connections (`Handle::block_on`).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
@@ -35,10 +36,9 @@ pub struct PgAudit {
     runtime: Handle,
     /// The replica whose calls this handle records.
     replica_id: String,
+    /// The days whose partitions are known to exist (each made once; shared by this handle's clones).
+    partitions: Arc<Mutex<HashSet<i64>>>,
 }
-
-/// The days whose partitions this process knows exist (made once per process and day).
-static PARTITIONS: Mutex<Option<HashSet<i64>>> = Mutex::new(None);
 
 fn partition(day: i64) -> String {
     format!("audit_calls_d{day}")
@@ -53,6 +53,7 @@ impl PgAudit {
             db,
             runtime,
             replica_id,
+            partitions: Arc::default(),
         })
     }
 
@@ -66,7 +67,7 @@ impl PgAudit {
         let recorded = self.try_record_batch(calls, stats);
         if recorded.is_err() {
             // A partition dropped behind this process's back (another replica's purge): look again.
-            *PARTITIONS.lock() = None;
+            self.partitions.lock().clear();
         }
         recorded
     }
@@ -79,10 +80,8 @@ impl PgAudit {
                 .await?;
             let days: HashSet<i64> = calls.iter().map(|c| c.time_ms.div_euclid(DAY_MS)).collect();
             let missing: Vec<i64> = {
-                let known = PARTITIONS.lock();
-                days.into_iter()
-                    .filter(|d| known.as_ref().is_none_or(|k| !k.contains(d)))
-                    .collect()
+                let known = self.partitions.lock();
+                days.into_iter().filter(|d| !known.contains(d)).collect()
             };
             for day in &missing {
                 // DDL takes no parameters: the name and bounds are integers formatted here.
@@ -170,12 +169,7 @@ impl PgAudit {
                 .await?;
             }
             tx.commit().await?;
-            if !missing.is_empty() {
-                PARTITIONS
-                    .lock()
-                    .get_or_insert_with(HashSet::new)
-                    .extend(missing);
-            }
+            self.partitions.lock().extend(missing);
             Ok(())
         })
     }
@@ -228,10 +222,9 @@ impl PgAudit {
                 )
                 .await?;
             tx.commit().await?;
-            if let Some(known) = PARTITIONS.lock().as_mut() {
-                for day in dropped {
-                    known.remove(&day);
-                }
+            let mut known = self.partitions.lock();
+            for day in dropped {
+                known.remove(&day);
             }
             Ok(deleted)
         })
