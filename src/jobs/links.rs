@@ -125,6 +125,31 @@ impl Links {
         Ok(())
     }
 
+    /// The file `name` for the server's own use (a job's checkpoint): no link, no signature.
+    pub async fn load(&self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        anyhow::ensure!(safe_name(name), "bad result file name {name}");
+        match &self.files {
+            Files::Dir(dir) => match std::fs::read(dir.join(name)) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+            Files::Database(store) => Ok(store.file(name.to_owned()).await?),
+        }
+    }
+
+    /// Delete the file `name` (none is no error).
+    pub async fn remove(&self, name: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(safe_name(name), "bad result file name {name}");
+        match &self.files {
+            Files::Dir(dir) => match std::fs::remove_file(dir.join(name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                _ => Ok(()),
+            },
+            Files::Database(store) => Ok(store.delete_file(name.to_owned()).await?),
+        }
+    }
+
     pub async fn exists(&self, name: &str) -> bool {
         if !safe_name(name) {
             return false;
@@ -182,8 +207,11 @@ impl Links {
         let dir = match &self.files {
             Files::Dir(dir) => dir.clone(),
             Files::Database(store) => {
-                if let Err(e) = store.purge_files(".json", age).await {
-                    tracing::warn!(error = %e, "cannot purge old result files");
+                // Result files, and the checkpoints of checks that never finished.
+                for suffix in [".json", ".snapshot", ".progress"] {
+                    if let Err(e) = store.purge_files(suffix, age).await {
+                        tracing::warn!(error = %e, "cannot purge old result files");
+                    }
                 }
                 return;
             }

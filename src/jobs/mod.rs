@@ -7,6 +7,7 @@
 //! - `links`: the result files both produce, behind links that expire;
 //! - `lease`: which replica runs each kind of work when several share a database.
 
+pub mod check_progress;
 pub mod lease;
 pub mod links;
 pub mod mover;

@@ -18,8 +18,10 @@
 //! The result is a JSON array in `<data dir>/files/{JobId}.json` (kept 90 days), one element per pair,
 //! strongest first: `{"Score": 87.12, "Persons": [{"PersonId", "PersonName", "GroupIds"}, {...}]}`.
 //!
-//! At start, checks that were running when the server stopped run again from the beginning: the snapshot
-//! lived in memory only, so they re-snapshot their groups as they are now.
+//! A running check saves its position every 10 s (`check_progress`: the snapshot's persons in scan order,
+//! the rows done, the pairs found so far). Checks that were running when their server stopped (or, with
+//! several replicas, when the holder of the checks' lease died) resume from that position, taking each
+//! saved person's feature as it is then; one that saved nothing yet runs again from the beginning.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +32,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::Jobs;
+use super::check_progress::{self, Position};
 use super::lease::Lease;
 use crate::face::ModelVersion;
 use crate::face::embed::Recognition;
@@ -396,11 +399,11 @@ pub fn result_file(job_id: &str) -> String {
 pub async fn run(jobs: Arc<Jobs>, lease: Arc<Lease>) {
     lease.wait_held().await;
     // Checks left unfinished by the previous process are still CHECK_RUNNING: they are picked up below and
-    // run again from the beginning, re-snapshotting their groups (the snapshot lived in memory only).
+    // resume from their saved progress (from the beginning when none was saved).
     match jobs.store.unfinished_checks().await {
         Ok(left) if !left.is_empty() => tracing::info!(
             checks = left.len(),
-            "duplicate-person checks left unfinished run again from the beginning"
+            "duplicate-person checks left unfinished resume from their saved progress"
         ),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "cannot read the duplicate-person checks"),
@@ -409,7 +412,7 @@ pub async fn run(jobs: Arc<Jobs>, lease: Arc<Lease>) {
     loop {
         if !lease.held() {
             // Another replica runs the checks and the purges; this one takes over if that one dies (a
-            // check it left unfinished runs again from its start).
+            // check it left unfinished resumes from its saved progress).
             lease.wait_held().await;
         }
         if last_purge.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
@@ -454,6 +457,8 @@ pub async fn run(jobs: Arc<Jobs>, lease: Arc<Lease>) {
                 if let Err(e) = jobs.store.fail_check(job.job_id.clone(), result).await {
                     tracing::error!(error = %e, "cannot record the failed check; will retry");
                     tokio::time::sleep(Duration::from_secs(5)).await;
+                } else {
+                    forget_progress(&jobs, &job.job_id).await;
                 }
             }
             Ok(Outcome::Wait(why)) => {
@@ -498,6 +503,64 @@ async fn set_progress(jobs: &Arc<Jobs>, job_id: &str, progress: f64) -> Result<(
     jobs.store.save_progress(job_id.to_owned(), progress).await
 }
 
+async fn save(jobs: &Arc<Jobs>, name: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+    jobs.links
+        .write(name, bytes)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))
+}
+
+/// The snapshot and position a previous run of the check saved (`check_progress`), with the persons'
+/// features as `groups` hold them now; `None` to start from the beginning (nothing saved, or unreadable).
+async fn resume(
+    jobs: &Arc<Jobs>,
+    job_id: &str,
+    groups: &[Arc<Group>],
+    dim: usize,
+) -> Option<(Snapshot, Position)> {
+    let load = |name: String| async move {
+        match jobs.links.load(&name).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(job = job_id, file = name, error = %e, "cannot read a check's saved progress");
+                None
+            }
+        }
+    };
+    let position = load(check_progress::position_file(job_id)).await?;
+    let persons = load(check_progress::persons_file(job_id)).await?;
+    let groups = groups.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let position = check_progress::decode_position(&position);
+        let persons = check_progress::decode_persons(&persons);
+        match (position, persons) {
+            (Some(position), Some((ids, of_groups))) if ids.len() == position.persons as usize => {
+                let snap = check_progress::refill(ids, of_groups, &groups, dim);
+                Some((snap, position))
+            }
+            _ => {
+                tracing::warn!("a check's saved progress is unreadable: it starts again");
+                None
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Delete a check's saved progress (it ended).
+async fn forget_progress(jobs: &Arc<Jobs>, job_id: &str) {
+    for name in [
+        check_progress::position_file(job_id),
+        check_progress::persons_file(job_id),
+    ] {
+        if let Err(e) = jobs.links.remove(&name).await {
+            tracing::warn!(job = job_id, file = name, error = %e, "cannot delete a check's saved progress");
+        }
+    }
+}
+
 async fn check(jobs: &Arc<Jobs>, job: &JobRow) -> Result<Outcome, StoreError> {
     let Some(mut params) = Params::of(job) else {
         return Ok(Outcome::Failed(
@@ -530,24 +593,42 @@ async fn check(jobs: &Arc<Jobs>, job: &JobRow) -> Result<Outcome, StoreError> {
             "a group's faces are being embedded again with another network".into(),
         ));
     }
-    set_progress(jobs, &job.job_id, 0.0).await?;
     let started = Instant::now();
     let dim = model.dim;
-    let snap = {
-        let groups = groups.clone();
-        tokio::task::spawn_blocking(move || snapshot(&groups, dim))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+    let calibration = Calibration::new(model, ModelVersion::V3);
+    let (snap, position) = match resume(jobs, &job.job_id, &groups, dim).await {
+        Some(resumed) => resumed,
+        None => {
+            set_progress(jobs, &job.job_id, 0.0).await?;
+            let groups = groups.clone();
+            let snap = tokio::task::spawn_blocking(move || snapshot(&groups, dim))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))?;
+            let position = Position {
+                persons: snap.len() as u32,
+                row: 0,
+                floor: calibration.cosine_at(threshold),
+                found: Vec::new(),
+            };
+            (snap, position)
+        }
     };
+    let resumed = position.row > 0;
     let snap = Arc::new(snap);
     let n = snap.len();
     let total = pairs(n as u64);
-    params.pairs = total;
-    jobs.store
-        .set_check_params(job.job_id.clone(), params.clone())
-        .await?;
-    let calibration = Calibration::new(model, ModelVersion::V3);
-    let mut floor = calibration.cosine_at(threshold);
+    if !resumed {
+        params.pairs = total;
+        jobs.store
+            .set_check_params(job.job_id.clone(), params.clone())
+            .await?;
+    }
+    let mut floor = position.floor;
+    let mut found: Vec<Pair> = position.found;
+    let mut row = position.row as usize;
+    let mut done = pairs_in_rows(n, 0..row);
+    // What earlier runs did (the pace counts this run's pairs only).
+    let done_before = done;
     tracing::info!(
         job = job.job_id,
         groups = ?params.group_ids,
@@ -555,13 +636,19 @@ async fn check(jobs: &Arc<Jobs>, job: &JobRow) -> Result<Outcome, StoreError> {
         pairs = total,
         threshold,
         cosine = floor,
-        "duplicate-person check started"
+        from_row = row,
+        "{}",
+        if resumed {
+            "duplicate-person check resumed from its saved progress"
+        } else {
+            "duplicate-person check started"
+        }
     );
 
     let throttle = throttle();
-    let mut found: Vec<Pair> = Vec::new();
-    let mut row = 0usize;
-    let mut done = 0u64;
+    // The persons file is saved with the first position (a check done in one round saves neither).
+    let mut persons_saved = resumed;
+    let mut last_checkpoint = Instant::now() - check_progress::EVERY;
     let mut computing = Duration::ZERO;
     // Pairs per round: start small and follow the rate measured round by round.
     let mut rate = measured().unwrap_or(4_000_000.0);
@@ -606,6 +693,23 @@ async fn check(jobs: &Arc<Jobs>, job: &JobRow) -> Result<Outcome, StoreError> {
         } else {
             (100.0 * done as f64 / total as f64).min(99.9)
         };
+        // The position first: once a client sees progress, a restart resumes from there.
+        if row < n && last_checkpoint.elapsed() >= check_progress::EVERY {
+            last_checkpoint = Instant::now();
+            if !persons_saved {
+                let bytes = check_progress::encode_persons(&snap);
+                save(jobs, &check_progress::persons_file(&job.job_id), bytes).await?;
+                persons_saved = true;
+            }
+            let position = Position {
+                persons: n as u32,
+                row: row as u32,
+                floor,
+                found: found.clone(),
+            };
+            let bytes = check_progress::encode_position(&position);
+            save(jobs, &check_progress::position_file(&job.job_id), bytes).await?;
+        }
         if last_saved.elapsed() >= Duration::from_secs(1) || row >= n {
             last_saved = Instant::now();
             set_progress(jobs, &job.job_id, (progress * 100.0).round() / 100.0).await?;
@@ -622,7 +726,7 @@ async fn check(jobs: &Arc<Jobs>, job: &JobRow) -> Result<Outcome, StoreError> {
         }
         if let Some(cap) = throttle {
             // Hold the pace the operator allows.
-            let due = Duration::from_secs_f64(done as f64 / cap);
+            let due = Duration::from_secs_f64((done - done_before) as f64 / cap);
             let elapsed = started.elapsed();
             if due > elapsed {
                 tokio::time::sleep(due - elapsed).await;
@@ -673,6 +777,7 @@ async fn check(jobs: &Arc<Jobs>, job: &JobRow) -> Result<Outcome, StoreError> {
         "seconds": (seconds * 1000.0).round() / 1000.0,
     });
     jobs.store.finish_check(job.job_id.clone(), result).await?;
+    forget_progress(jobs, &job.job_id).await;
     tracing::info!(
         job = job.job_id,
         persons = n,

@@ -91,6 +91,8 @@ impl Change {
 /// What a follower may read when it starts (and when a change arrives without its payload): a view of the
 /// database in which no write is half done.
 pub trait StartView {
+    /// The number of the last change this view holds (0 for none).
+    fn last_change(&self) -> Result<u64, StoreError>;
     /// Every group.
     fn groups(&self) -> Result<Vec<GroupRow>, StoreError>;
     /// Faces of every group (a face counts once for each group that holds its person).

@@ -32,6 +32,10 @@ impl Store {
         self.db.read(move |conn| sql::exists(conn, &name)).await
     }
 
+    pub async fn delete_file(&self, name: String) -> Result<(), StoreError> {
+        self.db.write(move |tx| sql::delete(tx, &name)).await
+    }
+
     /// Delete the files named `*suffix` kept for longer than `age`; how many.
     pub async fn purge_files(
         &self,

@@ -251,9 +251,9 @@ impl Store {
             Db::Postgres(db) => loop {
                 let (follower, from) = {
                     let load = load.clone();
-                    db.read(move |conn| {
-                        let from = sql::changes::last(conn)?;
-                        let follower = load(&sql::changes::View(conn))?;
+                    db.read_start(move |view| {
+                        let from = view.last_change()?;
+                        let follower = load(view)?;
                         Ok::<_, StoreError>((Arc::new(follower), from))
                     })
                     .await?
@@ -411,9 +411,7 @@ pub async fn read_shared<T: Send + 'static>(
     url: &str,
     f: impl FnOnce(&dyn changes::StartView) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
-    postgres::Db::new(url)?
-        .read(move |conn| f(&sql::changes::View(conn)))
-        .await
+    postgres::Db::new(url)?.read_start(f).await
 }
 
 /// The file `name` of the shared database at `url` (the link key, for operator tools).

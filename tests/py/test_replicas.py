@@ -3,7 +3,7 @@ database on loopback, each with its own data directory. A write through one is s
 within the staleness bound; a CAM change made through one applies on the others; races sent to different
 replicas leave every replica's index equal to the database (`check-index`); a replica killed with SIGKILL
 under eight writing clients loses no acknowledged write; an upgrade started on a replica that dies is
-finished by another; PostgreSQL stopped for ten seconds under load gives clear errors, loses nothing
+finished by another, and a duplicate check resumed by another from its saved progress; PostgreSQL stopped for ten seconds under load gives clear errors, loses nothing
 acknowledged, and service comes back by itself."""
 
 import concurrent.futures
@@ -25,6 +25,9 @@ from test_cam import Team, cam, code_of, iai, policy
 from test_faces import b64
 from test_persons import ONE_FACE, create_group, photos, search
 from test_races import binary, create_face_request, images, sdk, setup  # noqa: F401 (fixture)
+from test_similar import download, pairs_of, wait_done
+from test_similar import enrol as enrol_similar
+from test_similar import result as similar_result
 from test_upgrade import IDENTITIES, SLOW, client20, enrol, job_result, upgrade, wait_status
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgres", reason="several replicas run in the PostgreSQL pass")
@@ -224,6 +227,32 @@ def test_an_upgrade_started_on_a_is_finished_by_b_after_a_dies(tmp_path, unique)
         got = search(b, "SearchFaces", [group], photos(IDENTITIES[0])[-1], MaxPersonNum=1)
         assert got.FaceModelVersion == "3.0"
         assert got.Results[0].Candidates[0].PersonId == IDENTITIES[0]
+    finally:
+        replicas.stop()
+
+
+def test_a_duplicate_check_resumes_on_b_from_where_a_died(tmp_path, unique):
+    # A pace of one pair a second: A's first round scores the first row (3 pairs), saves its position and
+    # waits; killed then, B takes the checks' lease (15 s) and goes on from the second row.
+    replicas = Replicas(tmp_path, n=2, config="similar_max_pairs_per_second = 1.0\n")
+    try:
+        a, b = common_client(replicas[0]), common_client(replicas[1])
+        call_b = lambda action, params: b.call_json(action, params)["Response"]  # noqa: E731
+        group = unique("dup")
+        a.call_json("CreateGroup", {"GroupId": group, "GroupName": group, "FaceModelVersion": "3.0"})
+        for person, paths in [("s3-a", photos("orl_s3")[0:2]), ("s3-b", photos("orl_s3")[5:7]),
+                              ("s4", photos("orl_s4")[0:2]), ("s5", photos("orl_s5")[0:2])]:
+            enrol_similar(lambda action, params: a.call_json(action, params)["Response"], group, person, paths)
+        job = a.call_json("CheckSimilarPerson", {"GroupIds": [group], "UniquePersonControl": 1})["Response"]["JobId"]
+        deadline = time.time() + 30
+        while similar_result(call_b, job)["Progress"] == 0:
+            assert time.time() < deadline, "the check made no progress on A"
+            time.sleep(0.05)
+        replicas.kill(0)
+        done = wait_done(call_b, job, timeout=90)
+        assert pairs_of(download(replicas[1], done["SimilarPersonsUrl"])) == {(("s3-a", (group,)), ("s3-b", (group,)))}
+        log = replicas[1].log_path.read_text()
+        assert "duplicate-person check resumed from its saved progress" in log, log[-3000:]
     finally:
         replicas.stop()
 

@@ -224,11 +224,12 @@ def test_a_running_check_blocks_its_groups_and_survives_a_restart(srv, call, gro
     finally:
         del srv.extra_env[THROTTLE]
         srv.restart()
-    # Run again from the beginning on a new snapshot, at full speed.
+    # It resumes from the position saved after its first round (not from the beginning), at full speed.
     done = wait_done(call, job)
     elements = download(srv, done["SimilarPersonsUrl"])
     check_schema(elements, THRESHOLD[1])
     assert pairs_of(elements) == {(("s3-a", ("slow",)), ("s3-b", ("slow",)))}
     listed = call("GetCheckSimilarPersonJobIdList", {"Limit": 1})["JobIdInfos"][0]
     assert listed["JobId"] == job and listed["JobStatus"] == 0
-    assert "run again from the beginning" in srv.log_path.read_text()
+    log = srv.log_path.read_text()
+    assert "duplicate-person check resumed from its saved progress" in log and "from_row=1" in log, log[-3000:]

@@ -51,7 +51,7 @@ pub(in crate::store) async fn run(db: Db, log: Arc<Log>, replica: Replica) {
 
 async fn follow_connected(
     db: &Db,
-    log: &Log,
+    log: &Arc<Log>,
     replica: &Replica,
     started: i64,
 ) -> Result<(), StoreError> {
@@ -94,8 +94,13 @@ async fn follow_connected(
 
 /// Apply every entry after the last applied; the log is confirmed current once a read comes back short.
 /// Changes whose writer's rows travel only in process (a rebuilt group's vectors, the CAM tables) are
-/// completed from one read of the database (`changes::hydrate`) before they are applied.
-async fn catch_up(db: &Db, client: &tokio_postgres::Client, log: &Log) -> Result<(), StoreError> {
+/// completed from one read of the database (`changes::hydrate`) before they are applied, on the blocking
+/// pool.
+async fn catch_up(
+    db: &Db,
+    client: &tokio_postgres::Client,
+    log: &Arc<Log>,
+) -> Result<(), StoreError> {
     loop {
         let from = log.applied() as i64;
         let rows = client
@@ -122,9 +127,16 @@ async fn catch_up(db: &Db, client: &tokio_postgres::Client, log: &Log) -> Result
                 .read(move |conn| hydrate_all(entries, &View(conn)))
                 .await?;
         }
-        for (seq, change) in &entries {
-            log.apply(*seq, std::slice::from_ref(change));
-        }
+        // Applying is CPU work (a group's vectors, a rebuilt index): off the async workers, which go on
+        // serving calls meanwhile. Entries are applied in order, one page at a time.
+        let applying = log.clone();
+        tokio::task::spawn_blocking(move || {
+            for (seq, change) in &entries {
+                applying.apply(*seq, std::slice::from_ref(change));
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?;
         if (rows.len() as i64) < PAGE {
             log.confirm();
             return Ok(());

@@ -172,7 +172,7 @@ async fn transaction<T, E, F>(db: &Db, write: bool, f: F) -> Result<T, E>
 where
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
-    F: FnOnce(&dyn Sql) -> Result<T, E> + Send + 'static,
+    F: FnOnce(&sql::Transaction) -> Result<T, E> + Send + 'static,
 {
     let mut client = db.client().await?;
     let runtime = Handle::current();
@@ -221,7 +221,23 @@ impl Db {
             .enter()
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?;
-        transaction(self, false, f).await
+        transaction(self, false, |tx| f(tx)).await
+    }
+
+    /// Run `f` on one consistent snapshot seen as a start view: the vectors stream in with binary COPY
+    /// (a replica's start, `check-index`).
+    pub async fn read_start<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&dyn crate::store::changes::StartView) -> Result<T, E> + Send + 'static,
+    {
+        let _ticket = self
+            .reading
+            .enter()
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        transaction(self, false, |tx| f(&sql::StartSnapshot(tx))).await
     }
 
     /// Run a write `f` holding the write lock: writes of every replica commit one at a time.
@@ -231,6 +247,6 @@ impl Db {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&dyn Sql) -> Result<T, E> + Send + 'static,
     {
-        transaction(self, true, f).await
+        transaction(self, true, |tx| f(tx)).await
     }
 }

@@ -3,10 +3,20 @@
 //! connection (`Handle::block_on`, allowed on a blocking thread). Placeholders are renumbered (`?1` to
 //! `$1`) and prepared statements cached per connection.
 
+use std::collections::HashMap;
+
 use bytes::BytesMut;
+use futures_util::StreamExt as _;
 use tokio::runtime::Handle;
+use tokio_postgres::binary_copy::BinaryCopyOutStream;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
+use crate::store::StoreError;
+use crate::store::cam::Snapshot as CamSnapshot;
+use crate::store::changes::StartView;
+use crate::store::groups::GroupRow;
+use crate::store::sql::changes::View;
+use crate::store::sql::persons::{INDEXED_FACES, decode};
 use crate::store::sql::{self, Backend, Row, Sql, SqlError, Value, numbered_placeholders};
 
 type BoxError = Box<dyn std::error::Error + Sync + Send>;
@@ -64,6 +74,60 @@ impl Sql for Transaction<'_> {
             each(&Row::new(values))?;
         }
         Ok(())
+    }
+}
+
+/// A snapshot as the start view: as the shared statements read it, but for the vectors, which stream in
+/// with binary COPY, row by row (a million faces are neither held as rows nor parsed from text).
+pub struct StartSnapshot<'a>(pub &'a Transaction<'a>);
+
+impl StartView for StartSnapshot<'_> {
+    fn last_change(&self) -> Result<u64, StoreError> {
+        View(self.0).last_change()
+    }
+
+    fn groups(&self) -> Result<Vec<GroupRow>, StoreError> {
+        View(self.0).groups()
+    }
+
+    fn face_counts(&self) -> Result<HashMap<String, u64>, StoreError> {
+        View(self.0).face_counts()
+    }
+
+    fn for_each_indexed_face(
+        &self,
+        each: &mut dyn FnMut(&str, &str, &str, Vec<f32>),
+    ) -> Result<(), StoreError> {
+        let Transaction { tx, runtime } = self.0;
+        let copy = format!("COPY ({INDEXED_FACES}) TO STDOUT (FORMAT binary)");
+        let stream = runtime.block_on(tx.copy_out(copy.as_str()))?;
+        let rows =
+            BinaryCopyOutStream::new(stream, &[Type::TEXT, Type::TEXT, Type::TEXT, Type::BYTEA]);
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = runtime.block_on(rows.next()) {
+            let row = row?;
+            let column = |i| {
+                row.try_get::<&str>(i)
+                    .map_err(|e| StoreError::from(SqlError::Type(i, e.to_string())))
+            };
+            let embedding: &[u8] = row
+                .try_get(3)
+                .map_err(|e| StoreError::from(SqlError::Type(3, e.to_string())))?;
+            each(column(0)?, column(1)?, column(2)?, decode(embedding));
+        }
+        Ok(())
+    }
+
+    fn group_vectors(
+        &self,
+        group_id: &str,
+        model: &str,
+    ) -> Result<Vec<(String, u64, Vec<f32>)>, StoreError> {
+        View(self.0).group_vectors(group_id, model)
+    }
+
+    fn cam(&self) -> Result<CamSnapshot, StoreError> {
+        View(self.0).cam()
     }
 }
 

@@ -62,6 +62,10 @@ pub fn since(conn: &dyn Sql, from: u64) -> Result<Option<Vec<(u64, Change)>>, St
 pub struct View<'a>(pub &'a dyn Sql);
 
 impl StartView for View<'_> {
+    fn last_change(&self) -> Result<u64, StoreError> {
+        last(self.0)
+    }
+
     fn groups(&self) -> Result<Vec<GroupRow>, StoreError> {
         super::groups::list(self.0, 0, i64::MAX as u64)
     }

@@ -46,6 +46,11 @@ pub fn exists(conn: &dyn Sql, name: &str) -> Result<bool, StoreError> {
         .is_some())
 }
 
+pub fn delete(conn: &dyn Sql, name: &str) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM files WHERE name = ?1", params![name])?;
+    Ok(())
+}
+
 /// Delete the files created before `before_ms` whose names end with `suffix`; how many.
 pub fn purge(conn: &dyn Sql, suffix: &str, before_ms: i64) -> Result<u64, StoreError> {
     Ok(conn.execute(
