@@ -1,12 +1,12 @@
 //! Scale check of the store and the index with synthetic faces (random unit vectors of model 3.0's
 //! dimension; no photos): enrol N faces (one person each) into one group through the store, in batches of
-//! one transaction, then rebuild the index from SQLite as the server does at start, search it, and report
-//! the enrolment rate, rebuild time, search latency and memory per face.
+//! one transaction, then rebuild the index from the database as the server does at start, search it, and
+//! report the enrolment rate, rebuild time, search latency and memory per face.
 //!
-//!     cargo run --release --example scale -- <data-dir> [faces=1000000]
+//!     cargo run --release --example scale -- <data-dir | postgres://...> [faces=1000000]
 //!
-//! The data directory can then be served (`iai-server --data-dir <data-dir>`) to time a real start-up;
-//! `benches/scale.sh` does both.
+//! The database can then be served (`iai-server --data-dir <data-dir>` or `--database-url`) to time a
+//! real start-up; `benches/scale.sh` does both on SQLite, `benches/replica_start.py` on both backends.
 
 use anyhow::Context as _;
 use std::time::Instant;
@@ -56,9 +56,21 @@ fn rss_bytes() -> u64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let dir = args.next().expect("usage: scale <data-dir> [faces]");
+    let place = args
+        .next()
+        .expect("usage: scale <data-dir | postgres://...> [faces]");
     let total: usize = args.next().map_or(1_000_000, |n| n.parse().expect("faces"));
-    let store = Store::open(std::path::Path::new(&dir))?;
+    let shared = place.starts_with("postgres://") || place.starts_with("postgresql://");
+    let store = if shared {
+        let replica = iai_server::store::postgres::follow::Replica {
+            id: "scale".into(),
+            address: String::new(),
+        };
+        Store::connect(&place, replica).await?
+    } else {
+        Store::open(std::path::Path::new(&place))?
+    };
+    let backend = if shared { "PostgreSQL" } else { "SQLite" };
     let mut rng = Rng(0x9E3779B97F4A7C15);
 
     let existing = store.group(GROUP.into()).await.is_ok();
@@ -107,8 +119,10 @@ async fn main() -> anyhow::Result<()> {
             total as f64 / seconds
         );
     }
-    let db_bytes = std::fs::metadata(store.database_file().context("no database file")?)?.len();
-    println!("database file: {:.0} MB", db_bytes as f64 / 1e6);
+    if !shared {
+        let db_bytes = std::fs::metadata(store.database_file().context("no database file")?)?.len();
+        println!("database file: {:.0} MB", db_bytes as f64 / 1e6);
+    }
 
     let before = rss_bytes();
     let started = Instant::now();
@@ -119,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
     let index = index.read();
     let faces = index.face_count();
     println!(
-        "index rebuilt from SQLite in {rebuilt:.1} s: {faces} faces, {} persons; resident memory +{:.0} MB = {:.0} bytes per face (face vector + fused person vector + maps)",
+        "index rebuilt from {backend} in {rebuilt:.1} s: {faces} faces, {} persons; resident memory +{:.0} MB = {:.0} bytes per face (face vector + fused person vector + maps)",
         index.person_count(),
         grown as f64 / 1e6,
         grown as f64 / faces.max(1) as f64

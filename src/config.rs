@@ -10,6 +10,7 @@
 //! database_url = "postgres://iai@db/iai"  # several replicas on one PostgreSQL (default: SQLite in data_dir)
 //! max_staleness_ms = 1000          # a replica further behind the database than this refuses searches
 //! replica_id = "a"                 # this replica's name in logs, heartbeats and job leases (default: host:port)
+//! advertise_address = "iai-a:8080"  # where other replicas and check-index reach it (default: listen)
 //! max_body_bytes = 10485760
 //! max_clock_skew_secs = 300
 //! max_connections = 512
@@ -66,6 +67,9 @@ pub struct Config {
     pub max_staleness_ms: u64,
     /// This replica's name (logs, heartbeats, job leases); default: the host name and listening port.
     pub replica_id: Option<String>,
+    /// Where other replicas and `check-index` reach this one (`IAI_ADVERTISE_ADDRESS`); default: `listen`,
+    /// with an unspecified host (0.0.0.0, [::]) replaced by the host name (a container's name in compose).
+    pub advertise_address: Option<String>,
     /// One key pair from the environment (`IAI_SECRET_ID`, `IAI_SECRET_KEY`, optional `IAI_SECRET_TOKEN`).
     pub secret_id: Option<String>,
     pub secret_key: Option<String>,
@@ -157,6 +161,7 @@ impl Default for Config {
             database_url: None,
             max_staleness_ms: 1000,
             replica_id: None,
+            advertise_address: None,
             secret_id: None,
             secret_key: None,
             secret_token: None,
@@ -297,19 +302,25 @@ impl Config {
         Ok(config)
     }
 
+    /// Where other replicas and tools reach this one: `advertise_address`, else `listen` with an
+    /// unspecified host replaced by the host name.
+    pub fn advertised(&self) -> String {
+        if let Some(address) = self.advertise_address.as_ref().filter(|a| !a.is_empty()) {
+            return address.clone();
+        }
+        match self.listen.rsplit_once(':') {
+            Some(("0.0.0.0" | "[::]" | "", port)) => format!("{}:{port}", host_name()),
+            _ => self.listen.clone(),
+        }
+    }
+
     /// This replica's name: `replica_id`, else the host name and the listening port.
     pub fn replica_name(&self) -> String {
         if let Some(id) = self.replica_id.as_ref().filter(|id| !id.is_empty()) {
             return id.clone();
         }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_default();
         let port = self.listen.rsplit(':').next().unwrap_or_default();
-        format!(
-            "{}:{port}",
-            if host.is_empty() { "localhost" } else { &host }
-        )
+        format!("{}:{port}", host_name())
     }
 
     pub fn decode_budget(&self) -> u64 {
@@ -337,10 +348,12 @@ impl Config {
             return Ok(None);
         }
         let mut keys = self.keys.clone();
-        match (&self.secret_id, &self.secret_key) {
+        // An empty variable (compose's `${IAI_SECRET_ID:-}` when unset) is no key.
+        let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        match (given(&self.secret_id), given(&self.secret_key)) {
             (Some(id), Some(key)) => keys.push(ApiKey {
-                secret_id: id.clone(),
-                secret_key: key.clone(),
+                secret_id: id,
+                secret_key: key,
                 token: self.secret_token.clone(),
             }),
             (None, None) => {}
@@ -353,6 +366,18 @@ impl Config {
             );
         }
         Ok(Some(KeyRing::new(keys, self.max_clock_skew_secs)))
+    }
+}
+
+/// This machine's (or container's) host name; `localhost` when it cannot be read.
+fn host_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    if host.is_empty() {
+        "localhost".into()
+    } else {
+        host
     }
 }
 
@@ -435,5 +460,48 @@ impl QpsConfig {
             .or_else(|| self.groups.get(key))
             .copied()
             .unwrap_or(default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_key_variables_are_no_key_and_say_so() {
+        // Compose passes `${IAI_SECRET_ID:-}`: set but empty when the user gave none.
+        let config = Config {
+            secret_id: Some(String::new()),
+            secret_key: Some(String::new()),
+            ..Config::default()
+        };
+        let error = config.key_ring().err().expect("no key");
+        assert!(
+            error
+                .to_string()
+                .contains("set IAI_SECRET_ID and IAI_SECRET_KEY"),
+            "{error}"
+        );
+        let half = Config {
+            secret_id: Some("AKIDx".into()),
+            secret_key: Some(String::new()),
+            ..Config::default()
+        };
+        assert!(half.key_ring().is_err());
+    }
+
+    #[test]
+    fn the_advertised_address_names_a_reachable_host() {
+        let mut config = Config {
+            listen: "127.0.0.1:8081".into(),
+            ..Config::default()
+        };
+        assert_eq!(config.advertised(), "127.0.0.1:8081");
+        config.listen = "0.0.0.0:8080".into();
+        assert_eq!(config.advertised(), format!("{}:8080", host_name()));
+        config.listen = "[::]:8080".into();
+        assert_eq!(config.advertised(), format!("{}:8080", host_name()));
+        config.advertise_address = Some("iai-a:8080".into());
+        assert_eq!(config.advertised(), "iai-a:8080");
     }
 }

@@ -48,7 +48,7 @@ async fn connect_store(
 ) -> Option<store::Store> {
     let replica = store::postgres::follow::Replica {
         id: config.replica_name(),
-        address: config.listen.clone(),
+        address: config.advertised(),
     };
     let waiting = wire::waiting::Waiting::default();
     let (connected, mut answered) = tokio::sync::watch::channel(false);
