@@ -4,8 +4,10 @@
 #     podman build -f docker/Dockerfile \
 #         --build-arg RUST_IMAGE=localhost/iai-rust:1.95-bookworm \
 #         --build-arg RUNTIME_IMAGE=localhost/iai-debian:bookworm-slim -t iai-server .
-# Run as root with debootstrap installed. EXTRA_CA=/path/ca.crt adds the CA of a TLS-intercepting proxy to both
-# images (ca-certificates picks it up, NODE_EXTRA_CA_CERTS points npm at it); DEBIAN_MIRROR picks the mirror.
+# Run as root with debootstrap installed. EXTRA_CA="/path/a.crt /path/b.crt" adds the CAs of a TLS-intercepting
+# proxy to both images (ca-certificates picks them up, NODE_EXTRA_CA_CERTS points npm at the bundle);
+# DEBIAN_MIRROR picks the mirror. On this project's development machine:
+#     EXTRA_CA="$(echo /usr/local/share/ca-certificates/*.crt)" sh docker/local-bases.sh
 set -eu
 ENGINE=${ENGINE:-podman}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -20,10 +22,13 @@ deb $MIRROR bookworm-updates main
 deb ${MIRROR%/debian}/debian-security bookworm-security main
 EOF
 ca_env=
-if [ -n "${EXTRA_CA:-}" ]; then
-    install -D -m 644 "$EXTRA_CA" "$root/fs/usr/local/share/ca-certificates/extra-ca.crt"
-    ca_env=NODE_EXTRA_CA_CERTS=/usr/local/share/ca-certificates/extra-ca.crt
-fi
+n=0
+for ca in ${EXTRA_CA:-}; do
+    n=$((n + 1))
+    install -D -m 644 "$ca" "$root/fs/usr/local/share/ca-certificates/extra-ca-$n.crt"
+    # ca-certificates (installed by both images' first apt step) adds them to the system bundle.
+    ca_env=NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+done
 rm -rf "$root"/fs/var/cache/apt/archives/*.deb "$root"/fs/var/lib/apt/lists/* "$root"/fs/usr/share/doc/* \
     "$root"/fs/usr/share/man/*
 tar -C "$root/fs" -c . | $ENGINE import --change 'CMD ["bash"]' ${ca_env:+--change "ENV $ca_env"} - \
