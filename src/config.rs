@@ -348,7 +348,7 @@ impl Config {
             return Ok(None);
         }
         let mut keys = self.keys.clone();
-        // An empty variable (compose's `${IAI_SECRET_ID:-}` when unset) is no key.
+        // An empty variable (compose passes an unset `${IAI_SECRET_ID}` as empty) is no key.
         let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
         match (given(&self.secret_id), given(&self.secret_key)) {
             (Some(id), Some(key)) => keys.push(ApiKey {
