@@ -38,14 +38,12 @@ SCALE = ROOT / "target" / "release" / "examples" / "scale"
 
 
 def enrol(place, faces):
-    """Fill `place` (a data directory or a database URL); the example's own report."""
+    """Fill `place` (a data directory or a database URL), printing the example's own report."""
     started = time.perf_counter()
     out = subprocess.run([str(SCALE), place, str(faces)], check=True, capture_output=True, text=True).stdout
     print(f"  enrolled in {time.perf_counter() - started:.0f} s (with one rebuild in the example):")
     for line in out.splitlines():
         print(f"    {line}")
-    rate = re.search(r"([0-9]+) faces/s", out)
-    return float(rate.group(1)) if rate else None
 
 
 def text_field(value):

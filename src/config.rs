@@ -469,7 +469,7 @@ mod tests {
 
     #[test]
     fn empty_key_variables_are_no_key_and_say_so() {
-        // Compose passes `${IAI_SECRET_ID:-}`: set but empty when the user gave none.
+        // Compose passes an unset `${IAI_SECRET_ID}` as set but empty.
         let config = Config {
             secret_id: Some(String::new()),
             secret_key: Some(String::new()),

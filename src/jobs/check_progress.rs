@@ -19,12 +19,15 @@ pub const EVERY: Duration = Duration::from_secs(10);
 const PERSONS_MAGIC: &[u8; 8] = b"IAICHKP1";
 const POSITION_MAGIC: &[u8; 8] = b"IAICHKS1";
 
+/// The endings of the two files (persons, position), for the purge of abandoned ones.
+pub const SUFFIXES: [&str; 2] = [".snapshot", ".progress"];
+
 pub fn persons_file(job_id: &str) -> String {
-    format!("{job_id}.snapshot")
+    format!("{job_id}{}", SUFFIXES[0])
 }
 
 pub fn position_file(job_id: &str) -> String {
-    format!("{job_id}.progress")
+    format!("{job_id}{}", SUFFIXES[1])
 }
 
 /// Where a scan stands: rows before `row` are done, `floor` is the cosine a pair must reach (raised once

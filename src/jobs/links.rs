@@ -125,15 +125,23 @@ impl Links {
         Ok(())
     }
 
-    /// The file `name` for the server's own use (a job's checkpoint): no link, no signature.
+    /// The file `name` for the server's own use (a job's checkpoint; `read` after checking a link): no
+    /// link, no signature. `None` when there is none.
     pub async fn load(&self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
         anyhow::ensure!(safe_name(name), "bad result file name {name}");
         match &self.files {
-            Files::Dir(dir) => match std::fs::read(dir.join(name)) {
-                Ok(bytes) => Ok(Some(bytes)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e.into()),
-            },
+            Files::Dir(dir) => {
+                let path = dir.join(name);
+                // A checkpoint can be tens of MB: off the async workers, as `write` does.
+                Ok(
+                    tokio::task::spawn_blocking(move || match std::fs::read(path) {
+                        Ok(bytes) => Ok(Some(bytes)),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                        Err(e) => Err(e),
+                    })
+                    .await??,
+                )
+            }
             Files::Database(store) => Ok(store.file(name.to_owned()).await?),
         }
     }
@@ -142,12 +150,17 @@ impl Links {
     pub async fn remove(&self, name: &str) -> anyhow::Result<()> {
         anyhow::ensure!(safe_name(name), "bad result file name {name}");
         match &self.files {
-            Files::Dir(dir) => match std::fs::remove_file(dir.join(name)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-                _ => Ok(()),
-            },
-            Files::Database(store) => Ok(store.delete_file(name.to_owned()).await?),
+            Files::Dir(dir) => {
+                let path = dir.join(name);
+                tokio::task::spawn_blocking(move || match std::fs::remove_file(path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                })
+                .await??;
+            }
+            Files::Database(store) => store.delete_file(name.to_owned()).await?,
         }
+        Ok(())
     }
 
     pub async fn exists(&self, name: &str) -> bool {
@@ -193,12 +206,9 @@ impl Links {
         if now > expires {
             return Err(LinkError::Expired);
         }
-        match &self.files {
-            Files::Dir(dir) => std::fs::read(dir.join(name)).map_err(|_| LinkError::Gone),
-            Files::Database(store) => match store.file(name.to_owned()).await {
-                Ok(Some(body)) => Ok(body),
-                _ => Err(LinkError::Gone),
-            },
+        match self.load(name).await {
+            Ok(Some(body)) => Ok(body),
+            _ => Err(LinkError::Gone),
         }
     }
 
@@ -208,7 +218,8 @@ impl Links {
             Files::Dir(dir) => dir.clone(),
             Files::Database(store) => {
                 // Result files, and the checkpoints of checks that never finished.
-                for suffix in [".json", ".snapshot", ".progress"] {
+                let checkpoints = super::check_progress::SUFFIXES;
+                for suffix in std::iter::once(".json").chain(checkpoints) {
                     if let Err(e) = store.purge_files(suffix, age).await {
                         tracing::warn!(error = %e, "cannot purge old result files");
                     }

@@ -697,17 +697,24 @@ async fn check(jobs: &Arc<Jobs>, job: &JobRow) -> Result<Outcome, StoreError> {
         if row < n && last_checkpoint.elapsed() >= check_progress::EVERY {
             last_checkpoint = Instant::now();
             if !persons_saved {
-                let bytes = check_progress::encode_persons(&snap);
+                // Tens of MB for millions of persons: encoded off the async workers.
+                let persons = snap.clone();
+                let bytes =
+                    tokio::task::spawn_blocking(move || check_progress::encode_persons(&persons))
+                        .await
+                        .map_err(|e| StoreError::Task(e.to_string()))?;
                 save(jobs, &check_progress::persons_file(&job.job_id), bytes).await?;
                 persons_saved = true;
             }
+            // The pairs move into the position for encoding and back, uncopied.
             let position = Position {
                 persons: n as u32,
                 row: row as u32,
                 floor,
-                found: found.clone(),
+                found: std::mem::take(&mut found),
             };
             let bytes = check_progress::encode_position(&position);
+            found = position.found;
             save(jobs, &check_progress::position_file(&job.job_id), bytes).await?;
         }
         if last_saved.elapsed() >= Duration::from_secs(1) || row >= n {

@@ -25,7 +25,7 @@ from test_cam import Team, cam, code_of, iai, policy
 from test_faces import b64
 from test_persons import ONE_FACE, create_group, photos, search
 from test_races import binary, create_face_request, images, sdk, setup  # noqa: F401 (fixture)
-from test_similar import download, pairs_of, wait_done
+from test_similar import caller, download, pairs_of, wait_done
 from test_similar import enrol as enrol_similar
 from test_similar import result as similar_result
 from test_upgrade import IDENTITIES, SLOW, client20, enrol, job_result, upgrade, wait_status
@@ -236,14 +236,13 @@ def test_a_duplicate_check_resumes_on_b_from_where_a_died(tmp_path, unique):
     # waits; killed then, B takes the checks' lease (15 s) and goes on from the second row.
     replicas = Replicas(tmp_path, n=2, config="similar_max_pairs_per_second = 1.0\n")
     try:
-        a, b = common_client(replicas[0]), common_client(replicas[1])
-        call_b = lambda action, params: b.call_json(action, params)["Response"]  # noqa: E731
+        call_a, call_b = caller(replicas[0]), caller(replicas[1])
         group = unique("dup")
-        a.call_json("CreateGroup", {"GroupId": group, "GroupName": group, "FaceModelVersion": "3.0"})
+        call_a("CreateGroup", {"GroupId": group, "GroupName": group, "FaceModelVersion": "3.0"})
         for person, paths in [("s3-a", photos("orl_s3")[0:2]), ("s3-b", photos("orl_s3")[5:7]),
                               ("s4", photos("orl_s4")[0:2]), ("s5", photos("orl_s5")[0:2])]:
-            enrol_similar(lambda action, params: a.call_json(action, params)["Response"], group, person, paths)
-        job = a.call_json("CheckSimilarPerson", {"GroupIds": [group], "UniquePersonControl": 1})["Response"]["JobId"]
+            enrol_similar(call_a, group, person, paths)
+        job = call_a("CheckSimilarPerson", {"GroupIds": [group], "UniquePersonControl": 1})["JobId"]
         deadline = time.time() + 30
         while similar_result(call_b, job)["Progress"] == 0:
             assert time.time() < deadline, "the check made no progress on A"

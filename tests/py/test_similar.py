@@ -28,10 +28,15 @@ def srv(tmp_path_factory):
         yield server
 
 
+def caller(server):
+    """`call(action, params)`: the action's Response from `server`, through the SDK's generic client."""
+    client = common_client(server)
+    return lambda action, params: client.call_json(action, params)["Response"]
+
+
 @pytest.fixture(scope="module")
 def call(srv):
-    client = common_client(srv)
-    return lambda action, params: client.call_json(action, params)["Response"]
+    return caller(srv)
 
 
 def enrol(call, group, person, paths, name=None):

@@ -216,12 +216,7 @@ impl Db {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&dyn Sql) -> Result<T, E> + Send + 'static,
     {
-        let _ticket = self
-            .reading
-            .enter()
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?;
-        transaction(self, false, |tx| f(tx)).await
+        self.snapshot(|tx| f(tx)).await
     }
 
     /// Run `f` on one consistent snapshot seen as a start view: the vectors stream in with binary COPY
@@ -232,12 +227,22 @@ impl Db {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&dyn crate::store::changes::StartView) -> Result<T, E> + Send + 'static,
     {
+        self.snapshot(|tx| f(&sql::StartSnapshot(tx))).await
+    }
+
+    /// A read transaction, once a reading ticket is free.
+    async fn snapshot<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&sql::Transaction) -> Result<T, E> + Send + 'static,
+    {
         let _ticket = self
             .reading
             .enter()
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?;
-        transaction(self, false, |tx| f(&sql::StartSnapshot(tx))).await
+        transaction(self, false, f).await
     }
 
     /// Run a write `f` holding the write lock: writes of every replica commit one at a time.
