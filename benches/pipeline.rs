@@ -2,7 +2,11 @@
 //! already prepared 640x640 input, and the embedding of the network that was 3.0 before MobileFaceNet (dlib's,
 //! now 2.0). Ratios to read: decode + detect, and detect + align + embed (CompareFace's work for one image),
 //! over YuNet; MobileFaceNet's embedding, with and without the mirror image, over dlib's. One thread per model
-//! call, as the server runs them by default. Needs `models/` (tools/fetch_models.py) and ../shared/faces.
+//! call, as the server runs them by default. Then the attribute models for one face beside the face mesh
+//! (which every analysed face runs): AgeGenderNet, and the 64x64 mini-Xception of the emotion model, the same
+//! network and input as the gender model AgeGenderNet replaced. Last, detection in a photo without a face
+//! (the padded second pass runs) beside one with a face (it does not).
+//! Needs `models/` (tools/fetch_models.py) and ../shared/faces.
 //! `cargo bench --bench pipeline`.
 
 use std::hint::black_box;
@@ -77,6 +81,38 @@ fn bench_pipeline(c: &mut Criterion) {
     group.bench_function("align + embed: MobileFaceNet 192, one pass", |b| {
         b.iter(|| black_box(embed(&MOBILEFACENET_192, false)))
     });
+    let face = &faces[0];
+    let attributes = pipeline.attribute_models();
+    group.bench_function("attributes: face mesh (baseline)", |b| {
+        b.iter(|| black_box(pipeline.mesh_blocking(&decoded.image, face).unwrap()))
+    });
+    group.bench_function(
+        "attributes: mini-Xception 64x64 (emotion; the replaced gender model's network)",
+        |b| b.iter(|| black_box(attributes.emotions(&decoded.image, face).unwrap())),
+    );
+    group.bench_function("attributes: AgeGenderNet 112x112 (age and gender)", |b| {
+        b.iter(|| black_box(attributes.age_gender(&decoded.image, face).unwrap()))
+    });
+    let no_face = decode_bytes(
+        &std::fs::read("../shared/faces/edge_cases/no_face/syn_grey_640x480.jpg").unwrap(),
+    )
+    .unwrap();
+    group.bench_function("detect: 640x480 with a face (one pass)", |b| {
+        // The face photo on a grey 640x480 canvas: the same detector input as the photo without one.
+        let mut with_face = image::RgbImage::from_pixel(640, 480, image::Rgb([128, 128, 128]));
+        let photo = image::imageops::resize(
+            &decoded.image,
+            320,
+            480,
+            image::imageops::FilterType::Triangle,
+        );
+        image::imageops::replace(&mut with_face, &photo, 160, 0);
+        b.iter(|| black_box(pipeline.detect_blocking(&with_face, false).unwrap()))
+    });
+    group.bench_function(
+        "detect: 640x480 without a face (the padded second pass runs)",
+        |b| b.iter(|| black_box(pipeline.detect_blocking(&no_face.image, false).unwrap())),
+    );
     group.finish();
 }
 

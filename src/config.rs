@@ -231,6 +231,23 @@ pub enum Command {
         #[arg(long, env = "IAI_DATABASE_URL")]
         database_url: Option<String>,
     },
+    /// What a score means for the people of one group: the false-accept rate at each score, and the score
+    /// for 1e-3 to 1e-6, over the pairs of its faces that belong to different persons (README, "Scores").
+    /// Reads the stored embeddings (the server may be running). Exit status 0, or 2 when it could not run.
+    Calibrate {
+        /// The group (GroupId).
+        #[arg(long)]
+        group: String,
+        #[arg(long, env = "IAI_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// The shared PostgreSQL database of several replicas (default: the SQLite file in the data
+        /// directory).
+        #[arg(long, env = "IAI_DATABASE_URL")]
+        database_url: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The audit trail: `audit export --since 2026-11-25T00:00:00Z` writes its calls as JSON lines.
     Audit {
         #[command(subcommand)]

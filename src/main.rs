@@ -87,6 +87,30 @@ async fn serve_or_tool() -> std::process::ExitCode {
             };
         }
         Some(Command::Healthcheck { url }) => return healthcheck(&cli, url.clone()).await,
+        Some(Command::Calibrate {
+            group,
+            data_dir,
+            database_url,
+            json,
+        }) => {
+            return match calibrate(group, data_dir, database_url.as_deref()).await {
+                Ok(report) => {
+                    if *json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&report).unwrap_or_default()
+                        );
+                    } else {
+                        print!("{}", report.to_text(group));
+                    }
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("iai-server calibrate: {e:#}");
+                    std::process::ExitCode::from(2)
+                }
+            };
+        }
         Some(Command::Audit {
             command:
                 AuditCommand::Export {
@@ -122,6 +146,31 @@ async fn serve_or_tool() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `iai-server calibrate --group G`: the group's faces read from its database, measured off the runtime.
+async fn calibrate(
+    group: &str,
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<iai_server::index::calibrate::Report> {
+    use iai_server::index::{Indexes, calibrate};
+    let wanted = group.to_owned();
+    let load = move |view: &dyn iai_server::store::changes::StartView| {
+        Indexes::load_group(view, &wanted)?
+            .map(|index| index.faces_for_calibration())
+            .ok_or_else(|| anyhow::anyhow!("there is no group {wanted:?}"))
+    };
+    let faces = match database_url {
+        Some(url) => iai_server::store::read_shared(url, load).await?,
+        None => {
+            let dir = data_dir.to_owned();
+            tokio::task::spawn_blocking(move || iai_server::store::read_beside(&dir, load))
+                .await??
+        }
+    };
+    let threads = iai_server::admission::cores();
+    Ok(tokio::task::spawn_blocking(move || calibrate::measure(&faces, threads)).await?)
 }
 
 /// `iai-server healthcheck`: 0 when `/ready` answers 200 (a container HEALTHCHECK needs no curl).

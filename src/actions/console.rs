@@ -71,6 +71,59 @@ pub async fn get_group_list(
     })
 }
 
+/// ConsoleCalibrateGroup: `iai-server calibrate --group` for the console's group page, measured on one
+/// thread as an admitted index scan.
+pub async fn calibrate_group(
+    service: &IaiService,
+    req: ConsoleCalibrateGroupRequest,
+) -> Result<ConsoleCalibrateGroupResponse, ApiError> {
+    let group = service
+        .indexes
+        .group(&req.group_id)
+        .ok_or_else(|| ApiError::code(ErrorCode::InvalidParameterValueGroupIdNotExist))?;
+    let faces = group.read().faces_for_calibration();
+    let compared = faces.faces.min(crate::index::calibrate::MAX_FACES);
+    let report = service
+        .scanner
+        .run(compared * compared / 2, move || {
+            crate::index::calibrate::measure(&faces, 1)
+        })
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
+    Ok(ConsoleCalibrateGroupResponse {
+        face_model_version: report.face_model_version.to_owned(),
+        person_num: report.persons as u64,
+        face_num: report.faces as u64,
+        faces_compared: report.faces_compared as u64,
+        impostor_pairs: report.impostor_pairs,
+        scales: report
+            .scales
+            .into_iter()
+            .map(|scale| ConsoleCalibrationScale {
+                scale: scale.scale.to_owned(),
+                at_score: scale
+                    .at_score
+                    .into_iter()
+                    .map(|row| ConsoleCalibrationAtScore {
+                        score: f64::from(row.score),
+                        pairs: row.pairs,
+                        rate: row.rate,
+                    })
+                    .collect(),
+                score_at_rate: scale
+                    .score_at_rate
+                    .into_iter()
+                    .map(|row| ConsoleCalibrationAtRate {
+                        rate: row.rate,
+                        score: row.score.map(f64::from),
+                        pairs: row.pairs,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
+}
+
 pub async fn get_person_list(
     service: &IaiService,
     req: ConsoleGetPersonListRequest,

@@ -116,6 +116,14 @@ impl Iai for IaiService {
         console::get_person_list(self, req).await
     }
 
+    async fn console_calibrate_group(
+        &self,
+        _: &RequestContext,
+        req: ConsoleCalibrateGroupRequest,
+    ) -> Result<ConsoleCalibrateGroupResponse, ApiError> {
+        console::calibrate_group(self, req).await
+    }
+
     async fn console_search_faces(
         &self,
         _: &RequestContext,

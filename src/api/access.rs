@@ -144,7 +144,9 @@ pub fn of(action: &str) -> Option<Access> {
         // The web console's actions: resource-level like the actions they show, so that a policy limited to
         // some groups limits the console to them too.
         "ConsoleGetGroupList" => (GroupManagement, ListedGroups, false),
-        "ConsoleGetPersonList" => (GroupManagement, Group("GroupId"), false),
+        "ConsoleGetPersonList" | "ConsoleCalibrateGroup" => {
+            (GroupManagement, Group("GroupId"), false)
+        }
         // It renames the person in every group it is in, as ModifyPersonBaseInfo does: interface-level like it.
         "ConsoleModifyPersonBaseInfo" => (GroupManagement, Interface, true),
         "ConsoleSearchFaces" | "ConsoleSearchPersons" => (Search, Groups("GroupIds"), false),

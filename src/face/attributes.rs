@@ -1,7 +1,8 @@
-//! Face attributes. From models: gender and emotion (oarriaga's mini-Xception networks, 64x64 grayscale in
-//! [-1, 1]) and masks (Ultra-Light-Fast-Generic-Face-Detector's masked-face model, whole image at 640x480).
-//! Derived from the face mesh, no model: head pose, eyes open, mouth open. Everything else Tencent reports
-//! (age, beauty, glasses, hat, hair ...) has no usable model here and is not produced (README, "Attributes").
+//! Face attributes. From models: age and gender (face-api.js's AgeGenderNet, an eye-aligned 112x112 RGB
+//! crop), emotion (oarriaga's mini-Xception, 64x64 grayscale in [-1, 1]) and masks
+//! (Ultra-Light-Fast-Generic-Face-Detector's masked-face model, whole image at 640x480). Derived from the
+//! face mesh, no model: head pose, eyes open, mouth open. Everything else Tencent reports (beauty, glasses,
+//! hat, hair ...) has no usable model here and is not produced (README, "Attributes").
 
 use image::RgbImage;
 
@@ -10,9 +11,8 @@ use super::detect::{Detection, resize_bilinear};
 use super::mesh::{self, Mesh};
 use super::runtime::Model;
 
-/// Crops for the two classifiers, in multiples of the detector box's long side: measured here on 36 photos
-/// of 13 people, gender is right on 35 at 1.8 (21 at 1.0); emotion reads neutral faces as neutral at 1.2.
-const GENDER_CROP: f32 = 1.8;
+/// The emotion classifier's crop in multiples of the detector box's long side: it reads neutral faces as
+/// neutral at 1.2.
 const EMOTION_CROP: f32 = 1.2;
 const CLASSIFIER_SIZE: u32 = 64;
 const MASK_INPUT: (u32, u32) = (640, 480);
@@ -23,8 +23,17 @@ const MASK_MIN_IOU: f32 = 0.3;
 /// into the model's output (angry, disgust, fear, happy, sad, surprise, neutral).
 const EMOTION_FROM_MODEL: [usize; 7] = [6, 3, 5, 0, 4, 1, 2];
 
+/// AgeGenderNet's input side, and its crop around the eyes (../shared/models/README.md, "Age"): with `e` the
+/// midpoint of the eye points, `d` their distance and the eye line as the x axis, a square of 2.73 d
+/// centred at e + (0.02, 0.72) d (y down), which matches face-api's own box from 68 landmarks.
+const AGE_GENDER_SIZE: u32 = 112;
+const AGE_GENDER_SIDE: f32 = 2.73;
+const AGE_GENDER_CENTRE: [f32; 2] = [0.02, 0.72];
+/// The age head is a plain regression; ages outside this range are clamped.
+const AGE_RANGE: (f32, f32) = (0.0, 100.0);
+
 pub struct AttributeModels {
-    gender: Model,
+    age_gender: Model,
     emotion: Model,
     mask: Model,
 }
@@ -32,6 +41,8 @@ pub struct AttributeModels {
 /// What the models say about one face.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelAttributes {
+    /// Age in years (AgeGenderNet's regression, clamped to 0-100).
+    pub age: f32,
     pub female_probability: f32,
     /// Probabilities in Tencent's emotion order.
     pub emotions: [f32; 7],
@@ -42,24 +53,51 @@ pub struct ModelAttributes {
 pub type MaskProbability = Option<f32>;
 
 impl AttributeModels {
-    pub fn new(gender: Model, emotion: Model, mask: Model) -> Self {
+    pub fn new(age_gender: Model, emotion: Model, mask: Model) -> Self {
         Self {
-            gender,
+            age_gender,
             emotion,
             mask,
         }
     }
 
     pub fn classify(&self, image: &RgbImage, face: &Detection) -> anyhow::Result<ModelAttributes> {
-        let gender = self.gender.run(grey_input(image, face, GENDER_CROP)?)?;
-        let emotion = self.emotion.run(grey_input(image, face, EMOTION_CROP)?)?;
-        let (g, e) = (&gender[0].1, &emotion[0].1);
-        anyhow::ensure!(g.len() == 2 && e.len() == 7, "unexpected classifier output");
+        let (age, female_probability) = self.age_gender(image, face)?;
         Ok(ModelAttributes {
-            // Output 0 is "woman", 1 "man"; both are already softmax probabilities.
-            female_probability: g[0] / (g[0] + g[1]).max(f32::EPSILON),
-            emotions: EMOTION_FROM_MODEL.map(|i| e[i]),
+            age,
+            female_probability,
+            emotions: self.emotions(image, face)?,
         })
+    }
+
+    /// Emotion probabilities in Tencent's order.
+    pub fn emotions(&self, image: &RgbImage, face: &Detection) -> anyhow::Result<[f32; 7]> {
+        let emotion = self.emotion.run(grey_input(image, face, EMOTION_CROP)?)?;
+        let e = &emotion[0].1;
+        anyhow::ensure!(e.len() == 7, "unexpected emotion output");
+        Ok(EMOTION_FROM_MODEL.map(|i| e[i]))
+    }
+
+    /// Age in years and the probability the face is a woman's, from one AgeGenderNet call.
+    pub fn age_gender(&self, image: &RgbImage, face: &Detection) -> anyhow::Result<(f32, f32)> {
+        let outputs = self.age_gender.run(age_gender_input(image, face)?)?;
+        // Outputs `age` [N,1] and `gender` [N,2] (softmax, column 0 male); told apart by their width.
+        let (mut age, mut gender) = (None, None);
+        for (_, data) in &outputs {
+            match data.len() {
+                1 => age = Some(data[0]),
+                2 => gender = Some([data[0], data[1]]),
+                _ => {}
+            }
+        }
+        let (Some(age), Some([male, female])) = (age, gender) else {
+            anyhow::bail!("unexpected age and gender output");
+        };
+        let age = if age.is_finite() { age } else { AGE_RANGE.0 };
+        Ok((
+            age.clamp(AGE_RANGE.0, AGE_RANGE.1),
+            female / (male + female).max(f32::EPSILON),
+        ))
     }
 
     /// Mask probability for each face, from one pass of the masked-face detector over the whole image.
@@ -104,6 +142,24 @@ impl AttributeModels {
             })
             .collect())
     }
+}
+
+/// AgeGenderNet's input: the eye-aligned square (`AGE_GENDER_*`), RGB 0-255, NHWC (the graph normalises).
+fn age_gender_input(image: &RgbImage, face: &Detection) -> anyhow::Result<(Vec<usize>, Vec<f32>)> {
+    let [left, right] = [face.landmarks[0], face.landmarks[1]];
+    let eyes = [(left[0] + right[0]) / 2.0, (left[1] + right[1]) / 2.0];
+    let d = (right[0] - left[0]).hypot(right[1] - left[1]).max(1.0);
+    let angle = face.eye_angle();
+    let (cos, sin) = (angle.cos(), angle.sin());
+    let [along, down] = AGE_GENDER_CENTRE;
+    let centre = [
+        eyes[0] + d * (along * cos - down * sin),
+        eyes[1] + d * (along * sin + down * cos),
+    ];
+    let (square, _) = upright_square(image, centre, AGE_GENDER_SIDE * d, angle, AGE_GENDER_SIZE)?;
+    let s = AGE_GENDER_SIZE as usize;
+    let data = square.pixels().flat_map(|p| p.0.map(f32::from)).collect();
+    Ok((vec![1, s, s, 3], data))
 }
 
 /// The 64x64 grey input of the oarriaga classifiers: an upright square of `crop` box sides, grey by

@@ -63,8 +63,9 @@ type PointBack = fn([f32; 2], f32, f32) -> [f32; 2];
 /// A quarter, half or three-quarter turn of an image.
 type Turn = fn(&RgbImage) -> RgbImage;
 
-/// Images up to this long side are searched again with a border when no face is found.
-const SMALL_IMAGE: u32 = 512;
+/// When no face is found, the image is searched again with a black border of this share of its long side
+/// on every side (`detect_padded`).
+const PADDING: f32 = 0.5;
 /// Detections scoring below this are confirmed by the face mesh when at least `CHECKABLE_FACE` px wide.
 const SURE_DETECTION: f32 = 0.9;
 const CHECKABLE_FACE: f32 = 40.0;
@@ -142,7 +143,7 @@ impl FacePipeline {
             ),
             mesh: FaceMesh::new(load("mp_face_landmark.onnx")?),
             attributes: AttributeModels::new(
-                load("human_gender.onnx")?,
+                load("faceapi_agegender.onnx")?,
                 load("human_emotion.onnx")?,
                 load("ulfd_RFB-640-masked_face-v2.onnx")?,
             ),
@@ -183,27 +184,48 @@ impl FacePipeline {
             .detector
             .detect(image, input)
             .map_err(FaceError::inference)?;
-        if !faces.is_empty() || long_side > SMALL_IMAGE {
+        if !faces.is_empty() {
             return self.confirmed(image, faces);
         }
-        // A face that fills a small image (an ID crop, an aligned chip) has no context around it for the
-        // detector; look again with a black border and move the results back.
-        let pad = long_side * 3 / 10;
-        let mut padded = RgbImage::new(image.width() + 2 * pad, image.height() + 2 * pad);
-        image::imageops::replace(&mut padded, image, i64::from(pad), i64::from(pad));
+        let faces = self.detect_padded(image, input)?;
+        self.confirmed(image, faces)
+    }
+
+    /// A face that fills the frame (a close-up, an ID crop, an aligned chip, a face cut by the frame's
+    /// edge) has no context around it for the detector: look again on a black canvas with a border of
+    /// `PADDING` times the image's long side on every side, made at the detector's input size (so a large
+    /// image costs no large canvas), and move the results back to the image's coordinates.
+    fn detect_padded(&self, image: &RgbImage, input: u32) -> Result<Vec<Detection>, FaceError> {
+        let long_side = image.width().max(image.height()) as f32;
+        let canvas_side = long_side * (1.0 + 2.0 * PADDING);
+        let scale = (input as f32 / canvas_side).min(1.0);
+        let (w, h) = (
+            ((image.width() as f32 * scale).round() as u32).max(1),
+            ((image.height() as f32 * scale).round() as u32).max(1),
+        );
+        let pad = (long_side * scale * PADDING).round() as u32;
+        let mut canvas = RgbImage::new(w + 2 * pad, h + 2 * pad);
+        if scale < 1.0 {
+            let small = detect::resize_bilinear(image, w, h).map_err(FaceError::inference)?;
+            image::imageops::replace(&mut canvas, &small, i64::from(pad), i64::from(pad));
+        } else {
+            image::imageops::replace(&mut canvas, image, i64::from(pad), i64::from(pad));
+        }
         let mut faces = self
             .detector
-            .detect(&padded, input)
+            .detect(&canvas, input)
             .map_err(FaceError::inference)?;
+        let back = |v: f32| (v - pad as f32) / scale;
         for face in &mut faces {
-            face.x -= pad as f32;
-            face.y -= pad as f32;
+            face.x = back(face.x);
+            face.y = back(face.y);
+            face.width /= scale;
+            face.height /= scale;
             for point in &mut face.landmarks {
-                point[0] -= pad as f32;
-                point[1] -= pad as f32;
+                *point = point.map(back);
             }
         }
-        self.confirmed(image, faces)
+        Ok(faces)
     }
 
     /// Drop detections the face mesh says hold no face. YuNet gives animal faces up to ~0.82; people score
@@ -346,7 +368,7 @@ impl FacePipeline {
         self.mesh.run(image, face).map_err(FaceError::inference)
     }
 
-    /// Gender and emotion of a detected face.
+    /// Age, gender and emotion of a detected face.
     pub fn classify_blocking(
         &self,
         image: &RgbImage,
@@ -355,6 +377,11 @@ impl FacePipeline {
         self.attributes
             .classify(image, face)
             .map_err(FaceError::inference)
+    }
+
+    /// The attribute models one by one (benches time them apart).
+    pub fn attribute_models(&self) -> &AttributeModels {
+        &self.attributes
     }
 
     /// Mask probability of each face (one pass over the whole image).

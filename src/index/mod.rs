@@ -12,6 +12,7 @@
 //! of copying its keys and owners (the vectors' pages are shared, copied on a later write:
 //! `flat::FlatIndex::snapshot`), then hashed while writes go on.
 
+pub mod calibrate;
 pub mod flat;
 
 use std::collections::HashMap;
@@ -458,6 +459,23 @@ impl Indexes {
             indexes.insert_group(group_id, index);
         }
         Ok(indexes)
+    }
+
+    /// One group's index from the database (operator tools), or None when there is no such group.
+    pub fn load_group(
+        view: &dyn StartView,
+        group_id: &str,
+    ) -> Result<Option<GroupIndex>, StoreError> {
+        let Some(group) = view.groups()?.into_iter().find(|g| g.group_id == group_id) else {
+            return Ok(None);
+        };
+        let (version, model) = resolve(&group.face_model_version, &group.serving_model);
+        let mut index = GroupIndex::new(version, model);
+        for (person, key, embedding) in view.group_vectors(group_id, model.file)? {
+            index.add_faces_unfused(&person, &[(key, embedding)]);
+        }
+        index.refresh_all();
+        Ok(Some(index))
     }
 
     /// Every group's digest (`snapshot`, then hashing).

@@ -31,7 +31,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tencentcloud.common.sign import Sign
 from tencentcloud.iai.v20180301 import models
 
-from conftest import ROOT, SECRET_ID, SECRET_KEY, SHARED, make_client, running_server
+from conftest import ROOT, SECRET_ID, SECRET_KEY, SHARED, common_client, make_client, running_server
 
 CONSOLE_DIR = ROOT / "console"
 OUTPUT = pathlib.Path(__file__).resolve().parent / "output" / "console"
@@ -569,3 +569,40 @@ def _req(cls, **fields):
     for k, v in fields.items():
         setattr(req, k, v)
     return req
+
+
+def test_group_page_shows_the_groups_score_calibration(browser, console_server):
+    with kept_on_failure(browser, "calibration"):
+        calibration(browser, console_server)
+
+
+def calibration(d, server):
+    """The group page's "Score calibration" (ConsoleCalibrateGroup): the same figures as the API answers, and
+    "too few pairs" where the group's pairs cannot tell a rate."""
+    client = make_client(server)
+    group = f"cal-{int(time.time())}"
+    client.CreateGroup(_req(models.CreateGroupRequest, GroupId=group, GroupName="Calibration"))
+    people = sorted(p for p in WILD.iterdir() if p.is_dir())[:12]
+    for i, person in enumerate(people):
+        photo = sorted(person.iterdir())[0]
+        client.CreatePerson(_req(models.CreatePersonRequest, GroupId=group, PersonId=f"cal-{i}",
+                                 PersonName=person.name, Image=base64.b64encode(photo.read_bytes()).decode()))
+    api = common_client(server).call_json("ConsoleCalibrateGroup", {"GroupId": group})["Response"]
+    assert (api["PersonNum"], api["FaceNum"], api["ImpostorPairs"]) == (12, 12, 66)
+    fresh_page(d, server)
+    sign_in(d, SECRET_ID, SECRET_KEY)
+    visible(d, "#shell")
+    d.get(f"{console_url(server)}#/groups/{group}")
+    click(d, "#calibrate-group")
+    visible(d, "#calibration .calibration-scores")
+    assert "66" in d.find_element(By.ID, "calibration-summary").text
+    [scale] = api["Scales"]
+    for row in scale["AtScore"]:
+        cells = d.find_element(By.CSS_SELECTOR, f'#calibration .calibration-scores tr[data-score="{row["Score"]:g}"]')
+        assert cells.find_elements(By.TAG_NAME, "td")[1].text == str(row["Pairs"]), row
+    # 66 pairs cannot tell 1e-3 (it needs 10,000).
+    rate = d.find_element(By.CSS_SELECTOR, '#calibration .calibration-rates tr[data-rate="0.001"]')
+    assert "too few" in rate.text
+    screenshot(d, "17-calibration")
+    errors = browser_errors(d)
+    assert not errors, errors

@@ -51,10 +51,14 @@ export async function render(root, groupId) {
   addBtn.addEventListener("click", async () => { if (await createPerson(group)) refresh(); });
 
   const persons = list.PersonInfos || [];
+  const calibration = h("section", { class: "calibration", id: "calibration" });
+  const calibrate = h("button", { type: "button", class: "btn btn-sm", id: "calibrate-group",
+    onclick: () => showCalibration(groupId, calibration, calibrate) }, t("calibration.button"));
   fill(body,
     h("div", { class: "summary-line" },
       t("persons.summary", { persons: fmtNumber(list.PersonNum), faces: fmtNumber(list.FaceNum) }),
-      group.Tag ? h("span", { class: "chip" }, group.Tag) : null),
+      group.Tag ? h("span", { class: "chip" }, group.Tag) : null, calibrate),
+    calibration,
     persons.length ? table(group, persons, refresh) : empty(t("persons.none")),
     pager({ offset, limit: PAGE, total: list.PersonNum || 0, onChange: (o) => { offsets.set(groupId, o); refresh(); } }));
 }
@@ -302,4 +306,42 @@ function deletePerson(p) {
       toast(t("persons.deleted", { name: p.PersonName }));
     },
   });
+}
+
+/** What a score means for this group's people (ConsoleCalibrateGroup): the false-accept rate at each score
+ * and the score for 1e-3 .. 1e-6, over the pairs of faces of different persons. */
+async function showCalibration(groupId, host, button) {
+  button.disabled = true;
+  fill(host, spinner());
+  let r;
+  try {
+    r = await call("ConsoleCalibrateGroup", { GroupId: groupId });
+  } catch (err) {
+    fill(host, errorBox(err));
+    return;
+  } finally {
+    button.disabled = false;
+  }
+  const rate = (x) => (x === 0 ? "0" : x.toExponential(1));
+  fill(host,
+    h("h2", {}, t("calibration.title")),
+    h("p", { class: "hint", id: "calibration-summary" }, t("calibration.summary", {
+      persons: fmtNumber(r.PersonNum), faces: fmtNumber(r.FaceNum), pairs: fmtNumber(r.ImpostorPairs),
+    }), r.FacesCompared < r.FaceNum ? " " + t("calibration.sampled", { n: fmtNumber(r.FacesCompared) }) : ""),
+    (r.Scales || []).map((scale) => h("div", { class: "calibration-scale", "data-scale": scale.Scale },
+      h("h3", {}, t(`calibration.scale.${scale.Scale}`)),
+      h("div", { class: "table-wrap" }, h("table", { class: "table calibration-rates" },
+        h("thead", {}, h("tr", {}, h("th", {}, t("calibration.rate")), h("th", { class: "num" }, t("calibration.score")),
+          h("th", { class: "num" }, t("calibration.pairs")))),
+        h("tbody", {}, (scale.ScoreAtRate || []).map((row) => h("tr", { "data-rate": row.Rate },
+          h("td", {}, rate(row.Rate)),
+          h("td", { class: "num" }, row.Score === null || row.Score === undefined ? t("calibration.tooFew") : row.Score.toFixed(2)),
+          h("td", { class: "num" }, row.Score === null || row.Score === undefined ? "–" : fmtNumber(row.Pairs))))))),
+      h("div", { class: "table-wrap" }, h("table", { class: "table calibration-scores" },
+        h("thead", {}, h("tr", {}, h("th", { class: "num" }, t("calibration.score")),
+          h("th", { class: "num" }, t("calibration.pairs")), h("th", { class: "num" }, t("calibration.far")))),
+        h("tbody", {}, (scale.AtScore || []).map((row) => h("tr", { "data-score": row.Score },
+          h("td", { class: "num" }, row.Score), h("td", { class: "num" }, fmtNumber(row.Pairs)),
+          h("td", { class: "num" }, rate(row.Rate))))))))),
+    h("p", { class: "hint" }, t("calibration.hint")));
 }

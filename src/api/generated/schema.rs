@@ -49,6 +49,60 @@ pub static CANDIDATE_FIELDS: &[Field] = &[
     },
 ];
 
+pub static CONSOLE_CALIBRATION_AT_RATE_FIELDS: &[Field] = &[
+    Field {
+        name: "Rate",
+        kind: Kind::Float,
+        required: false,
+    },
+    Field {
+        name: "Score",
+        kind: Kind::Float,
+        required: false,
+    },
+    Field {
+        name: "Pairs",
+        kind: Kind::UInt,
+        required: false,
+    },
+];
+
+pub static CONSOLE_CALIBRATION_AT_SCORE_FIELDS: &[Field] = &[
+    Field {
+        name: "Score",
+        kind: Kind::Float,
+        required: false,
+    },
+    Field {
+        name: "Pairs",
+        kind: Kind::UInt,
+        required: false,
+    },
+    Field {
+        name: "Rate",
+        kind: Kind::Float,
+        required: false,
+    },
+];
+
+pub static CONSOLE_CALIBRATION_SCALE_FIELDS: &[Field] = &[
+    Field {
+        name: "Scale",
+        kind: Kind::String,
+        required: false,
+    },
+    Field {
+        name: "AtScore",
+        kind: Kind::Array(&Kind::Struct(CONSOLE_CALIBRATION_AT_SCORE_FIELDS)),
+        required: false,
+    },
+    Field {
+        name: "ScoreAtRate",
+        kind: Kind::Array(&Kind::Struct(CONSOLE_CALIBRATION_AT_RATE_FIELDS)),
+        required: false,
+    },
+];
+
 pub static CONSOLE_GROUP_INFO_FIELDS: &[Field] = &[
     Field {
         name: "GroupId",
@@ -1126,6 +1180,12 @@ pub static COMPARE_MASK_FACE_REQUEST: &[Field] = &[
     },
 ];
 
+pub static CONSOLE_CALIBRATE_GROUP_REQUEST: &[Field] = &[Field {
+    name: "GroupId",
+    kind: Kind::String,
+    required: true,
+}];
+
 pub static CONSOLE_GET_GROUP_LIST_REQUEST: &[Field] = &[
     Field {
         name: "Offset",
@@ -2018,6 +2078,11 @@ pub static ACTIONS: &[ActionSpec] = &[
         name: "CompareMaskFace",
         availability: Availability::V20200303Only,
         request: COMPARE_MASK_FACE_REQUEST,
+    },
+    ActionSpec {
+        name: "ConsoleCalibrateGroup",
+        availability: Availability::Console,
+        request: CONSOLE_CALIBRATE_GROUP_REQUEST,
     },
     ActionSpec {
         name: "ConsoleGetGroupList",

@@ -51,6 +51,15 @@ pub trait Iai: Send + Sync + 'static {
         let _ = (ctx, req);
         async { Err(ApiError::not_implemented("CompareMaskFace")) }
     }
+    /// Console: what a score means for the people of one group (the pairs of faces of different persons taken as impostors; `iai-server calibrate`).
+    fn console_calibrate_group(
+        &self,
+        ctx: &RequestContext,
+        req: ConsoleCalibrateGroupRequest,
+    ) -> impl Future<Output = Result<ConsoleCalibrateGroupResponse, ApiError>> + Send {
+        let _ = (ctx, req);
+        async { Err(ApiError::not_implemented("ConsoleCalibrateGroup")) }
+    }
     /// Console: groups with their person and face counts.
     fn console_get_group_list(
         &self,
@@ -486,6 +495,11 @@ pub async fn dispatch<S: Iai>(
         "CompareMaskFace" => crate::api::encode(
             service
                 .compare_mask_face(ctx, crate::api::decode(params)?)
+                .await?,
+        ),
+        "ConsoleCalibrateGroup" => crate::api::encode(
+            service
+                .console_calibrate_group(ctx, crate::api::decode(params)?)
                 .await?,
         ),
         "ConsoleGetGroupList" => crate::api::encode(

@@ -38,6 +38,42 @@ pub struct Candidate {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleCalibrationAtRate {
+    /// 1e-3 .. 1e-6
+    #[serde(rename = "Rate")]
+    pub rate: f64,
+    /// The lowest score at most Rate of the impostor pairs reach; null when fewer than 10 pairs would tell
+    #[serde(rename = "Score")]
+    pub score: Option<f64>,
+    /// Impostor pairs scoring at least Score
+    #[serde(rename = "Pairs")]
+    pub pairs: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleCalibrationAtScore {
+    #[serde(rename = "Score")]
+    pub score: f64,
+    /// Impostor pairs scoring at least Score
+    #[serde(rename = "Pairs")]
+    pub pairs: u64,
+    /// Pairs over all impostor pairs: the false-accept rate at Score
+    #[serde(rename = "Rate")]
+    pub rate: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleCalibrationScale {
+    /// search (SearchFaces, SearchPersons) or compare (CompareFace, VerifyFace; 2.0 groups only: 3.0 has one scale)
+    #[serde(rename = "Scale")]
+    pub scale: String,
+    #[serde(rename = "AtScore")]
+    pub at_score: Vec<ConsoleCalibrationAtScore>,
+    #[serde(rename = "ScoreAtRate")]
+    pub score_at_rate: Vec<ConsoleCalibrationAtRate>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConsoleGroupInfo {
     #[serde(rename = "GroupId")]
     pub group_id: String,
@@ -785,6 +821,32 @@ pub struct CompareMaskFaceResponse {
     pub score: f64,
     #[serde(rename = "FaceModelVersion")]
     pub face_model_version: String,
+}
+
+/// Console: what a score means for the people of one group (the pairs of faces of different persons taken as impostors; `iai-server calibrate`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleCalibrateGroupRequest {
+    #[serde(rename = "GroupId")]
+    pub group_id: String,
+}
+
+/// Console: what a score means for the people of one group (the pairs of faces of different persons taken as impostors; `iai-server calibrate`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleCalibrateGroupResponse {
+    #[serde(rename = "FaceModelVersion")]
+    pub face_model_version: String,
+    #[serde(rename = "PersonNum")]
+    pub person_num: u64,
+    #[serde(rename = "FaceNum")]
+    pub face_num: u64,
+    /// All the faces, or an even sample of 20,000
+    #[serde(rename = "FacesCompared")]
+    pub faces_compared: u64,
+    /// Pairs of faces of different persons
+    #[serde(rename = "ImpostorPairs")]
+    pub impostor_pairs: u64,
+    #[serde(rename = "Scales")]
+    pub scales: Vec<ConsoleCalibrationScale>,
 }
 
 /// Console: groups with their person and face counts.

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Build `faceapi_agegender.onnx` (age and gender) from face-api.js's published weights.
+
+Input: the npm package @vladmandic/face-api@1.7.15 unpacked (`package/model/age_gender_model-weights_manifest.json`
+and `age_gender_model.bin`). The network is face-api.js's AgeGenderNet: the TinyXception feature extractor of
+`src/xception/TinyXception.ts` (two main blocks) and the two fully connected heads of
+`src/ageGenderNet/AgeGenderNet.ts`; ../shared/models/README.md ("Age (and a better gender)") describes it. Built
+NCHW with onnx.helper (no TensorFlow), opset 13, IR 8: weights dequantised per tensor (q * scale + min, in float32),
+HWIO -> OIHW, each depthwise separable convolution as a grouped Conv followed by a 1x1 Conv, TF "same" padding as
+SAME_UPPER. Input `input` [N,112,112,3] RGB 0-255 (the mean subtraction and /255 are inside), outputs `age` [N,1]
+in years and `gender` [N,2] softmax (column 0 = male). Node and initializer names, their order and the producer
+name follow the mirror's build, so the bytes come out the same (tools/fetch_models.py checks the sha256).
+
+    python build_faceapi_agegender.py <package-dir> <out.onnx>      (needs onnx==1.16.2, numpy==1.26.4)
+"""
+
+import json
+import pathlib
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+MAIN_BLOCKS = 2  # AgeGenderNet's default TinyXception(2)
+
+
+def load_weights(package: pathlib.Path):
+    model = package / "model"
+    manifest = json.loads((model / "age_gender_model-weights_manifest.json").read_text())
+    blob = (model / "age_gender_model.bin").read_bytes()
+    weights, offset = {}, 0
+    for spec in manifest[0]["weights"]:
+        count = int(np.prod(spec["shape"])) if spec["shape"] else 1
+        quant = spec.get("quantization")
+        if quant:
+            qdtype = {"uint8": np.uint8, "uint16": np.uint16}[quant["dtype"]]
+            q = np.frombuffer(blob, qdtype, count, offset)
+            offset += q.nbytes
+            # Dequantised in float32 arithmetic, as the mirror's build did.
+            value = q.astype(np.float32) * np.float32(quant["scale"]) + np.float32(quant["min"])
+        else:
+            value = np.frombuffer(blob, np.float32, count, offset).copy()
+            offset += value.nbytes
+        weights[spec["name"]] = value.reshape(spec["shape"])
+    if offset != len(blob):
+        raise SystemExit(f"age_gender_model.bin has {len(blob)} bytes, but its manifest describes {offset}")
+    return weights
+
+
+class Graph:
+    def __init__(self, weights):
+        self.w = weights
+        self.nodes, self.inits, self.n = [], [], 0
+
+    def name(self, stem):
+        self.n += 1
+        return f"{stem}_{self.n}"
+
+    def init(self, name, array):
+        self.inits.append(numpy_helper.from_array(array, name))
+        return name
+
+    def node(self, op, inputs, stem, **attrs):
+        out = self.name(stem)
+        self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
+        return out
+
+    def relu(self, x):
+        return self.node("Relu", [x], "relu")
+
+    def conv(self, x, prefix, stride):
+        """tf.conv2d(x, filters, stride, 'same') + bias."""
+        filters = self.w[f"{prefix}/filters"]
+        k = filters.shape[0]
+        w = self.init(f"{prefix}/w", np.ascontiguousarray(filters.transpose(3, 2, 0, 1)))
+        b = self.init(f"{prefix}/b", self.w[f"{prefix}/bias"])
+        if k == 1:  # TF "same" with a 1x1 kernel pads nothing
+            return self.node("Conv", [x, w, b], prefix, kernel_shape=[1, 1], pads=[0, 0, 0, 0],
+                             strides=[stride, stride])
+        return self.node("Conv", [x, w, b], prefix, auto_pad="SAME_UPPER", kernel_shape=[k, k],
+                         strides=[stride, stride])
+
+    def separable(self, x, prefix):
+        """face-api.js's depthwiseSeparableConv (stride 1, 'same'): depthwise 3x3, pointwise 1x1, bias."""
+        depthwise = self.w[f"{prefix}/depthwise_filter"]  # [3, 3, C, 1]
+        channels = depthwise.shape[2]
+        dw = self.init(f"{prefix}/dw", np.ascontiguousarray(depthwise.transpose(2, 3, 0, 1)))
+        pointwise = self.w[f"{prefix}/pointwise_filter"]  # [1, 1, C, C']
+        pw = self.init(f"{prefix}/pw", np.ascontiguousarray(pointwise.transpose(3, 2, 0, 1)))
+        b = self.init(f"{prefix}/b", self.w[f"{prefix}/bias"])
+        y = self.node("Conv", [x, dw], f"{prefix}/dw", group=channels, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+        return self.node("Conv", [y, pw, b], f"{prefix}/pw", kernel_shape=[1, 1])
+
+    def reduction_block(self, x, block, activate_input=True):
+        out = self.relu(x) if activate_input else x
+        out = self.separable(out, f"{block}/separable_conv0")
+        out = self.separable(self.relu(out), f"{block}/separable_conv1")
+        out = self.node("MaxPool", [out], f"{block}/pool", auto_pad="SAME_UPPER", kernel_shape=[3, 3],
+                        strides=[2, 2])
+        return self.node("Add", [out, self.conv(x, f"{block}/expansion_conv", 2)], f"{block}/add")
+
+    def main_block(self, x, block):
+        out = self.separable(self.relu(x), f"{block}/separable_conv0")
+        out = self.separable(self.relu(out), f"{block}/separable_conv1")
+        out = self.separable(self.relu(out), f"{block}/separable_conv2")
+        return self.node("Add", [out, x], f"{block}/add")
+
+
+def build(weights):
+    g = Graph(weights)
+    g.init("mean", np.array([122.782, 117.001, 104.298], np.float32).reshape(1, 3, 1, 1))
+    g.init("d255", np.array(255.0, np.float32))
+    x = g.node("Transpose", ["input"], "nchw", perm=[0, 3, 1, 2])
+    x = g.node("Sub", [x, "mean"], "center")
+    x = g.node("Div", [x, "d255"], "scale")
+    # TinyXception: 112 -> 56 (conv_in) -> 28 -> 14 (entry reductions) -> 7 (exit reduction), 512 channels.
+    x = g.relu(g.conv(x, "entry_flow/conv_in", 2))
+    x = g.reduction_block(x, "entry_flow/reduction_block_0", activate_input=False)
+    x = g.reduction_block(x, "entry_flow/reduction_block_1")
+    for idx in range(MAIN_BLOCKS):
+        x = g.main_block(x, f"middle_flow/main_block_{idx}")
+    x = g.reduction_block(x, "exit_flow/reduction_block")
+    x = g.relu(g.separable(x, "exit_flow/separable_conv"))
+    # AgeGenderNet: avgPool 7x7/2 'valid' (7x7 -> 1x1), then the two fully connected heads.
+    x = g.node("AveragePool", [x], "avgpool", kernel_shape=[7, 7], strides=[2, 2])
+    x = g.node("Flatten", [x], "flat")
+    g.init("fc_age_w", weights["fc/age/weights"])
+    g.init("fc_age_b", weights["fc/age/bias"])
+    age = g.node("MatMul", [x, "fc_age_w"], "age_mm")
+    g.nodes.append(helper.make_node("Add", [age, "fc_age_b"], ["age"]))
+    g.init("fc_gender_w", weights["fc/gender/weights"])
+    g.init("fc_gender_b", weights["fc/gender/bias"])
+    gender = g.node("MatMul", [x, "fc_gender_w"], "g_mm")
+    gender = g.node("Add", [gender, "fc_gender_b"], "g_add")
+    g.nodes.append(helper.make_node("Softmax", [gender], ["gender"], axis=1))
+    graph = helper.make_graph(
+        g.nodes, "faceapi_agegender",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 112, 112, 3])],
+        [helper.make_tensor_value_info("age", TensorProto.FLOAT, ["N", 1]),
+         helper.make_tensor_value_info("gender", TensorProto.FLOAT, ["N", 2])],
+        g.inits)
+    # The producer name is the one the mirror's build wrote; it is part of the pinned bytes.
+    model = helper.make_model(graph, producer_name="attr2/build_faceapi_agegender.py",
+                              opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def main():
+    package, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+    onnx.save(build(load_weights(package)), out)
+
+
+if __name__ == "__main__":
+    main()
