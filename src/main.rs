@@ -154,11 +154,10 @@ async fn calibrate(
     data_dir: &std::path::Path,
     database_url: Option<&str>,
 ) -> anyhow::Result<iai_server::index::calibrate::Report> {
-    use iai_server::index::{Indexes, calibrate};
+    use iai_server::index::calibrate;
     let wanted = group.to_owned();
     let load = move |view: &dyn iai_server::store::changes::StartView| {
-        Indexes::load_group(view, &wanted)?
-            .map(|index| index.faces_for_calibration())
+        calibrate::load_group(view, &wanted)?
             .ok_or_else(|| anyhow::anyhow!("there is no group {wanted:?}"))
     };
     let faces = match database_url {

@@ -72,7 +72,8 @@ pub async fn get_group_list(
 }
 
 /// ConsoleCalibrateGroup: `iai-server calibrate --group` for the console's group page, measured on one
-/// thread as an admitted index scan.
+/// thread as an admitted index scan, one at a time on this server (a second call meanwhile is refused
+/// before it copies anything).
 pub async fn calibrate_group(
     service: &IaiService,
     req: ConsoleCalibrateGroupRequest,
@@ -81,6 +82,12 @@ pub async fn calibrate_group(
         .indexes
         .group(&req.group_id)
         .ok_or_else(|| ApiError::code(ErrorCode::InvalidParameterValueGroupIdNotExist))?;
+    let Ok(_running) = service.calibrating.try_acquire() else {
+        return Err(ApiError::new(
+            ErrorCode::RequestLimitExceeded,
+            "A score calibration is already running on this server; try again when it has finished.",
+        ));
+    };
     let faces = group.read().faces_for_calibration();
     let compared = faces.faces.min(crate::index::calibrate::MAX_FACES);
     let report = service

@@ -33,6 +33,9 @@ pub struct IaiService {
     downloader: Downloader,
     jobs: Arc<Jobs>,
     digest_running: tokio::sync::Mutex<()>,
+    /// One ConsoleCalibrateGroup at a time (a second one is refused, not queued: it holds a scan slot
+    /// for seconds).
+    calibrating: tokio::sync::Semaphore,
     /// How far behind the database this server may be and still search (`max_staleness_ms`).
     max_staleness: std::time::Duration,
 }
@@ -55,6 +58,7 @@ impl IaiService {
             downloader,
             jobs,
             digest_running: tokio::sync::Mutex::new(()),
+            calibrating: tokio::sync::Semaphore::new(1),
             max_staleness: std::time::Duration::from_millis(1000),
         }
     }

@@ -10,6 +10,7 @@
 //! faces is measured on an even sample of them, and the report says so.
 
 use rayon::prelude::*;
+
 use serde::Serialize;
 
 use super::GroupIndex;
@@ -23,6 +24,8 @@ pub const MAX_FACES: usize = 20_000;
 pub const MIN_PAIRS: u64 = 10;
 /// Cosine bins over [-1, 1].
 const BINS: usize = 200_001;
+/// Rows of the pair triangle per parallel task.
+const ROWS_PER_TASK: usize = 256;
 /// Scores reported, and the rates 10^-k whose scores are looked for.
 const SCORES: [f32; 15] = [
     30.0, 35.0, 40.0, 45.0, 50.0, 55.0, 60.0, 65.0, 70.0, 75.0, 80.0, 85.0, 90.0, 95.0, 100.0,
@@ -41,32 +44,94 @@ pub struct GroupFaces {
     vectors: Vec<f32>,
 }
 
-impl GroupIndex {
-    /// The faces to calibrate on: all of them, or an even sample of `MAX_FACES`.
-    pub fn faces_for_calibration(&self) -> GroupFaces {
-        let total = self.faces.len();
-        let step = total.div_ceil(MAX_FACES).max(1);
-        let dim = self.model.dim;
-        let mut owners = Vec::with_capacity(total / step + 1);
-        let mut vectors = Vec::with_capacity((total / step + 1) * dim);
-        for (i, (key, vector)) in self.faces.snapshot().iter().enumerate() {
-            if i % step != 0 {
-                continue;
-            }
-            if let Some(&owner) = self.face_owner.get(&key) {
+impl GroupFaces {
+    /// The faces to calibrate on from (owner, vector) pairs in storage order: all of them, or `MAX_FACES`
+    /// spread evenly over them.
+    fn sample<'a>(
+        version: ModelVersion,
+        model: &'static crate::face::embed::Recognition,
+        persons: usize,
+        faces: impl ExactSizeIterator<Item = (u32, &'a [f32])>,
+    ) -> Self {
+        let total = faces.len();
+        let kept = total.min(MAX_FACES);
+        let dim = model.dim;
+        let (mut owners, mut vectors) = (Vec::with_capacity(kept), Vec::with_capacity(kept * dim));
+        // Face i is kept when it is the first at or after a multiple of total / kept.
+        let mut next = 0usize;
+        for (i, (owner, vector)) in faces.enumerate() {
+            if owners.len() < kept && i * kept >= next * total && vector.len() == dim {
                 owners.push(owner);
                 vectors.extend_from_slice(vector);
+                next += 1;
             }
         }
         GroupFaces {
-            version: self.version,
-            model: self.model,
-            persons: self.person_count(),
+            version,
+            model,
+            persons,
             faces: total,
             dim,
             owners,
             vectors,
         }
+    }
+
+    /// From a group's stored rows (person, face key, embedding) as the store gives them (operator tools:
+    /// no index is built).
+    pub fn from_rows(
+        version: ModelVersion,
+        model: &'static crate::face::embed::Recognition,
+        rows: &[(String, u64, Vec<f32>)],
+    ) -> Self {
+        let mut numbers = std::collections::HashMap::new();
+        let owners: Vec<u32> = rows
+            .iter()
+            .map(|(person, _, _)| {
+                let next = numbers.len() as u32;
+                *numbers.entry(person.as_str()).or_insert(next)
+            })
+            .collect();
+        Self::sample(
+            version,
+            model,
+            numbers.len(),
+            owners
+                .iter()
+                .zip(rows)
+                .map(|(&owner, (_, _, vector))| (owner, vector.as_slice())),
+        )
+    }
+}
+
+/// One group's faces to calibrate on, read from the database (operator tools: no index is built), or None
+/// when there is no such group.
+pub fn load_group(
+    view: &dyn crate::store::changes::StartView,
+    group_id: &str,
+) -> Result<Option<GroupFaces>, crate::store::StoreError> {
+    let Some(group) = view.groups()?.into_iter().find(|g| g.group_id == group_id) else {
+        return Ok(None);
+    };
+    let (version, model) = super::resolve(&group.face_model_version, &group.serving_model);
+    let rows = view.group_vectors(group_id, model.file)?;
+    Ok(Some(GroupFaces::from_rows(version, model, &rows)))
+}
+
+impl GroupIndex {
+    /// The faces to calibrate on: all of them, or `MAX_FACES` spread evenly over them.
+    pub fn faces_for_calibration(&self) -> GroupFaces {
+        let snapshot = self.faces.snapshot();
+        let owned: Vec<(u32, &[f32])> = snapshot
+            .iter()
+            .filter_map(|(key, vector)| Some((*self.face_owner.get(&key)?, vector)))
+            .collect();
+        GroupFaces::sample(
+            self.version,
+            self.model,
+            self.person_count(),
+            owned.into_iter(),
+        )
     }
 }
 
@@ -96,8 +161,8 @@ pub struct AtScore {
 pub struct ScoreAtRate {
     /// A false-accept rate: 1e-3 .. 1e-6.
     pub rate: f64,
-    /// The lowest score that at most that share of the impostor pairs reach (None: too few pairs to tell,
-    /// under `MIN_PAIRS` at that rate).
+    /// The lowest score that at most that share of the impostor pairs reach. None: too few pairs to tell
+    /// (fewer than `MIN_PAIRS` at that rate), or no score up to 100 keeps the pairs that few.
     pub score: Option<f32>,
     /// Impostor pairs at or above `score`.
     pub pairs: u64,
@@ -126,38 +191,61 @@ fn edge(bin: usize) -> f32 {
     bin as f32 / 100_000.0 - 1.0
 }
 
-/// Cosines of every pair of faces of different persons, binned, on the current rayon pool.
-fn histogram(faces: &GroupFaces) -> (Vec<u64>, u64) {
+/// Cosines of the pairs (i, j > i) of faces of different persons for the rows `rows`, binned.
+fn histogram_rows(faces: &GroupFaces, rows: std::ops::Range<usize>) -> (Vec<u64>, u64) {
     let n = faces.owners.len();
     let dim = faces.dim;
-    let rows: Vec<usize> = (0..n).collect();
-    rows.par_chunks(64)
-        .fold(
-            || (vec![0u64; BINS], 0u64, vec![0f32; n]),
-            |(mut hist, mut pairs, mut scores), chunk| {
-                for &i in chunk {
-                    let rest = &faces.vectors[(i + 1) * dim..];
-                    let scores = &mut scores[..n - i - 1];
-                    dot_block(&faces.vectors[i * dim..(i + 1) * dim], rest, scores);
-                    let owner = faces.owners[i];
-                    for (j, &cosine) in scores.iter().enumerate() {
-                        if faces.owners[i + 1 + j] != owner {
-                            hist[bin(cosine)] += 1;
-                            pairs += 1;
-                        }
-                    }
-                }
-                (hist, pairs, scores)
-            },
-        )
-        .map(|(hist, pairs, _)| (hist, pairs))
-        .reduce(
-            || (vec![0u64; BINS], 0),
-            |(mut a, pa), (b, pb)| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                (a, pa + pb)
-            },
-        )
+    let (mut hist, mut pairs) = (vec![0u64; BINS], 0u64);
+    let mut scores = vec![0f32; n];
+    for i in rows {
+        let rest = &faces.vectors[(i + 1) * dim..];
+        let scores = &mut scores[..n - i - 1];
+        dot_block(&faces.vectors[i * dim..(i + 1) * dim], rest, scores);
+        let owner = faces.owners[i];
+        for (j, &cosine) in scores.iter().enumerate() {
+            if faces.owners[i + 1 + j] != owner {
+                hist[bin(cosine)] += 1;
+                pairs += 1;
+            }
+        }
+    }
+    (hist, pairs)
+}
+
+/// Every pair's cosine, binned: on this thread, or split over `threads` threads of a pool of its own
+/// (never rayon's global pool, which searches use).
+fn histogram(faces: &GroupFaces, threads: usize) -> (Vec<u64>, u64) {
+    let n = faces.owners.len();
+    if threads <= 1 || n < 2 * ROWS_PER_TASK {
+        return histogram_rows(faces, 0..n);
+    }
+    let parallel = || {
+        // Row i has n - i - 1 pairs: blocks of rows, so the early (long) rows spread over the threads.
+        let blocks: Vec<std::ops::Range<usize>> = (0..n)
+            .step_by(ROWS_PER_TASK)
+            .map(|start| start..(start + ROWS_PER_TASK).min(n))
+            .collect();
+        blocks
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|rows| histogram_rows(faces, rows))
+            .reduce(
+                || (vec![0u64; BINS], 0),
+                |(mut a, pa), (b, pb)| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                    (a, pa + pb)
+                },
+            )
+    };
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("iai-calibrate-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(parallel),
+        // No thread to be had: measure on this one.
+        Err(_) => histogram_rows(faces, 0..n),
+    }
 }
 
 fn scale_report(
@@ -197,15 +285,17 @@ fn scale_report(
                     pairs: 0,
                 };
             }
-            // The lowest bin edge with at most `allowed` pairs at or above it.
+            // The lowest bin edge with at most `allowed` pairs at or above it, when a score up to 100
+            // reaches it (between children, or with one photo enrolled as two persons, none may).
             let first = (0..=BINS)
                 .find(|&b| at_or_above[b] as f64 <= allowed)
                 .unwrap_or(BINS);
             let cosine = if first >= BINS { 1.0 } else { edge(first) };
+            let reachable = first < BINS && cosine <= calibration.cosine_at(100.0);
             ScoreAtRate {
                 rate: 10f64.powi(-k),
-                score: Some((calibration.score(cosine) * 100.0).round() / 100.0),
-                pairs: at_or_above[first.min(BINS)],
+                score: reachable.then(|| (calibration.score(cosine) * 100.0).ceil() / 100.0),
+                pairs: if reachable { at_or_above[first] } else { 0 },
             }
         })
         .collect();
@@ -219,15 +309,7 @@ fn scale_report(
 /// Measure the group on `threads` threads of a pool of its own: blocking, CPU-bound (seconds for 10,000
 /// faces); run it off the async runtime.
 pub fn measure(faces: &GroupFaces, threads: usize) -> Report {
-    let (hist, total) = match rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .thread_name(|i| format!("iai-calibrate-{i}"))
-        .build()
-    {
-        Ok(pool) => pool.install(|| histogram(faces)),
-        // No thread to be had: measure on this one.
-        Err(_) => histogram(faces),
-    };
+    let (hist, total) = histogram(faces, threads);
     let mut scales = vec![scale_report(
         "search",
         &Calibration::search(faces.model),
@@ -279,10 +361,7 @@ impl Report {
                 } else {
                     format!("{:.1e}", row.rate)
                 };
-                out.push_str(&format!(
-                    "  {:>5}  {:>17}  {rate}\n",
-                    row.score, row.pairs
-                ));
+                out.push_str(&format!("  {:>5}  {:>17}  {rate}\n", row.score, row.pairs));
             }
             out.push_str("  rate   score for it  pairs at or above\n");
             for row in &scale.score_at_rate {
@@ -291,12 +370,17 @@ impl Report {
                         "  {:.0e}  {:>12.2}  {:>17}\n",
                         row.rate, score, row.pairs
                     )),
+                    None if (self.impostor_pairs as f64 * row.rate) < MIN_PAIRS as f64 => out
+                        .push_str(&format!(
+                            "  {:.0e}  {:>12}  (needs at least {} pairs; the group has {})\n",
+                            row.rate,
+                            "-",
+                            (MIN_PAIRS as f64 / row.rate).round() as u64,
+                            self.impostor_pairs
+                        )),
                     None => out.push_str(&format!(
-                        "  {:.0e}  {:>12}  (needs at least {} pairs; the group has {})\n",
-                        row.rate,
-                        "-",
-                        (MIN_PAIRS as f64 / row.rate).round() as u64,
-                        self.impostor_pairs
+                        "  {:.0e}  {:>12}  (no score up to 100 keeps the pairs that few)\n",
+                        row.rate, "-"
                     )),
                 }
             }
@@ -322,6 +406,54 @@ mod tests {
             .collect();
         crate::face::embed::normalise(&mut v);
         v
+    }
+
+    fn faces_of(persons: &[Vec<Vec<f32>>]) -> GroupFaces {
+        let rows: Vec<(String, u64, Vec<f32>)> = persons
+            .iter()
+            .enumerate()
+            .flat_map(|(p, faces)| {
+                faces
+                    .iter()
+                    .enumerate()
+                    .map(move |(f, v)| (format!("p{p}"), (p * 10 + f) as u64, v.clone()))
+            })
+            .collect();
+        GroupFaces::from_rows(ModelVersion::V3, &MOBILEFACENET_192, &rows)
+    }
+
+    #[test]
+    fn threads_and_samples_do_not_change_the_counts() {
+        let dim = MOBILEFACENET_192.dim;
+        let persons: Vec<Vec<Vec<f32>>> = (0..700u64).map(|p| vec![unit(p, dim)]).collect();
+        let faces = faces_of(&persons);
+        assert_eq!(measure(&faces, 1), measure(&faces, 2));
+        // An even sample of exactly MAX_FACES, whatever the group's size.
+        let big: Vec<Vec<Vec<f32>>> = (0..MAX_FACES as u64 + 1)
+            .map(|_| vec![vec![1.0 / (dim as f32).sqrt(); dim]])
+            .collect();
+        let sampled = faces_of(&big);
+        assert_eq!(
+            (sampled.owners.len(), sampled.faces),
+            (MAX_FACES, MAX_FACES + 1)
+        );
+        assert_eq!(faces_of(&big[..10]).owners.len(), 10);
+    }
+
+    #[test]
+    fn a_rate_no_score_up_to_100_reaches_has_no_score() {
+        // 150 persons enrolled from one photo: 11,175 pairs at cosine 1.
+        let dim = MOBILEFACENET_192.dim;
+        let persons: Vec<Vec<Vec<f32>>> = (0..150).map(|_| vec![unit(7, dim)]).collect();
+        let report = measure(&faces_of(&persons), 1);
+        let rate = &report.scales[0].score_at_rate[0];
+        assert_eq!((rate.score, rate.pairs), (None, 0));
+        assert!(report.to_text("g").contains("no score up to 100"));
+        // Empty and one-face groups: no pairs, no panic.
+        for n in [0, 1] {
+            let report = measure(&faces_of(&persons[..n]), 2);
+            assert_eq!(report.impostor_pairs, 0);
+        }
     }
 
     /// The histogram's counts equal a plain count of the pairs, and pairs of one person are left out.
@@ -364,7 +496,11 @@ mod tests {
         }
         // 54,255 pairs: 1e-3 is measured (at most 54 pairs at or above its score), 1e-4 (5.4) is not.
         let rates = &report.scales[0].score_at_rate;
-        assert!(rates[0].score.is_some() && rates[0].pairs <= 54, "{:?}", rates[0]);
+        assert!(
+            rates[0].score.is_some() && rates[0].pairs <= 54,
+            "{:?}",
+            rates[0]
+        );
         assert!(rates[1].score.is_none());
     }
 }

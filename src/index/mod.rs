@@ -461,23 +461,6 @@ impl Indexes {
         Ok(indexes)
     }
 
-    /// One group's index from the database (operator tools), or None when there is no such group.
-    pub fn load_group(
-        view: &dyn StartView,
-        group_id: &str,
-    ) -> Result<Option<GroupIndex>, StoreError> {
-        let Some(group) = view.groups()?.into_iter().find(|g| g.group_id == group_id) else {
-            return Ok(None);
-        };
-        let (version, model) = resolve(&group.face_model_version, &group.serving_model);
-        let mut index = GroupIndex::new(version, model);
-        for (person, key, embedding) in view.group_vectors(group_id, model.file)? {
-            index.add_faces_unfused(&person, &[(key, embedding)]);
-        }
-        index.refresh_all();
-        Ok(Some(index))
-    }
-
     /// Every group's digest (`snapshot`, then hashing).
     pub fn digest(&self) -> Digest {
         self.snapshot().digest()
@@ -599,7 +582,7 @@ impl Follower for Indexes {
 }
 
 /// A group's version and network from their stored names (an unknown network: the version's current one).
-fn resolve(version: &str, model: &str) -> (ModelVersion, &'static Recognition) {
+pub(crate) fn resolve(version: &str, model: &str) -> (ModelVersion, &'static Recognition) {
     let version = ModelVersion::parse(version).unwrap_or(ModelVersion::V3);
     let model = Recognition::by_file(model).unwrap_or_else(|| Recognition::current(version));
     (version, model)

@@ -409,6 +409,8 @@ def test_console_grants_for_groups_test_star(team, srv, unique):
     assert test1 in ids and prod not in ids and all(i.startswith("test") for i in ids)
     assert iai(srv, key, "ConsoleGetPersonList", GroupId=test1)["PersonNum"] == 0
     refusal(iai, srv, key, "ConsoleGetPersonList", GroupId=prod)
+    assert iai(srv, key, "ConsoleCalibrateGroup", GroupId=test1)["ImpostorPairs"] == 0
+    refusal(iai, srv, key, "ConsoleCalibrateGroup", GroupId=prod)
     assert code_of(iai, srv, key, "ConsoleSearchFaces", GroupIds=[test1], Image=b64(ONE_FACE)) == \
         "InvalidParameterValue.NoFaceInGroups"
     refusal(iai, srv, key, "ConsoleSearchFaces", GroupIds=[prod], Image=b64(ONE_FACE))

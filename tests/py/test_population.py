@@ -1,7 +1,7 @@
 """Accuracy by who is in the photo, through the official SDK: Age and Gender on labelled UTKFace chips, faces
 that fill the frame, and the score scale's false accepts and genuine acceptance on the colour calibration sets
-(README, "Attributes" and "Scores"). The store plays no part here except in the calibrate test, so the other
-tests run in the SQLite pass only."""
+(README, "Attributes" and "Scores"). The store plays no part in the tests marked `one_pass`, which run in the
+SQLite pass only; the adult group (enrolled, searched, and read back by `iai-server calibrate`) runs on both."""
 
 import base64
 import csv
@@ -115,7 +115,8 @@ def test_detect_face_answers_the_same_age_and_gender(server):
         assert 0 <= info.Age <= 100 and 0 <= info.Gender <= 100
         detail = detect_attributes(client_2020, b64(UTK / row["path"])).FaceDetailInfos[0]
         assert detail.FaceDetailAttributesInfo.Age == info.Age
-        assert detail.FaceDetailAttributesInfo.Gender.Type == (1 if info.Gender < 50 else 0)
+        if abs(info.Gender - 50) > 1:  # 50 itself is P(male) rounded, either side of one half
+            assert detail.FaceDetailAttributesInfo.Gender.Type == (1 if info.Gender < 50 else 0)
 
 
 def closeups():

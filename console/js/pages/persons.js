@@ -335,7 +335,9 @@ async function showCalibration(groupId, host, button) {
           h("th", { class: "num" }, t("calibration.pairs")))),
         h("tbody", {}, (scale.ScoreAtRate || []).map((row) => h("tr", { "data-rate": row.Rate },
           h("td", {}, rate(row.Rate)),
-          h("td", { class: "num" }, row.Score === null || row.Score === undefined ? t("calibration.tooFew") : row.Score.toFixed(2)),
+          h("td", { class: "num" }, row.Score === null || row.Score === undefined
+            ? t(r.ImpostorPairs * row.Rate < 10 ? "calibration.tooFew" : "calibration.unreached")
+            : row.Score.toFixed(2)),
           h("td", { class: "num" }, row.Score === null || row.Score === undefined ? "–" : fmtNumber(row.Pairs))))))),
       h("div", { class: "table-wrap" }, h("table", { class: "table calibration-scores" },
         h("thead", {}, h("tr", {}, h("th", { class: "num" }, t("calibration.score")),

@@ -42,7 +42,7 @@ pub struct ConsoleCalibrationAtRate {
     /// 1e-3 .. 1e-6
     #[serde(rename = "Rate")]
     pub rate: f64,
-    /// The lowest score at most Rate of the impostor pairs reach; null when fewer than 10 pairs would tell
+    /// The lowest score at most Rate of the impostor pairs reach; null when fewer than 10 pairs would tell, or when no score up to 100 keeps the pairs that few
     #[serde(rename = "Score")]
     pub score: Option<f64>,
     /// Impostor pairs scoring at least Score
