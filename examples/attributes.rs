@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use iai_server::face::align::upright_square;
+use iai_server::face::attributes::grey_input;
 use iai_server::face::detect::Detection;
 use iai_server::face::runtime::{Manifest, Model};
 use iai_server::face::{FacePipeline, PipelineConfig};
@@ -58,21 +58,7 @@ struct OldGender(Model);
 
 impl OldGender {
     fn female(&self, image: &RgbImage, face: &Detection) -> anyhow::Result<f32> {
-        let (square, _) = upright_square(
-            image,
-            face.centre(),
-            face.width.max(face.height) * 1.8,
-            face.eye_angle(),
-            64,
-        )?;
-        let grey = square
-            .pixels()
-            .map(|p| {
-                let y = (0.2989 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32) / 255.0;
-                (y - 0.5) * 2.0
-            })
-            .collect();
-        let out = self.0.run((vec![1, 64, 64, 1], grey))?;
+        let out = self.0.run(grey_input(image, face, 1.8)?)?;
         let g = &out[0].1;
         Ok(g[0] / (g[0] + g[1]).max(f32::EPSILON))
     }

@@ -14,58 +14,19 @@ name follow the mirror's build, so the bytes come out the same (tools/fetch_mode
     python build_faceapi_agegender.py <package-dir> <out.onnx>      (needs onnx==1.16.2, numpy==1.26.4)
 """
 
-import json
 import pathlib
 import sys
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
+
+import faceapi_weights
 
 MAIN_BLOCKS = 2  # AgeGenderNet's default TinyXception(2)
 
 
-def load_weights(package: pathlib.Path):
-    model = package / "model"
-    manifest = json.loads((model / "age_gender_model-weights_manifest.json").read_text())
-    blob = (model / "age_gender_model.bin").read_bytes()
-    weights, offset = {}, 0
-    for spec in manifest[0]["weights"]:
-        count = int(np.prod(spec["shape"])) if spec["shape"] else 1
-        quant = spec.get("quantization")
-        if quant:
-            qdtype = {"uint8": np.uint8, "uint16": np.uint16}[quant["dtype"]]
-            q = np.frombuffer(blob, qdtype, count, offset)
-            offset += q.nbytes
-            # Dequantised in float32 arithmetic, as the mirror's build did.
-            value = q.astype(np.float32) * np.float32(quant["scale"]) + np.float32(quant["min"])
-        else:
-            value = np.frombuffer(blob, np.float32, count, offset).copy()
-            offset += value.nbytes
-        weights[spec["name"]] = value.reshape(spec["shape"])
-    if offset != len(blob):
-        raise SystemExit(f"age_gender_model.bin has {len(blob)} bytes, but its manifest describes {offset}")
-    return weights
-
-
-class Graph:
-    def __init__(self, weights):
-        self.w = weights
-        self.nodes, self.inits, self.n = [], [], 0
-
-    def name(self, stem):
-        self.n += 1
-        return f"{stem}_{self.n}"
-
-    def init(self, name, array):
-        self.inits.append(numpy_helper.from_array(array, name))
-        return name
-
-    def node(self, op, inputs, stem, **attrs):
-        out = self.name(stem)
-        self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
-        return out
-
+class Graph(faceapi_weights.Graph):
     def relu(self, x):
         return self.node("Relu", [x], "relu")
 
@@ -150,7 +111,7 @@ def build(weights):
 
 def main():
     package, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-    onnx.save(build(load_weights(package)), out)
+    onnx.save(build(faceapi_weights.load_weights(package, "age_gender_model")), out)
 
 
 if __name__ == "__main__":

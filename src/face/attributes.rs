@@ -163,8 +163,9 @@ fn age_gender_input(image: &RgbImage, face: &Detection) -> anyhow::Result<(Vec<u
 }
 
 /// The 64x64 grey input of the oarriaga classifiers: an upright square of `crop` box sides, grey by
-/// Rec. 601 weights, scaled to [-1, 1].
-fn grey_input(
+/// Rec. 601 weights, scaled to [-1, 1] (public for `examples/attributes.rs`, which measures the gender model
+/// AgeGenderNet replaced on the same input).
+pub fn grey_input(
     image: &RgbImage,
     face: &Detection,
     crop: f32,

@@ -586,9 +586,12 @@ def calibration(d, server):
     client.CreateGroup(_req(models.CreateGroupRequest, GroupId=group, GroupName="Calibration"))
     people = sorted(p for p in WILD.iterdir() if p.is_dir())[:12]
     for i, person in enumerate(people):
-        # As a client sends it: some of these photos are WebP, which the API (like Tencent's) refuses.
+        # As a client sends it: some of these photos are WebP, which the API (like Tencent's) refuses, and
+        # some are large: JPEG, at most 1024 px.
         out = io.BytesIO()
-        Image.open(sorted(person.iterdir())[0]).convert("RGB").save(out, format="PNG")
+        photo = Image.open(sorted(person.iterdir())[0]).convert("RGB")
+        photo.thumbnail((1024, 1024))
+        photo.save(out, format="JPEG", quality=90)
         client.CreatePerson(_req(models.CreatePersonRequest, GroupId=group, PersonId=f"cal-{i}",
                                  PersonName=person.name, Image=base64.b64encode(out.getvalue()).decode()))
     api = common_client(server).call_json("ConsoleCalibrateGroup", {"GroupId": group})["Response"]

@@ -1,0 +1,53 @@
+"""What the face-api.js model builders share (tools/build_faceapi_recognition.py, build_faceapi_agegender.py):
+reading a tfjs weights manifest and its shard, and naming nodes the way the pinned files were built."""
+
+import json
+import pathlib
+
+import numpy as np
+from onnx import helper, numpy_helper
+
+
+def load_weights(package: pathlib.Path, stem: str):
+    """`package/model/{stem}-weights_manifest.json` and `{stem}.bin`: every tensor by name, uint8/uint16
+    quantised ones dequantised (q * scale + min) in float32 arithmetic, as the pinned files were built."""
+    model = package / "model"
+    manifest = json.loads((model / f"{stem}-weights_manifest.json").read_text())
+    blob = (model / f"{stem}.bin").read_bytes()
+    weights, offset = {}, 0
+    for spec in manifest[0]["weights"]:
+        count = int(np.prod(spec["shape"])) if spec["shape"] else 1
+        quant = spec.get("quantization")
+        if quant:
+            qdtype = {"uint8": np.uint8, "uint16": np.uint16}[quant["dtype"]]
+            q = np.frombuffer(blob, qdtype, count, offset)
+            offset += q.nbytes
+            value = q.astype(np.float32) * np.float32(quant["scale"]) + np.float32(quant["min"])
+        else:
+            value = np.frombuffer(blob, np.float32, count, offset).copy()
+            offset += value.nbytes
+        weights[spec["name"]] = value.reshape(spec["shape"])
+    if offset != len(blob):
+        raise SystemExit(f"{stem}.bin has {len(blob)} bytes, but its manifest describes {offset}")
+    return weights
+
+
+class Graph:
+    """Nodes and initializers in build order; node outputs are named `{stem}_{n}` with one counter."""
+
+    def __init__(self, weights):
+        self.w = weights
+        self.nodes, self.inits, self.n = [], [], 0
+
+    def name(self, stem):
+        self.n += 1
+        return f"{stem}_{self.n}"
+
+    def init(self, name, array):
+        self.inits.append(numpy_helper.from_array(array, name))
+        return name
+
+    def node(self, op, inputs, stem, **attrs):
+        out = self.name(stem)
+        self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
+        return out
