@@ -14,11 +14,8 @@ name follow the mirror's build, so the bytes come out the same (tools/fetch_mode
     python build_faceapi_agegender.py <package-dir> <out.onnx>      (needs onnx==1.16.2, numpy==1.26.4)
 """
 
-import pathlib
-import sys
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper
 
 import faceapi_weights
@@ -102,17 +99,8 @@ def build(weights):
          helper.make_tensor_value_info("gender", TensorProto.FLOAT, ["N", 2])],
         g.inits)
     # The producer name is the one the mirror's build wrote; it is part of the pinned bytes.
-    model = helper.make_model(graph, producer_name="attr2/build_faceapi_agegender.py",
-                              opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
-
-
-def main():
-    package, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-    onnx.save(build(faceapi_weights.load_weights(package, "age_gender_model")), out)
+    return faceapi_weights.model(graph, "attr2/build_faceapi_agegender.py")
 
 
 if __name__ == "__main__":
-    main()
+    faceapi_weights.main(build, "age_gender_model")

@@ -11,11 +11,8 @@ mirror's build, so the bytes come out the same (tools/fetch_models.py checks the
     python build_faceapi_recognition.py <package-dir> <out.onnx>      (needs onnx==1.16.2, numpy==1.26.4)
 """
 
-import pathlib
-import sys
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper
 
 import faceapi_weights
@@ -91,16 +88,8 @@ def build(weights):
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 150, 150, 3])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 128])],
         g.inits)
-    model = helper.make_model(graph, producer_name="iai-scout", opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
-
-
-def main():
-    package, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-    onnx.save(build(faceapi_weights.load_weights(package, "face_recognition_model")), out)
+    return faceapi_weights.model(graph, "iai-scout")
 
 
 if __name__ == "__main__":
-    main()
+    faceapi_weights.main(build, "face_recognition_model")

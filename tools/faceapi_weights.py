@@ -3,8 +3,10 @@ reading a tfjs weights manifest and its shard, and naming nodes the way the pinn
 
 import json
 import pathlib
+import sys
 
 import numpy as np
+import onnx
 from onnx import helper, numpy_helper
 
 
@@ -51,3 +53,17 @@ class Graph:
         out = self.name(stem)
         self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
         return out
+
+
+def model(graph, producer: str):
+    """The ONNX model as the pinned files were written: opset 13, IR 8, `producer` (part of the pinned bytes)."""
+    built = helper.make_model(graph, producer_name=producer, opset_imports=[helper.make_opsetid("", 13)])
+    built.ir_version = 8
+    onnx.checker.check_model(built)
+    return built
+
+
+def main(build, stem: str):
+    """`python build_x.py <package-dir> <out.onnx>`: the model `build` makes from the package's `stem` weights."""
+    package, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+    onnx.save(build(load_weights(package, stem)), out)
