@@ -22,12 +22,7 @@ fn bench_pipeline(c: &mut Criterion) {
     let threads = 1;
     let pipeline = FacePipeline::load(
         Path::new("models"),
-        &PipelineConfig {
-            intra_threads: threads,
-            max_concurrent: 1,
-            decode_budget_bytes: 1 << 30,
-            retired_models: Vec::new(),
-        },
+        &PipelineConfig::one_call_at_a_time(Vec::new()),
     )
     .expect("models/ must be filled: python3 tools/fetch_models.py");
     let manifest = Manifest::load(Path::new("models")).unwrap();

@@ -100,12 +100,7 @@ fn main() -> anyhow::Result<()> {
     );
     let pipeline = FacePipeline::load(
         Path::new("models"),
-        &PipelineConfig {
-            intra_threads: 1,
-            max_concurrent: 1,
-            decode_budget_bytes: 1 << 30,
-            retired_models: Vec::new(),
-        },
+        &PipelineConfig::one_call_at_a_time(Vec::new()),
     )?;
     let old = match &old_dir {
         Some(dir) => Some(OldGender(Model::load(
@@ -220,28 +215,24 @@ fn main() -> anyhow::Result<()> {
     };
     println!("\n| gender on utk_distinct | faces | AgeGenderNet | human_gender |");
     println!("|---|---:|---:|---:|");
-    for band in &bands {
-        let rows: Vec<_> = measured
+    // The measured chips whose label passes `keep`.
+    let select = |keep: &dyn Fn(&Label) -> bool| -> Vec<(&Label, &Measured)> {
+        measured
             .iter()
-            .filter(|(l, _)| band.is_none_or(|b| l.band == b))
+            .filter(|(l, _)| keep(l))
             .map(|(l, m)| (*l, m))
-            .collect();
+            .collect()
+    };
+    for band in &bands {
+        let rows = select(&|l| band.is_none_or(|b| l.band == b));
         gender_line(band.map_or("all", |b| BANDS[b]), &rows);
     }
     for (race, name) in RACES.iter().enumerate() {
-        let rows: Vec<_> = measured
-            .iter()
-            .filter(|(l, _)| l.band >= 2 && l.race == race)
-            .map(|(l, m)| (*l, m))
-            .collect();
+        let rows = select(&|l| l.band >= 2 && l.race == race);
         gender_line(&format!("adults, {name}"), &rows);
     }
     for (female, name) in [(false, "men"), (true, "women")] {
-        let rows: Vec<_> = measured
-            .iter()
-            .filter(|(l, _)| l.band >= 2 && l.female == female)
-            .map(|(l, m)| (*l, m))
-            .collect();
+        let rows = select(&|l| l.band >= 2 && l.female == female);
         gender_line(&format!("adults, {name}"), &rows);
     }
 

@@ -622,12 +622,7 @@ fn main() -> anyhow::Result<()> {
     let top: usize = flag("--top").map_or(Ok(0), |n| n.parse())?;
     let pipeline = FacePipeline::load(
         Path::new("models"),
-        &PipelineConfig {
-            intra_threads: 1,
-            max_concurrent: 1,
-            decode_budget_bytes: 1 << 30,
-            retired_models: ALL.iter().map(|r| r.file.to_owned()).collect(),
-        },
+        &PipelineConfig::one_call_at_a_time(ALL.iter().map(|r| r.file.to_owned()).collect()),
     )?;
     let mut variants: Vec<Variant> = ALL
         .iter()

@@ -67,11 +67,7 @@ class Graph(faceapi_weights.Graph):
 
 def build(weights):
     g = Graph(weights)
-    g.init("mean", np.array([122.782, 117.001, 104.298], np.float32).reshape(1, 3, 1, 1))
-    g.init("d255", np.array(255.0, np.float32))
-    x = g.node("Transpose", ["input"], "nchw", perm=[0, 3, 1, 2])
-    x = g.node("Sub", [x, "mean"], "center")
-    x = g.node("Div", [x, "d255"], "scale")
+    x = g.normalised_input()
     # TinyXception: 112 -> 56 (conv_in) -> 28 -> 14 (entry reductions) -> 7 (exit reduction), 512 channels.
     x = g.relu(g.conv(x, "entry_flow/conv_in", 2))
     x = g.reduction_block(x, "entry_flow/reduction_block_0", activate_input=False)

@@ -64,11 +64,7 @@ class Graph(faceapi_weights.Graph):
 
 def build(weights):
     g = Graph(weights)
-    g.init("mean", np.array([122.782, 117.001, 104.298], np.float32).reshape(1, 3, 1, 1))
-    g.init("d255", np.array(255.0, np.float32))
-    x = g.node("Transpose", ["input"], "nchw", perm=[0, 3, 1, 2])
-    x = g.node("Sub", [x, "mean"], "center")
-    x = g.node("Div", [x, "d255"], "scale")
+    x = g.normalised_input()
     x = g.conv_scale(x, "conv32_down", "conv32_down", 2, 0, True)
     x = g.node("MaxPool", [x], "maxpool", kernel_shape=[3, 3], strides=[2, 2])
     size, channels = 35, 32  # 150 -> 72 (7x7/2 valid) -> 35 (3x3/2 max pool)

@@ -54,6 +54,14 @@ class Graph:
         self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
         return out
 
+    def normalised_input(self):
+        """`input` (NHWC, RGB 0-255) as face-api.js feeds its networks: NCHW, minus the mean, over 255."""
+        self.init("mean", np.array([122.782, 117.001, 104.298], np.float32).reshape(1, 3, 1, 1))
+        self.init("d255", np.array(255.0, np.float32))
+        x = self.node("Transpose", ["input"], "nchw", perm=[0, 3, 1, 2])
+        x = self.node("Sub", [x, "mean"], "center")
+        return self.node("Div", [x, "d255"], "scale")
+
 
 def model(graph, producer: str):
     """The ONNX model as the pinned files were written: opset 13, IR 8, `producer` (part of the pinned bytes)."""

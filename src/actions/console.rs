@@ -89,7 +89,7 @@ pub async fn calibrate_group(
         ));
     };
     let faces = group.read().faces_for_calibration();
-    let compared = faces.faces.min(crate::index::calibrate::MAX_FACES);
+    let compared = faces.compared();
     let report = service
         .scanner
         .run(compared * compared / 2, move || {

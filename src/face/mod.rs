@@ -84,6 +84,20 @@ pub struct PipelineConfig {
     pub retired_models: Vec<String>,
 }
 
+impl PipelineConfig {
+    /// One model call at a time on one thread each (what the benches and examples measure, as the server
+    /// runs each call by default), a 1 GiB decode budget, and the retired networks `retired_models`.
+    /// More than one thread per call would leave each model's own thread pool spinning between calls.
+    pub fn one_call_at_a_time(retired_models: Vec<String>) -> Self {
+        Self {
+            intra_threads: 1,
+            max_concurrent: 1,
+            decode_budget_bytes: 1 << 30,
+            retired_models,
+        }
+    }
+}
+
 /// An image to decode: base64 text (`Image`) or file bytes (a `Url` download).
 pub enum ImageSource {
     Base64(String),

@@ -77,6 +77,11 @@ impl GroupFaces {
         }
     }
 
+    /// Faces compared: all of the group's, or the sample.
+    pub fn compared(&self) -> usize {
+        self.owners.len()
+    }
+
     /// From a group's stored rows (person, face key, embedding) as the store gives them (operator tools:
     /// no index is built).
     pub fn from_rows(
@@ -192,10 +197,10 @@ fn edge(bin: usize) -> f32 {
 }
 
 /// Cosines of the pairs (i, j > i) of faces of different persons for the rows `rows`, binned.
-fn histogram_rows(faces: &GroupFaces, rows: std::ops::Range<usize>) -> (Vec<u64>, u64) {
+fn histogram_rows(faces: &GroupFaces, rows: std::ops::Range<usize>) -> Vec<u64> {
     let n = faces.owners.len();
     let dim = faces.dim;
-    let (mut hist, mut pairs) = (vec![0u64; BINS], 0u64);
+    let mut hist = vec![0u64; BINS];
     let mut scores = vec![0f32; n];
     for i in rows {
         let rest = &faces.vectors[(i + 1) * dim..];
@@ -205,16 +210,15 @@ fn histogram_rows(faces: &GroupFaces, rows: std::ops::Range<usize>) -> (Vec<u64>
         for (j, &cosine) in scores.iter().enumerate() {
             if faces.owners[i + 1 + j] != owner {
                 hist[bin(cosine)] += 1;
-                pairs += 1;
             }
         }
     }
-    (hist, pairs)
+    hist
 }
 
 /// Every pair's cosine, binned: on this thread, or split over `threads` threads of a pool of its own
 /// (never rayon's global pool, which searches use).
-fn histogram(faces: &GroupFaces, threads: usize) -> (Vec<u64>, u64) {
+fn histogram(faces: &GroupFaces, threads: usize) -> Vec<u64> {
     let n = faces.owners.len();
     if threads <= 1 || n < 2 * ROWS_PER_TASK {
         return histogram_rows(faces, 0..n);
@@ -230,10 +234,10 @@ fn histogram(faces: &GroupFaces, threads: usize) -> (Vec<u64>, u64) {
             .with_max_len(1)
             .map(|rows| histogram_rows(faces, rows))
             .reduce(
-                || (vec![0u64; BINS], 0),
-                |(mut a, pa), (b, pb)| {
+                || vec![0u64; BINS],
+                |mut a, b| {
                     a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                    (a, pa + pb)
+                    a
                 },
             )
     };
@@ -248,17 +252,9 @@ fn histogram(faces: &GroupFaces, threads: usize) -> (Vec<u64>, u64) {
     }
 }
 
-fn scale_report(
-    name: &'static str,
-    calibration: &Calibration,
-    hist: &[u64],
-    total: u64,
-) -> ScaleReport {
-    // Pairs in bins at or above each bin.
-    let mut at_or_above = vec![0u64; BINS + 1];
-    for b in (0..BINS).rev() {
-        at_or_above[b] = at_or_above[b + 1] + hist[b];
-    }
+/// `at_or_above[b]`: the pairs in bin `b` and above (`at_or_above[BINS]` = 0, `[0]` = every pair).
+fn scale_report(name: &'static str, calibration: &Calibration, at_or_above: &[u64]) -> ScaleReport {
+    let total = at_or_above[0];
     let rate = |pairs: u64| pairs as f64 / total.max(1) as f64;
     let at_score = SCORES
         .iter()
@@ -309,26 +305,29 @@ fn scale_report(
 /// Measure the group on `threads` threads of a pool of its own: blocking, CPU-bound (seconds for 10,000
 /// faces); run it off the async runtime.
 pub fn measure(faces: &GroupFaces, threads: usize) -> Report {
-    let (hist, total) = histogram(faces, threads);
+    let hist = histogram(faces, threads);
+    let mut at_or_above = vec![0u64; BINS + 1];
+    for b in (0..BINS).rev() {
+        at_or_above[b] = at_or_above[b + 1] + hist[b];
+    }
+    let total = at_or_above[0];
     let mut scales = vec![scale_report(
         "search",
         &Calibration::search(faces.model),
-        &hist,
-        total,
+        &at_or_above,
     )];
     if faces.version == ModelVersion::V2 {
         scales.push(scale_report(
             "compare",
             &Calibration::new(faces.model, faces.version),
-            &hist,
-            total,
+            &at_or_above,
         ));
     }
     Report {
         face_model_version: faces.version.as_str(),
         persons: faces.persons,
         faces: faces.faces,
-        faces_compared: faces.owners.len(),
+        faces_compared: faces.compared(),
         impostor_pairs: total,
         scales,
     }
