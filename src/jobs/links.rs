@@ -218,7 +218,7 @@ impl Links {
             Files::Dir(dir) => dir.clone(),
             Files::Database(store) => {
                 // Result files, and the checkpoints of checks that never finished.
-                let checkpoints = super::check_progress::SUFFIXES;
+                let checkpoints = super::similar::progress::SUFFIXES;
                 for suffix in std::iter::once(".json").chain(checkpoints) {
                     if let Err(e) = store.purge_files(suffix, age).await {
                         tracing::warn!(error = %e, "cannot purge old result files");

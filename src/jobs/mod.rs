@@ -3,11 +3,11 @@
 //!   embedded again from their stored crops), or UpgradeGroupFaceModelVersion / RevertGroupFaceModelVersion.
 //!   A group keeps serving what it serves until every face has an embedding of the target network, then
 //!   switches at once;
-//! - `similar`: the legacy duplicate-person checks (CheckSimilarPerson);
+//! - `similar`: the legacy duplicate-person checks (CheckSimilarPerson): the pair scan, its cost estimate,
+//!   a running check's saved progress and the queue worker;
 //! - `links`: the result files both produce, behind links that expire;
 //! - `lease`: which replica runs each kind of work when several share a database.
 
-pub mod check_progress;
 pub mod lease;
 pub mod links;
 pub mod mover;

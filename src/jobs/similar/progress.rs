@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::similar::{Pair, Snapshot};
+use super::scan::{Pair, Snapshot};
 use crate::index::Group;
 
 /// How often a running check saves its position.
