@@ -9,12 +9,12 @@ use std::hint::black_box;
 
 use axum::http::{HeaderMap, HeaderValue, Method};
 use criterion::{Criterion, criterion_group, criterion_main};
-use iai_server::api::{Principal, RequestContext, access};
+use iai_server::api::{Principal, RequestContext, Service, access};
 use iai_server::cam::Directory;
-use iai_server::cam::directory::Service;
+use iai_server::cam::authorize::authorize;
 use iai_server::store::cam::{AttachmentRow, PolicyRow, Snapshot, UserRow};
+use iai_server::wire::access::Facts;
 use iai_server::wire::auth::{ApiKey, KeyRing, tc3, v1};
-use iai_server::wire::authorize::{Facts, authorize};
 use iai_server::wire::limits::{QpsConfig, RateLimits};
 use iai_server::wire::named::Named;
 use iai_server::wire::request::{Auth, Incoming, parse};

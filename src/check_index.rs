@@ -15,6 +15,9 @@ use anyhow::{Context, bail};
 
 use crate::index::{Digest, Indexes};
 
+/// Where a running server records its address in its data directory (for `iai-server check-index`).
+pub const SERVER_FILE: &str = "server.json";
+
 /// How the check ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -166,7 +169,7 @@ fn database_problems(data_dir: &Path) -> anyhow::Result<Vec<String>> {
 
 /// The address in `server.json`, when that server process is still alive.
 fn recorded_server(data_dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(data_dir.join(crate::SERVER_FILE)).ok()?;
+    let text = std::fs::read_to_string(data_dir.join(SERVER_FILE)).ok()?;
     let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
     let pid = doc["pid"].as_u64()?;
     if !Path::new(&format!("/proc/{pid}")).exists() {

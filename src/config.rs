@@ -51,7 +51,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::api::access::InterfaceGroup;
-use crate::wire::auth::{ApiKey, KeyRing};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
@@ -359,8 +358,9 @@ impl Config {
         }
     }
 
-    /// The keys that sign calls, or `None` when signature checking is off.
-    pub fn key_ring(&self) -> anyhow::Result<Option<KeyRing>> {
+    /// The keys that sign calls (`[[keys]]` and the environment's), or `None` when signature checking is
+    /// off.
+    pub fn signing_keys(&self) -> anyhow::Result<Option<Vec<ApiKey>>> {
         if self.disable_signature_check {
             return Ok(None);
         }
@@ -382,7 +382,7 @@ impl Config {
                  configuration file, or turn signature checking off with IAI_DISABLE_SIGNATURE_CHECK=true"
             );
         }
-        Ok(Some(KeyRing::new(keys, self.max_clock_skew_secs)))
+        Ok(Some(keys))
     }
 }
 
@@ -398,6 +398,24 @@ fn host_name() -> String {
     }
 }
 
+/// One API key pair. A key with a `token` only accepts calls that carry that token (temporary credentials).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ApiKey {
+    pub secret_id: String,
+    pub secret_key: String,
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// Which second uses of a signature are refused (`wire::replay`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayMode {
+    /// For an action that changes stored state.
+    Writes,
+    /// Also for another read-only action.
+    Strict,
+}
+
 /// `replay_protection`: a switch or a mode's name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -408,8 +426,8 @@ pub enum ReplaySetting {
 
 impl ReplaySetting {
     /// The mode, `None` when off.
-    pub fn mode(&self) -> anyhow::Result<Option<crate::wire::replay::Mode>> {
-        use crate::wire::replay::Mode;
+    pub fn mode(&self) -> anyhow::Result<Option<ReplayMode>> {
+        use ReplayMode as Mode;
         Ok(match self {
             Self::Switch(false) => None,
             Self::Switch(true) => Some(Mode::Writes),
@@ -492,7 +510,7 @@ mod tests {
             secret_key: Some(String::new()),
             ..Config::default()
         };
-        let error = config.key_ring().err().expect("no key");
+        let error = config.signing_keys().expect_err("no key");
         assert!(
             error
                 .to_string()
@@ -504,7 +522,7 @@ mod tests {
             secret_key: Some(String::new()),
             ..Config::default()
         };
-        assert!(half.key_ring().is_err());
+        assert!(half.signing_keys().is_err());
     }
 
     #[test]

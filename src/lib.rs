@@ -87,14 +87,15 @@ async fn connect_store(
     store
 }
 
-/// Where a running server records its address in its data directory (for `iai-server check-index`).
-pub const SERVER_FILE: &str = "server.json";
+pub use check_index::SERVER_FILE;
 
 /// Listen, load the store, the index and the models, and serve until the process is stopped. The server
 /// listens before it has loaded, so that `/health` and `/ready` answer during a long index rebuild; calls
 /// made before then are answered `ServiceUnavailable`.
 pub async fn run(config: config::Config) -> anyhow::Result<()> {
-    let keys = config.key_ring()?;
+    let keys = config
+        .signing_keys()?
+        .map(|keys| wire::auth::KeyRing::new(keys, config.max_clock_skew_secs));
     if keys.is_none() {
         tracing::warn!("SIGNATURE CHECKING IS OFF: every call is accepted without authentication");
     }
@@ -166,10 +167,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
                 cam::CamService::open(store.clone(), config.owner_uin, keys.configured_ids())
                     .await?,
             );
-            (
-                Some(keys.with_stored_keys(cam.directory().clone())),
-                Some(cam),
-            )
+            (Some(keys.with_stored_keys(cam.clone())), Some(cam))
         }
         None => (None, None),
     };
@@ -189,7 +187,10 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
             auth_failures_per_second: config.auth_failures_per_second,
         },
         metrics,
-        cam.clone(),
+        cam.clone().map(|cam| wire::server::CamParts {
+            calls: cam.clone(),
+            access: cam,
+        }),
         audit.clone(),
     );
     tracing::info!(%address, "iai-server listening (loading the index and models)");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use image::{ImageFormat, RgbImage};
 
-use super::faces::{
+use super::images::{
     DEFAULT_MIN_FACE_SIZE, check_max_faces, detect, face_rect, faces_of_size, image_input,
     model_version,
 };

@@ -8,7 +8,7 @@ use crate::api::{ApiError, ErrorCode, GroupFilter};
 use crate::face::ModelVersion;
 use crate::face::embed::Recognition;
 use crate::store::Store;
-use crate::store::groups::{GroupEdit, GroupRow, NewGroup, Refusal};
+use crate::store::groups::{GroupEdit, GroupRow, NewGroup};
 
 pub async fn create(
     store: &Store,
@@ -159,29 +159,5 @@ fn group_info(g: GroupRow) -> GroupInfo {
         face_model_version: Some(g.face_model_version),
         creation_timestamp: Some(g.created_ms as u64),
         update_timestamp: g.updated_ms as u64,
-    }
-}
-
-/// What the store refused, as Tencent's codes.
-impl From<Refusal> for ApiError {
-    fn from(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::ExDescriptionIndexOutOfRange { index, max_fields } => ApiError::new(
-                ErrorCode::InvalidParameterValueGroupExDescriptionsExceed,
-                format!(
-                    "GroupExDescriptionIndex {index} is out of range: a group has at most {max_fields} custom fields."
-                ),
-            ),
-            Refusal::ExDescriptionIndexPastEnd { index, fields } => ApiError::new(
-                ErrorCode::InvalidParameterValue,
-                format!(
-                    "GroupExDescriptionIndex {index} is past the group's {fields} custom fields."
-                ),
-            ),
-            Refusal::ExDescriptionRepeated { name } => ApiError::new(
-                ErrorCode::FailedOperationDuplicatedGroupDescription,
-                format!("The custom field name `{name}` is used twice."),
-            ),
-        }
     }
 }

@@ -1,26 +1,39 @@
 //! The IAI actions: `IaiService` implements the generated `Iai` trait, one method per action, each
-//! delegating to the module of its concern. Actions not listed here answer `UnsupportedOperation` through
-//! the trait's defaults until their issue lands.
+//! delegating to the module of its concern:
+//! - `groups`, `persons`, `faces` (with `enrol`, shared by CreatePerson and CreateFace): the stored library;
+//! - `search`: 1:N search and 1:1 verification against it;
+//! - `analysis`, `compare`, `liveness`: actions on images alone (with `images`, what they read from a request);
+//! - `upgrades`, `similar`: the model-version jobs and the duplicate-person checks;
+//! - `console`: the browser console's own actions;
+//! - `rules` (value rules), `errors` (lower layers' errors as Tencent's codes), `operations` (the operator
+//!   endpoints).
 
 mod analysis;
+mod compare;
 mod console;
+mod enrol;
+mod errors;
 mod faces;
 mod groups;
-mod jobs;
+mod images;
+mod liveness;
+mod operations;
 mod persons;
 pub mod rules;
 mod search;
+mod search_log;
 mod similar;
+mod upgrades;
 
 use std::sync::Arc;
 
 use crate::api::model::*;
-use crate::api::{ApiError, ErrorCode, Iai, RequestContext};
+use crate::api::{ApiError, Iai, RequestContext};
+use crate::face::FacePipeline;
 use crate::face::download::Downloader;
-use crate::face::{FaceError, FacePipeline};
 use crate::index::{Indexes, Scanner};
 use crate::jobs::Jobs;
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::Store;
 
 pub use console::ConsoleContext;
 
@@ -29,7 +42,8 @@ pub struct IaiService {
     store: Store,
     indexes: Arc<Indexes>,
     scanner: Scanner,
-    faces: Arc<FacePipeline>,
+    /// The face models (detection, embeddings, attributes) and their budgets.
+    pipeline: Arc<FacePipeline>,
     downloader: Downloader,
     jobs: Arc<Jobs>,
     digest_running: tokio::sync::Mutex<()>,
@@ -44,7 +58,7 @@ impl IaiService {
     pub fn new(
         store: Store,
         indexes: Arc<Indexes>,
-        faces: Arc<FacePipeline>,
+        pipeline: Arc<FacePipeline>,
         downloader: Downloader,
         jobs: Arc<Jobs>,
         console: ConsoleContext,
@@ -54,7 +68,7 @@ impl IaiService {
             store,
             indexes,
             scanner: Scanner::new(crate::admission::cores()),
-            faces,
+            pipeline,
             downloader,
             jobs,
             digest_running: tokio::sync::Mutex::new(()),
@@ -69,24 +83,12 @@ impl IaiService {
         self
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    pub fn indexes(&self) -> &Arc<Indexes> {
-        &self.indexes
-    }
-
-    pub fn faces(&self) -> &Arc<FacePipeline> {
-        &self.faces
-    }
-
     fn persons(&self) -> persons::Persons<'_> {
         persons::Persons {
             store: &self.store,
             indexes: &self.indexes,
             scanner: &self.scanner,
-            faces: &self.faces,
+            pipeline: &self.pipeline,
             downloader: &self.downloader,
         }
     }
@@ -96,7 +98,7 @@ impl IaiService {
             store: &self.store,
             indexes: &self.indexes,
             scanner: &self.scanner,
-            faces: &self.faces,
+            pipeline: &self.pipeline,
             downloader: &self.downloader,
             max_staleness: self.max_staleness,
         }
@@ -130,18 +132,26 @@ impl Iai for IaiService {
 
     async fn console_search_faces(
         &self,
-        _: &RequestContext,
+        ctx: &RequestContext,
         req: ConsoleSearchFacesRequest,
     ) -> Result<ConsoleSearchFacesResponse, ApiError> {
-        console::search_faces(self, req).await
+        let answer = console::search_faces(self, req).await?;
+        ctx.search_facts.set(search_log::of_results(
+            Some(answer.face_num),
+            &answer.results,
+        ));
+        Ok(answer)
     }
 
     async fn console_search_persons(
         &self,
-        _: &RequestContext,
+        ctx: &RequestContext,
         req: ConsoleSearchPersonsRequest,
     ) -> Result<ConsoleSearchPersonsResponse, ApiError> {
-        console::search_persons(self, req).await
+        let answer = console::search_persons(self, req).await?;
+        ctx.search_facts
+            .set(search_log::of_results(None, &answer.results));
+        Ok(answer)
     }
 
     async fn console_modify_person_base_info(
@@ -268,57 +278,83 @@ impl Iai for IaiService {
 
     async fn search_faces(
         &self,
-        _: &RequestContext,
+        ctx: &RequestContext,
         req: SearchFacesRequest,
     ) -> Result<SearchFacesResponse, ApiError> {
-        self.search().search_faces(req).await
+        let answer = self.search().search_faces(req).await?;
+        ctx.search_facts.set(search_log::of_results(
+            Some(answer.face_num),
+            &answer.results,
+        ));
+        Ok(answer)
     }
 
     async fn search_faces_returns_by_group(
         &self,
-        _: &RequestContext,
+        ctx: &RequestContext,
         req: SearchFacesReturnsByGroupRequest,
     ) -> Result<SearchFacesReturnsByGroupResponse, ApiError> {
-        self.search().search_faces_returns_by_group(req).await
+        let answer = self.search().search_faces_returns_by_group(req).await?;
+        ctx.search_facts.set(search_log::of_groups(
+            Some(answer.face_num),
+            &answer.results_returns_by_group,
+        ));
+        Ok(answer)
     }
 
     async fn search_persons(
         &self,
-        _: &RequestContext,
+        ctx: &RequestContext,
         req: SearchPersonsRequest,
     ) -> Result<SearchPersonsResponse, ApiError> {
-        self.search().search_persons(req).await
+        let answer = self.search().search_persons(req).await?;
+        ctx.search_facts
+            .set(search_log::of_results(None, &answer.results));
+        Ok(answer)
     }
 
     async fn search_persons_returns_by_group(
         &self,
-        _: &RequestContext,
+        ctx: &RequestContext,
         req: SearchPersonsReturnsByGroupRequest,
     ) -> Result<SearchPersonsReturnsByGroupResponse, ApiError> {
-        self.search().search_persons_returns_by_group(req).await
+        let answer = self.search().search_persons_returns_by_group(req).await?;
+        ctx.search_facts.set(search_log::of_groups(
+            None,
+            &answer.results_returns_by_group,
+        ));
+        Ok(answer)
     }
 
     async fn verify_face(
         &self,
-        _: &RequestContext,
+        ctx: &RequestContext,
         req: VerifyFaceRequest,
     ) -> Result<VerifyFaceResponse, ApiError> {
-        self.search().verify_face(req).await
+        let person_id = req.person_id.clone();
+        let answer = self.search().verify_face(req).await?;
+        ctx.search_facts
+            .set(search_log::of_verification(&person_id, answer.score));
+        Ok(answer)
     }
 
     async fn verify_person(
         &self,
-        _: &RequestContext,
+        ctx: &RequestContext,
         req: VerifyPersonRequest,
     ) -> Result<VerifyPersonResponse, ApiError> {
-        self.search().verify_person(req).await
+        let person_id = req.person_id.clone();
+        let answer = self.search().verify_person(req).await?;
+        ctx.search_facts
+            .set(search_log::of_verification(&person_id, answer.score));
+        Ok(answer)
     }
     async fn detect_face(
         &self,
         _: &RequestContext,
         req: DetectFaceRequest,
     ) -> Result<DetectFaceResponse, ApiError> {
-        analysis::detect_face(&self.faces, &self.downloader, req).await
+        analysis::detect_face(&self.pipeline, &self.downloader, req).await
     }
 
     async fn analyze_face(
@@ -326,7 +362,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: AnalyzeFaceRequest,
     ) -> Result<AnalyzeFaceResponse, ApiError> {
-        analysis::analyze_face(&self.faces, &self.downloader, req).await
+        analysis::analyze_face(&self.pipeline, &self.downloader, req).await
     }
 
     async fn analyze_dense_landmarks(
@@ -334,7 +370,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: AnalyzeDenseLandmarksRequest,
     ) -> Result<AnalyzeDenseLandmarksResponse, ApiError> {
-        analysis::analyze_dense_landmarks(&self.faces, &self.downloader, req).await
+        analysis::analyze_dense_landmarks(&self.pipeline, &self.downloader, req).await
     }
 
     async fn detect_face_attributes(
@@ -342,7 +378,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: DetectFaceAttributesRequest,
     ) -> Result<DetectFaceAttributesResponse, ApiError> {
-        analysis::detect_face_attributes(&self.faces, &self.downloader, req).await
+        analysis::detect_face_attributes(&self.pipeline, &self.downloader, req).await
     }
 
     async fn detect_face_similarity(
@@ -350,7 +386,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: DetectFaceSimilarityRequest,
     ) -> Result<DetectFaceSimilarityResponse, ApiError> {
-        faces::detect_face_similarity(&self.faces, &self.downloader, req).await
+        compare::detect_face_similarity(&self.pipeline, &self.downloader, req).await
     }
 
     async fn compare_face(
@@ -358,7 +394,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: CompareFaceRequest,
     ) -> Result<CompareFaceResponse, ApiError> {
-        faces::compare_face(&self.faces, &self.downloader, req).await
+        compare::compare_face(&self.pipeline, &self.downloader, req).await
     }
 
     async fn detect_live_face(
@@ -366,7 +402,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: DetectLiveFaceRequest,
     ) -> Result<DetectLiveFaceResponse, ApiError> {
-        faces::detect_live_face(&self.faces, &self.downloader, req).await
+        liveness::detect_live_face(&self.pipeline, &self.downloader, req).await
     }
 
     async fn detect_live_face_accurate(
@@ -374,7 +410,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: DetectLiveFaceAccurateRequest,
     ) -> Result<DetectLiveFaceAccurateResponse, ApiError> {
-        faces::detect_live_face_accurate(&self.faces, &self.downloader, req).await
+        liveness::detect_live_face_accurate(&self.pipeline, &self.downloader, req).await
     }
 
     async fn compare_mask_face(
@@ -382,7 +418,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: CompareMaskFaceRequest,
     ) -> Result<CompareMaskFaceResponse, ApiError> {
-        faces::compare_mask_face(&self.faces, &self.downloader, req).await
+        compare::compare_mask_face(&self.pipeline, &self.downloader, req).await
     }
 
     async fn create_group(
@@ -430,7 +466,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: UpgradeGroupFaceModelVersionRequest,
     ) -> Result<UpgradeGroupFaceModelVersionResponse, ApiError> {
-        jobs::upgrade(&self.store, &self.jobs, req).await
+        upgrades::upgrade(&self.store, &self.jobs, req).await
     }
 
     async fn revert_group_face_model_version(
@@ -438,7 +474,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: RevertGroupFaceModelVersionRequest,
     ) -> Result<RevertGroupFaceModelVersionResponse, ApiError> {
-        jobs::revert(&self.store, &self.jobs, req).await
+        upgrades::revert(&self.store, &self.jobs, req).await
     }
 
     async fn get_upgrade_group_face_model_version_job_list(
@@ -446,7 +482,7 @@ impl Iai for IaiService {
         _: &RequestContext,
         req: GetUpgradeGroupFaceModelVersionJobListRequest,
     ) -> Result<GetUpgradeGroupFaceModelVersionJobListResponse, ApiError> {
-        jobs::list(&self.store, req).await
+        upgrades::list(&self.store, req).await
     }
 
     async fn get_upgrade_group_face_model_version_result(
@@ -454,7 +490,7 @@ impl Iai for IaiService {
         ctx: &RequestContext,
         req: GetUpgradeGroupFaceModelVersionResultRequest,
     ) -> Result<GetUpgradeGroupFaceModelVersionResultResponse, ApiError> {
-        jobs::result(&self.store, &self.jobs, ctx, req).await
+        upgrades::result(&self.store, &self.jobs, ctx, req).await
     }
 
     async fn check_similar_person(
@@ -496,188 +532,4 @@ impl Iai for IaiService {
     ) -> Result<GetPersonListNumResponse, ApiError> {
         groups::person_list_num(&self.store, req).await
     }
-}
-
-/// Groups named in the `iai_index_vectors` metric (the largest; totals cover all).
-const INDEX_METRICS_GROUPS: usize = 100;
-
-/// The operator endpoints' view of the service (`wire::ops`).
-impl crate::wire::ops::Operations for IaiService {
-    async fn check_ready(&self) -> Result<(), String> {
-        self.store.ping().await.map_err(|e| e.to_string())?;
-        self.store
-            .ensure_current(self.max_staleness)
-            .map_err(|e| e.to_string())
-    }
-
-    fn metrics_text(&self) -> String {
-        use std::fmt::Write;
-        let mut sizes = self.indexes.sizes();
-        let (faces, persons) = sizes.iter().fold((0, 0), |(f, p), (_, faces, persons)| {
-            (f + faces, p + persons)
-        });
-        let mut text = format!(
-            "# HELP iai_index_groups Groups in the search index.\n# TYPE iai_index_groups gauge\n\
-             iai_index_groups {}\n\
-             # HELP iai_index_vectors_total Vectors in every group's search index.\n\
-             # TYPE iai_index_vectors_total gauge\n\
-             iai_index_vectors_total{{kind=\"faces\"}} {faces}\n\
-             iai_index_vectors_total{{kind=\"persons\"}} {persons}\n",
-            sizes.len()
-        );
-        // How far this server may be behind the database: the time since it last confirmed it had applied
-        // the change log to its head (0 with SQLite, whose log is applied as writes commit; -1 while it
-        // cannot confirm at all, the database being unreachable).
-        let _ = writeln!(
-            text,
-            "# HELP iai_change_log_lag_seconds Time since this server last confirmed it applied the change \
-             log to its head (-1: cannot confirm).\n# TYPE iai_change_log_lag_seconds gauge\n\
-             iai_change_log_lag_seconds {}",
-            self.store.log_lag().map_or(-1.0, |lag| lag.as_secs_f64())
-        );
-        let _ = writeln!(
-            text,
-            "# HELP iai_index_vectors Vectors in a group's search index (faces, and persons' fused features), \
-             for the {INDEX_METRICS_GROUPS} largest groups.\n# TYPE iai_index_vectors gauge"
-        );
-        // One series per group would let a key holder with 100,000 groups swamp the metrics.
-        sizes.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        sizes.truncate(INDEX_METRICS_GROUPS);
-        for (group, faces, persons) in sizes {
-            // Group ids are letters, digits and -%@#&_ (no quote or backslash to escape).
-            let _ = writeln!(
-                text,
-                "iai_index_vectors{{group=\"{group}\",kind=\"faces\"}} {faces}"
-            );
-            let _ = writeln!(
-                text,
-                "iai_index_vectors{{group=\"{group}\",kind=\"persons\"}} {persons}"
-            );
-        }
-        text
-    }
-
-    async fn result_file(
-        &self,
-        name: &str,
-        expires: i64,
-        signature: &str,
-    ) -> Result<Vec<u8>, crate::jobs::links::LinkError> {
-        self.jobs
-            .links
-            .read(name, expires, signature, now_ms() / 1000)
-            .await
-    }
-
-    async fn index_digest(&self) -> Result<serde_json::Value, String> {
-        // One digest at a time: it hashes every vector (a core for a while).
-        let Ok(_only) = self.digest_running.try_lock() else {
-            return Err("a digest is being computed already; retry shortly".into());
-        };
-        let indexes = self.indexes.clone();
-        // The snapshot with writes paused (no commit is half-way through being applied to the index); it
-        // copies keys, not vectors, so writes wait milliseconds. The hashing runs after.
-        let snapshot = self
-            .store
-            .with_writes_paused(move || indexes.snapshot())
-            .await
-            .map_err(|e| e.to_string())?;
-        let digest = tokio::task::spawn_blocking(move || snapshot.digest())
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(serde_json::json!({ "groups": digest }))
-    }
-
-    fn is_operator_token(&self, presented: &str) -> bool {
-        self.jobs.links.is_operator_token(presented)
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::GroupNotFound => {
-                ApiError::code(ErrorCode::InvalidParameterValueGroupIdNotExist)
-            }
-            StoreError::GroupIdTaken => {
-                ApiError::code(ErrorCode::InvalidParameterValueGroupIdAlreadyExist)
-            }
-            StoreError::GroupNameTaken => {
-                ApiError::code(ErrorCode::InvalidParameterValueGroupNameAlreadyExist)
-            }
-            StoreError::GroupLimit => {
-                ApiError::code(ErrorCode::InvalidParameterValueGroupNumExceed)
-            }
-            StoreError::PersonNotFound => {
-                ApiError::code(ErrorCode::InvalidParameterValuePersonIdNotExist)
-            }
-            StoreError::PersonIdTaken => {
-                ApiError::code(ErrorCode::InvalidParameterValuePersonIdAlreadyExist)
-            }
-            StoreError::Person(refusal) => refusal.into(),
-            StoreError::Group(refusal) => refusal.into(),
-            StoreError::Cam(refusal) => refusal.into(),
-            StoreError::Job(refusal) => refusal.into(),
-            StoreError::Db(e) => {
-                tracing::error!(error = %e, source = ?e, "database error");
-                ApiError::internal("Internal database error.")
-            }
-            StoreError::Task(e) => {
-                tracing::error!(error = %e, "store task failed");
-                ApiError::internal("Internal error.")
-            }
-            StoreError::Stale(e) => {
-                tracing::warn!(error = %e, "answered unavailable: this server may be behind the database");
-                ApiError::new(
-                    ErrorCode::ResourceUnavailable,
-                    "This server cannot confirm its data is current; retry, another replica may answer.",
-                )
-            }
-        }
-    }
-}
-
-/// The face pipeline's errors as Tencent's codes. Internal failures are logged with their cause here and
-/// answered without it: the client never sees internal error text.
-impl From<FaceError> for ApiError {
-    fn from(e: FaceError) -> Self {
-        let code = match &e {
-            FaceError::ImageEmpty => {
-                return ApiError::code(ErrorCode::InvalidParameterValueImageEmpty);
-            }
-            FaceError::ImageTooLarge => ErrorCode::FailedOperationImageSizeExceed,
-            FaceError::NotDecodable(_) => ErrorCode::FailedOperationImageDecodeFailed,
-            FaceError::ResolutionTooHigh { .. } => ErrorCode::FailedOperationImageResolutionExceed,
-            FaceError::ResolutionTooSmall { .. } => {
-                ErrorCode::FailedOperationImageResolutionTooSmall
-            }
-            FaceError::UrlIllegal(_) => ErrorCode::InvalidParameterValueUrlIllegal,
-            FaceError::Download(_) => ErrorCode::FailedOperationImageDownloadError,
-            FaceError::Inference(cause) => {
-                tracing::error!(error = format!("{cause:#}"), "model inference failed");
-                return ApiError::new(
-                    ErrorCode::FailedOperationServerError,
-                    "Face model inference failed.",
-                );
-            }
-            FaceError::Unavailable(why) => {
-                tracing::error!(error = %why, "face pipeline unavailable");
-                return ApiError::internal("Internal error.");
-            }
-        };
-        ApiError::new(code, sentence(&e.to_string()))
-    }
-}
-
-/// "the image is ..." -> "The image is ....": the pipeline's messages as the envelope's sentences.
-fn sentence(text: &str) -> String {
-    let mut chars = text.chars();
-    let mut out: String = match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => return String::new(),
-    };
-    if !out.ends_with('.') {
-        out.push('.');
-    }
-    out
 }

@@ -1,29 +1,26 @@
-//! Person and face actions (SPEC.md §7.1, §7.8): CreatePerson, CreateFace, DeleteFace, DeletePerson,
-//! DeletePersonFromGroup, CopyPerson, GetPersonList, GetPersonBaseInfo, GetPersonGroupInfo,
-//! ModifyPersonBaseInfo, ModifyPersonGroupInfo. A person is global and shared by its groups, which all have
-//! one model version; its faces carry an embedding of that version. Every write is a named store operation;
-//! the index follows the store's change log.
+//! Person actions (SPEC.md §7.1): CreatePerson, DeletePerson, DeletePersonFromGroup, CopyPerson,
+//! GetPersonList, GetPersonBaseInfo, GetPersonGroupInfo, ModifyPersonBaseInfo, ModifyPersonGroupInfo. A
+//! person is global and shared by its groups, which all have one model version; its faces carry an
+//! embedding of that version (`enrol`). Every write is a named store operation; the index follows the
+//! store's change log. The face actions (CreateFace, DeleteFace) are in `faces`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::analysis::check_quality_blocking;
-use super::faces::{
-    DEFAULT_MIN_FACE_SIZE, check_quality_control, detect, face_rect, faces_of_size, image_input,
+use super::enrol::{
+    Enrolment, embed_stored, enrol_blocking, networks, unique_person_score, version_of,
 };
-use super::rules::{self, Page};
-use super::search::scan_failed;
+use super::errors::scan_failed;
+use super::images::{check_quality_control, face_rect, image_input};
+use super::rules::{self, Page, check_person_id, listed_values};
 use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode, GroupCheck};
-use crate::face::detect::Detection;
 use crate::face::download::Downloader;
-use crate::face::embed::Recognition;
-use crate::face::embed::cosine;
 use crate::face::score::Calibration;
 use crate::face::{FacePipeline, ModelVersion};
 use crate::index::{Indexes, Scanner};
 use crate::store::Store;
-use crate::store::persons::{NewFace, NewPerson, Refusal};
+use crate::store::persons::NewPerson;
 
 pub const MAX_FACES_PER_PERSON: usize = 5;
 pub const MAX_IMAGES_PER_CALL: usize = 4;
@@ -40,16 +37,8 @@ pub struct Persons<'a> {
     pub store: &'a Store,
     pub indexes: &'a Arc<Indexes>,
     pub scanner: &'a Scanner,
-    pub faces: &'a Arc<FacePipeline>,
+    pub pipeline: &'a Arc<FacePipeline>,
     pub downloader: &'a Downloader,
-}
-
-pub fn check_person_id(id: &str) -> Result<(), ApiError> {
-    rules::check_id(
-        id,
-        ErrorCode::InvalidParameterValuePersonIdTooLong,
-        ErrorCode::InvalidParameterValuePersonIdIllegal,
-    )
 }
 
 fn check_person_name(name: &str) -> Result<(), ApiError> {
@@ -107,93 +96,6 @@ fn apply_ex_values(
     Ok(())
 }
 
-/// The values as Tencent lists them: one string per custom field of the group, "" when unset.
-pub(super) fn listed_values(values: &[Option<String>], field_count: usize) -> Vec<String> {
-    (0..field_count)
-        .map(|i| values.get(i).cloned().flatten().unwrap_or_default())
-        .collect()
-}
-
-/// A new random FaceId: a decimal string of 19 digits, as Tencent's look.
-fn new_face_id() -> (u64, String) {
-    let n = 1_000_000_000_000_000_000
-        + (uuid::Uuid::new_v4().as_u128() % 8_000_000_000_000_000_000) as u64;
-    (n, n.to_string())
-}
-
-/// One enrolled face, ready for the store and the index.
-struct Enrolment {
-    face: Detection,
-    row: NewFace,
-}
-
-impl Enrolment {
-    /// The face's embedding by one network.
-    fn vector(&self, model: &Recognition) -> Option<&Vec<f32>> {
-        self.row
-            .vectors
-            .iter()
-            .find(|(m, _)| m == model.file)
-            .map(|(_, v)| v)
-    }
-}
-
-/// Detect the largest face, check its quality, embed it with each network its groups need and keep its crop.
-fn enrol_blocking(
-    p: &FacePipeline,
-    image: &image::RgbImage,
-    models: &[&'static Recognition],
-    quality_control: u64,
-    rotate: bool,
-) -> Result<Enrolment, ApiError> {
-    let found = detect(p, image, false, rotate)?;
-    let face = faces_of_size(found, DEFAULT_MIN_FACE_SIZE)?.remove(0);
-    check_quality_blocking(p, image, &face, quality_control)?;
-    let mut vectors = Vec::with_capacity(models.len());
-    for model in models {
-        vectors.push((
-            model.file.to_owned(),
-            p.embed_with(image, &face.landmarks, model)?,
-        ));
-    }
-    let (crop_png, landmarks) = p.keepsake_blocking(image, &face)?;
-    let (_, face_id) = new_face_id();
-    let rect = face_rect(&face);
-    Ok(Enrolment {
-        row: NewFace {
-            face_id,
-            rect: [rect.x, rect.y, rect.width as i64, rect.height as i64],
-            crop_png,
-            landmarks,
-            quality: None,
-            vectors,
-        },
-        face,
-    })
-}
-
-/// The networks named (model files), known to this server; a retired one it cannot load is left out.
-fn networks(files: &[String]) -> Vec<&'static Recognition> {
-    files
-        .iter()
-        .filter_map(|f| Recognition::by_file(f))
-        .collect()
-}
-
-fn version_of(text: &str) -> ModelVersion {
-    ModelVersion::parse(text).unwrap_or(ModelVersion::V3)
-}
-
-/// The score a UniquePersonControl level refuses at or above (nominal false-accept rates 1e-2 .. 1e-5;
-/// 1e-3 .. 1e-5 are the calibration's knots, 1e-2 is set 10 points below 1e-3).
-fn unique_person_score(version: ModelVersion, level: u64) -> f32 {
-    let base = match version {
-        ModelVersion::V3 => 30.0,
-        ModelVersion::V2 => 60.0,
-    };
-    base + 10.0 * (level.saturating_sub(1)) as f32
-}
-
 impl Persons<'_> {
     pub async fn create_person(
         &self,
@@ -233,9 +135,10 @@ impl Persons<'_> {
         files.extend(group.target.as_ref().map(|t| t.model.clone()));
         let models = networks(&files);
         let rotate = req.need_rotate_detection == Some(1);
-        let decoded = image_input(self.faces, self.downloader, req.image, req.url, rotate).await?;
+        let decoded =
+            image_input(self.pipeline, self.downloader, req.image, req.url, rotate).await?;
         let enrolled = self
-            .faces
+            .pipeline
             .run(move |p| enrol_blocking(p, &decoded.image, &models, quality_control, rotate))
             .await?;
         let index = self.indexes.group(&req.group_id);
@@ -289,187 +192,6 @@ impl Persons<'_> {
         })
     }
 
-    /// What new faces of a person need: the version and network of its first group (for scores), every
-    /// network its groups serve or move to (for the embeddings), and its face count; `PersonIdNotExist`
-    /// for an unknown person.
-    async fn person_networks(&self, person_id: &str) -> Result<PersonNetworks, ApiError> {
-        let found = self.store.face_networks(person_id.to_owned()).await?;
-        let (version, serving) = found.first.unwrap_or_else(|| {
-            let version = rules::DEFAULT_FACE_MODEL_VERSION.to_owned();
-            let model = Recognition::current(version_of(&version)).file.to_owned();
-            (version, model)
-        });
-        let version = version_of(&version);
-        let serving =
-            Recognition::by_file(&serving).unwrap_or_else(|| Recognition::current(version));
-        // A second read: these only compare new faces with the person's (the write checks again).
-        let existing = self
-            .store
-            .person_embeddings(person_id.to_owned(), serving.file.to_owned())
-            .await?;
-        Ok(PersonNetworks {
-            version,
-            serving,
-            needed: networks(&found.needed),
-            existing,
-            faces: found.faces,
-        })
-    }
-
-    /// Give the person's faces an embedding by `model` where they lack one, from their stored crops. A
-    /// crop the network finds nothing in is recorded as a failure (the face is kept).
-    async fn embed_stored(
-        &self,
-        person_id: &str,
-        model: &'static Recognition,
-    ) -> Result<(), ApiError> {
-        let crops = self
-            .store
-            .crops_without_embedding(person_id.to_owned(), model.file.to_owned())
-            .await?;
-        if crops.is_empty() {
-            return Ok(());
-        }
-        let embedded = self
-            .faces
-            .run(move |p| -> Result<_, ApiError> {
-                Ok(crops
-                    .into_iter()
-                    .map(|c| {
-                        let v = p.embed_stored_blocking(&c.crop_png, &c.landmarks, model);
-                        (c.face_id, v.map_err(|e| e.to_string()))
-                    })
-                    .collect::<Vec<_>>())
-            })
-            .await?;
-        Ok(self
-            .store
-            .save_crop_embeddings(model.file.to_owned(), embedded)
-            .await?)
-    }
-
-    pub async fn create_face(
-        &self,
-        req: CreateFaceRequest,
-    ) -> Result<CreateFaceResponse, ApiError> {
-        check_person_id(&req.person_id)?;
-        let quality_control = check_quality_control(req.quality_control)?;
-        let threshold = req.face_match_threshold.unwrap_or(60.0);
-        if !(0.0..=100.0).contains(&threshold) {
-            return Err(ApiError::code(
-                ErrorCode::InvalidParameterValueFaceMatchThresholdIllegal,
-            ));
-        }
-        // Urls win over Images when both are given.
-        let urls = req.urls.unwrap_or_default();
-        let inputs: Vec<(Option<String>, Option<String>)> = if urls.is_empty() {
-            req.images
-                .unwrap_or_default()
-                .into_iter()
-                .map(|i| (Some(i), None))
-                .collect()
-        } else {
-            urls.into_iter().map(|u| (None, Some(u))).collect()
-        };
-        if inputs.is_empty() {
-            return Err(ApiError::code(ErrorCode::InvalidParameterValueImageEmpty));
-        }
-        if inputs.len() > MAX_IMAGES_PER_CALL {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameterValueUploadFaceNumExceed,
-                format!("At most {MAX_IMAGES_PER_CALL} images per call."),
-            ));
-        }
-        // The groups the faces join are read when they are stored, not here.
-        let PersonNetworks {
-            version,
-            serving,
-            needed,
-            existing,
-            faces,
-        } = self.person_networks(&req.person_id).await?;
-        if faces + inputs.len() > MAX_FACES_PER_PERSON {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameterValuePersonFaceNumExceed,
-                format!("A person holds at most {MAX_FACES_PER_PERSON} faces; it has {faces}."),
-            ));
-        }
-        let rotate = req.need_rotate_detection == Some(1);
-        let calibration = Calibration::new(serving, version);
-        let mut ret_codes = Vec::new();
-        let mut enrolled = Vec::new();
-        for (index, (image, url)) in inputs.into_iter().enumerate() {
-            let outcome = match image_input(self.faces, self.downloader, image, url, rotate).await {
-                Ok(decoded) => {
-                    let needed = needed.clone();
-                    self.faces
-                        .run(move |p| -> Result<_, ApiError> {
-                            enrol_blocking(p, &decoded.image, &needed, quality_control, rotate)
-                        })
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            let code = match outcome {
-                Ok(e) => {
-                    let best = match e.vector(serving) {
-                        Some(new) => existing
-                            .iter()
-                            .map(|(_, v)| calibration.score(cosine(v, new)))
-                            .fold(f32::MIN, f32::max),
-                        None => f32::MAX,
-                    };
-                    if !existing.is_empty() && f64::from(best) < threshold {
-                        -1604
-                    } else {
-                        enrolled.push((index as u64, e));
-                        0
-                    }
-                }
-                Err(e) => ret_code(e.code),
-            };
-            ret_codes.push(code);
-        }
-        let response = CreateFaceResponse {
-            suc_face_num: enrolled.len() as u64,
-            suc_face_ids: enrolled
-                .iter()
-                .map(|(_, e)| e.row.face_id.clone())
-                .collect(),
-            ret_code: ret_codes,
-            suc_indexes: enrolled.iter().map(|(i, _)| *i).collect(),
-            suc_face_rects: enrolled.iter().map(|(_, e)| face_rect(&e.face)).collect(),
-            face_model_version: version.as_str().to_owned(),
-        };
-        if enrolled.is_empty() {
-            return Ok(response);
-        }
-        // The person's groups are read again in the transaction that adds the faces: they may have changed
-        // while the images were being processed.
-        let rows: Vec<NewFace> = enrolled.into_iter().map(|(_, e)| e.row).collect();
-        self.store
-            .create_faces(req.person_id, rows, MAX_FACES_PER_PERSON)
-            .await?;
-        Ok(response)
-    }
-
-    pub async fn delete_face(
-        &self,
-        req: DeleteFaceRequest,
-    ) -> Result<DeleteFaceResponse, ApiError> {
-        check_person_id(&req.person_id)?;
-        if req.face_ids.is_empty() || req.face_ids.len() > MAX_FACES_PER_PERSON {
-            return Err(ApiError::code(
-                ErrorCode::InvalidParameterValueDeleteFaceNumExceed,
-            ));
-        }
-        let deleted = self.store.delete_faces(req.person_id, req.face_ids).await?;
-        Ok(DeleteFaceResponse {
-            suc_deleted_num: deleted.len() as u64,
-            suc_face_ids: deleted,
-        })
-    }
-
     pub async fn delete_person(
         &self,
         req: DeletePersonRequest,
@@ -518,7 +240,7 @@ impl Persons<'_> {
             .copy_person_networks(person_id.clone(), targets.clone(), may_hold.clone())
             .await?;
         for model in networks(&wanted) {
-            self.embed_stored(&person_id, model).await?;
+            embed_stored(self.store, self.pipeline, &person_id, model).await?;
         }
         let added = self
             .store
@@ -638,73 +360,6 @@ impl Persons<'_> {
     }
 }
 
-/// What `person_networks` reads.
-struct PersonNetworks {
-    version: ModelVersion,
-    serving: &'static Recognition,
-    needed: Vec<&'static Recognition>,
-    existing: Vec<(String, Vec<f32>)>,
-    faces: usize,
-}
-
-/// The person or group changed model version while its images were processed (deleted and created again):
-/// the embeddings no longer fit, so nothing is stored.
-fn changed_meanwhile() -> ApiError {
-    ApiError::new(
-        ErrorCode::FailedOperationConflictOperation,
-        "The person or group changed while the images were processed; nothing was stored, retry.",
-    )
-}
-
-/// CreateFace's per-image `RetCode` for an error (SPEC.md §7.8).
-fn ret_code(code: ErrorCode) -> i64 {
-    match code {
-        ErrorCode::InvalidParameterValueNoFaceInPhoto => -1101,
-        ErrorCode::FailedOperationImageDecodeFailed
-        | ErrorCode::InvalidParameterValueImageEmpty => -1102,
-        ErrorCode::FailedOperationImageResolutionExceed
-        | ErrorCode::FailedOperationImageResolutionTooSmall
-        | ErrorCode::FailedOperationImageSizeExceed
-        | ErrorCode::FailedOperationFaceSizeTooSmall => -1109,
-        ErrorCode::FailedOperationFaceQualityNotQualified => -1601,
-        _ => -1001,
-    }
-}
-
-/// What the store refused, as Tencent's codes.
-impl From<Refusal> for ApiError {
-    fn from(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::ChangedMeanwhile => changed_meanwhile(),
-            Refusal::GroupFaceLimit => {
-                ApiError::code(ErrorCode::InvalidParameterValueGroupFaceNumExceed)
-            }
-            Refusal::PersonFaceLimit => {
-                ApiError::code(ErrorCode::InvalidParameterValuePersonFaceNumExceed)
-            }
-            Refusal::LastFace => ApiError::new(
-                ErrorCode::InvalidParameterValueDeleteFaceNumExceed,
-                "A person keeps at least one face.",
-            ),
-            Refusal::NotInGroup => ApiError::code(ErrorCode::FailedOperationGroupPersonMapNotExist),
-            Refusal::GroupsPerPersonLimit => {
-                ApiError::code(ErrorCode::InvalidParameterValueGroupNumPerPersonExceed)
-            }
-            Refusal::AcrossVersions {
-                group_id,
-                version,
-                person_versions,
-            } => ApiError::new(
-                ErrorCode::FailedOperationAcrossVersionsError,
-                format!(
-                    "The person's groups use model {}; group {group_id} uses {version}.",
-                    person_versions.join(", ")
-                ),
-            ),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -739,21 +394,5 @@ mod tests {
                 .code,
             ErrorCode::InvalidParameterValuePersonExDescriptionsNameTooLong
         );
-    }
-
-    #[test]
-    fn face_ids_are_19_digit_decimals_and_ret_codes_follow_the_spec() {
-        let (n, text) = new_face_id();
-        assert_eq!(text.len(), 19);
-        assert_eq!(text.parse::<u64>().unwrap(), n);
-        assert_eq!(
-            ret_code(ErrorCode::InvalidParameterValueNoFaceInPhoto),
-            -1101
-        );
-        assert_eq!(
-            ret_code(ErrorCode::FailedOperationFaceQualityNotQualified),
-            -1601
-        );
-        assert!(unique_person_score(ModelVersion::V3, 4) == 60.0);
     }
 }

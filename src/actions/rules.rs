@@ -1,32 +1,25 @@
 //! Value rules shared by several actions (SPEC.md §7.1): identifiers, text lengths, model versions, paging.
 
+pub use crate::api::ids::{check_group_id, check_id};
 use crate::api::{ApiError, ErrorCode};
 
 pub const MAX_GROUPS: u64 = 100_000;
 pub const MAX_GROUP_EX_DESCRIPTIONS: usize = 5;
 pub const DEFAULT_FACE_MODEL_VERSION: &str = "3.0";
 
-/// GroupId and PersonId: letters, digits and `-%@#&_`, 1 to 64 bytes.
-pub fn check_id(id: &str, too_long: ErrorCode, illegal: ErrorCode) -> Result<(), ApiError> {
-    if id.len() > 64 {
-        return Err(ApiError::code(too_long));
-    }
-    if id.is_empty()
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-%@#&_".contains(&b))
-    {
-        return Err(ApiError::code(illegal));
-    }
-    Ok(())
-}
-
-pub fn check_group_id(id: &str) -> Result<(), ApiError> {
+pub fn check_person_id(id: &str) -> Result<(), ApiError> {
     check_id(
         id,
-        ErrorCode::InvalidParameterValueGroupIdTooLong,
-        ErrorCode::InvalidParameterValueGroupIdIllegal,
+        ErrorCode::InvalidParameterValuePersonIdTooLong,
+        ErrorCode::InvalidParameterValuePersonIdIllegal,
     )
+}
+
+/// The values as Tencent lists them: one string per custom field of the group, "" when unset.
+pub fn listed_values(values: &[Option<String>], field_count: usize) -> Vec<String> {
+    (0..field_count)
+        .map(|i| values.get(i).cloned().flatten().unwrap_or_default())
+        .collect()
 }
 
 /// Free text of `min..=max` characters without control characters.

@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::analysis::check_quality_blocking;
-use super::faces::{
+use super::compare::two_decimals;
+use super::errors::scan_failed;
+use super::images::{
     DEFAULT_MIN_FACE_SIZE, check_max_faces, check_quality_control, detect, face_rect,
-    faces_of_size, image_input, two_decimals,
+    faces_of_size, image_input,
 };
-use super::persons::{check_person_id, listed_values};
-use super::rules;
+use super::rules::{self, check_person_id, listed_values};
 use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode};
 use crate::face::download::Downloader;
@@ -19,7 +20,7 @@ use crate::face::embed::Recognition;
 use crate::face::embed::cosine;
 use crate::face::score::Calibration;
 use crate::face::{FacePipeline, ModelVersion};
-use crate::index::{Group, GroupIndex, Indexes, ScanFailed, Scanner, fused};
+use crate::index::{Group, GroupIndex, Indexes, Scanner, fused};
 use crate::store::Store;
 use crate::store::listing::HitPerson;
 
@@ -35,7 +36,7 @@ pub struct Search<'a> {
     pub store: &'a Store,
     pub indexes: &'a Arc<Indexes>,
     pub scanner: &'a Scanner,
-    pub faces: &'a Arc<FacePipeline>,
+    pub pipeline: &'a Arc<FacePipeline>,
     pub downloader: &'a Downloader,
     /// How far behind the database the index may be and still be searched.
     pub max_staleness: std::time::Duration,
@@ -132,11 +133,6 @@ fn scan_group(
     best_per_person(hits, calibration, threshold)
 }
 
-pub(super) fn scan_failed(e: ScanFailed) -> ApiError {
-    tracing::error!(error = %e, "index scan failed");
-    ApiError::internal("Internal error.")
-}
-
 impl Search<'_> {
     /// Check the groups: count, existence, one model version (3.0 for person searches), not all empty.
     fn groups(
@@ -214,11 +210,11 @@ impl Search<'_> {
             }
         }
         let rotate = q.need_rotate_detection == Some(1);
-        let decoded = image_input(self.faces, self.downloader, q.image, q.url, rotate).await?;
+        let decoded = image_input(self.pipeline, self.downloader, q.image, q.url, rotate).await?;
         // (box, embedding by each network, or None when the face failed QualityControl)
         let networks = models.clone();
         let queries = self
-            .faces
+            .pipeline
             .run(move |p| -> Result<_, ApiError> {
                 let found = detect(p, &decoded.image, max_faces > 1, rotate)?;
                 let mut faces = faces_of_size(found, min_size)?;
@@ -534,9 +530,9 @@ impl Search<'_> {
                 ErrorCode::InvalidParameterValueNoFaceInGroups,
             ));
         }
-        let decoded = image_input(self.faces, self.downloader, image, url, rotate).await?;
+        let decoded = image_input(self.pipeline, self.downloader, image, url, rotate).await?;
         let query = self
-            .faces
+            .pipeline
             .run(move |p| -> Result<_, ApiError> {
                 let found = detect(p, &decoded.image, false, rotate)?;
                 let face = faces_of_size(found, DEFAULT_MIN_FACE_SIZE)?.remove(0);

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::errors::too_long;
 use super::rules;
 use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode, RequestContext};
@@ -81,7 +82,7 @@ async fn rate(scanner: &Scanner) -> Result<f64, ApiError> {
             let rate = scanner
                 .run(similar::CALIBRATION_PERSONS * 2, similar::calibrate)
                 .await
-                .map_err(super::search::scan_failed)?;
+                .map_err(super::errors::scan_failed)?;
             similar::set_measured(rate);
             rate
         }
@@ -92,17 +93,6 @@ async fn rate(scanner: &Scanner) -> Result<f64, ApiError> {
 /// Pairs still to compare by the unfinished checks (they run before a new one).
 fn queued_pairs(unfinished: &[JobRow]) -> u64 {
     unfinished.iter().map(similar::remaining_pairs).sum()
-}
-
-/// A check refused for the time it would take (`store::jobs::Refusal::CheckTooLong` too).
-pub(super) fn too_long(minutes: u64) -> ApiError {
-    ApiError::new(
-        ErrorCode::FailedOperationCheckSimilarPersonTimeExceed,
-        format!(
-            "The check would finish in about {minutes} minutes (with the checks queued before it); the limit is {} minutes. Retry later.",
-            similar::MAX_MINUTES
-        ),
-    )
 }
 
 pub async fn check(

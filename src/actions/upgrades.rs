@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use super::errors::{cannot_upgrade, job_not_found};
 use super::rules::{self, Page};
 use crate::api::model::*;
 use crate::api::{ApiError, ErrorCode, RequestContext};
@@ -13,12 +14,8 @@ use crate::face::ModelVersion;
 use crate::face::embed::Recognition;
 use crate::jobs::Jobs;
 use crate::jobs::mover::FAILED_FACES_LINK;
-use crate::store::jobs::{JobRow, NewUpgrade, Refusal, UPGRADE};
+use crate::store::jobs::{JobRow, NewUpgrade, UPGRADE};
 use crate::store::{Store, now_ms};
-
-fn cannot_upgrade(why: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::FailedOperationGroupCannotUpgrade, why)
-}
 
 pub async fn upgrade(
     store: &Store,
@@ -51,10 +48,6 @@ pub async fn upgrade(
         .await?;
     jobs.wake_mover();
     Ok(UpgradeGroupFaceModelVersionResponse { job_id })
-}
-
-fn job_not_found() -> ApiError {
-    ApiError::code(ErrorCode::FailedOperationUpgradeJobIdNotExist)
 }
 
 fn check_job_id(job_id: &str) -> Result<(), ApiError> {
@@ -148,31 +141,4 @@ pub async fn result(
         group_id: info.group_id,
         failed_faces_url,
     })
-}
-
-/// What the store refused, as Tencent's codes.
-impl From<Refusal> for ApiError {
-    fn from(refusal: Refusal) -> Self {
-        let cannot_rollback = |why: &str| {
-            ApiError::new(
-                ErrorCode::FailedOperationJobCannnotRollback,
-                format!("The job cannot be rolled back: {why}."),
-            )
-        };
-        match refusal {
-            Refusal::AlreadyVersion(version) => {
-                cannot_upgrade(format!("The group already uses model {version}."))
-            }
-            Refusal::AlreadyUpgrading => cannot_upgrade("The group is already being upgraded."),
-            Refusal::UpgradeJobNotFound => job_not_found(),
-            Refusal::NotFinished
-            | Refusal::RolledBackOnce
-            | Refusal::NotLastUpgrade
-            | Refusal::NothingToRevert => cannot_rollback(&refusal.to_string()),
-            Refusal::CheckUnfinished => {
-                ApiError::code(ErrorCode::FailedOperationCheckDuplicatePersonTaskNotFinished)
-            }
-            Refusal::CheckTooLong { minutes } => super::similar::too_long(minutes),
-        }
-    }
 }

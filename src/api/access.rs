@@ -165,7 +165,8 @@ pub fn of(action: &str) -> Option<Access> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::schema::{ACTIONS, Kind};
+    use crate::api::ACTIONS;
+    use crate::api::schema::Kind;
 
     #[test]
     fn every_action_has_access_facts_and_its_group_fields_exist() {

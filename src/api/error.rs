@@ -25,10 +25,11 @@ impl ApiError {
         Self::new(ErrorCode::InternalError, message)
     }
 
+    /// An action the service behind the trait leaves out (only tests' stubs do).
     pub fn not_implemented(action: &str) -> Self {
         Self::new(
             ErrorCode::UnsupportedOperation,
-            format!("The action `{action}` is not implemented by this iai-server yet."),
+            format!("The action `{action}` is not implemented by this service."),
         )
     }
 

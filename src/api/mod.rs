@@ -1,11 +1,14 @@
-//! The IAI API model: types generated from the wire specification, the service trait with one method per
-//! action, error codes, and the schema used to validate and coerce incoming parameters.
+//! The API models: IAI's (types generated from the wire specification, the `Iai` trait with one method per
+//! action, error codes, the schema used to validate and coerce incoming parameters) and CAM's (`cam`), with
+//! the identifier rules both the wire's authorisation and the actions apply (`ids`).
 //!
 //! Nothing here knows about HTTP or storage: `wire` turns requests into `(action, params)` and back,
-//! `actions` implements the `Iai` trait on top of `store`.
+//! `actions` implements the `Iai` trait on top of `store`, `cam` implements the `Cam` trait.
 
 pub mod access;
+pub mod cam;
 mod error;
+pub mod ids;
 pub mod schema;
 
 #[allow(clippy::all)]
@@ -18,8 +21,17 @@ pub mod generated {
 
 pub use error::ApiError;
 pub use generated::error_code::ErrorCode;
+pub use generated::schema::ACTIONS;
 pub use generated::service::{Iai, dispatch};
 pub use generated::types as model;
+
+/// The IAI action of that exact name (names are case-sensitive on the wire).
+pub fn find_action(name: &str) -> Option<&'static schema::ActionSpec> {
+    ACTIONS
+        .binary_search_by(|a| a.name.cmp(name))
+        .ok()
+        .map(|i| &ACTIONS[i])
+}
 
 /// Facts about the call that handlers may need besides the request fields.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +56,57 @@ pub struct RequestContext {
     /// For an action that reaches a person where it already is (CopyPerson) under a sub-user's policy:
     /// refuses each of the person's groups the caller may not act on.
     pub existing_groups: Option<GroupCheck>,
+    /// Where a search or verification leaves what the audit trail's search log keeps of it.
+    pub search_facts: SearchFactsSlot,
+}
+
+/// What the search log keeps of a search or verification: the faces searched and the strongest
+/// candidates (a verification: one face, the person verified). The action hands them over typed, so the
+/// audit trail never reads an answer back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchFacts {
+    pub face_num: u64,
+    pub candidates: Vec<Hit>,
+}
+
+/// One candidate of `SearchFacts`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub person_id: String,
+    /// `None` for a person (SearchPersons, verifications).
+    pub face_id: Option<String>,
+    pub score: f64,
+}
+
+/// A call's `SearchFacts`, set once by the action and read by the wire after it answers.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFactsSlot(std::sync::Arc<std::sync::OnceLock<SearchFacts>>);
+
+impl SearchFactsSlot {
+    pub fn set(&self, facts: SearchFacts) {
+        let _ = self.0.set(facts);
+    }
+
+    pub fn get(&self) -> Option<&SearchFacts> {
+        self.0.get()
+    }
+}
+
+/// Which API a call is for: IAI's, or CAM's on the same endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    Iai,
+    Cam,
+}
+
+impl Service {
+    /// The service's name in CAM (`qcs::<service>:...`, `<service>:<Action>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Iai => "iai",
+            Self::Cam => "cam",
+        }
+    }
 }
 
 /// The account a call acts as.

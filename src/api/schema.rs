@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Number, Value};
 
 use super::ApiError;
-pub use super::generated::schema::ACTIONS;
 
 /// The wire type of a field.
 #[derive(Debug)]
@@ -63,14 +62,6 @@ impl ActionSpec {
             Availability::V20200303Only => version == VERSION_2020,
         }
     }
-}
-
-/// The action of that exact name (names are case-sensitive on the wire).
-pub fn find_action(name: &str) -> Option<&'static ActionSpec> {
-    ACTIONS
-        .binary_search_by(|a| a.name.cmp(name))
-        .ok()
-        .map(|i| &ACTIONS[i])
 }
 
 /// Check a JSON request object against `fields`, in place: nulls count as absent, integral floats such as
@@ -334,6 +325,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::api::{ACTIONS, find_action};
 
     fn fields(action: &str) -> &'static [Field] {
         find_action(action).unwrap().request

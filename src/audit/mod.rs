@@ -112,74 +112,18 @@ impl Trail {
 }
 
 fn known_action(name: &str) -> bool {
-    crate::api::schema::find_action(name).is_some() || crate::cam::find_action(name).is_some()
+    crate::api::find_action(name).is_some() || crate::api::cam::find_action(name).is_some()
 }
 
-/// FaceNum and the top candidates of a search or verification answer, for the search log; `(None, None)`
-/// for other actions. `person_id` is a verification's PersonId.
-pub fn outcome(
-    action: &str,
-    answer: &serde_json::Value,
-    person_id: Option<&str>,
-) -> (Option<u64>, Option<Vec<Candidate>>) {
-    let candidate = |c: &serde_json::Value| {
-        Some(Candidate {
-            person_id: c.get("PersonId")?.as_str()?.to_owned(),
-            face_id: c
-                .get("FaceId")
-                .and_then(|f| f.as_str())
-                .filter(|f| !f.is_empty())
-                .map(str::to_owned),
-            score: c.get("Score")?.as_f64()?,
-        })
-    };
-    // SearchPersons answers no FaceNum: one result per face searched.
-    let face_num = answer.get("FaceNum").and_then(|n| n.as_u64()).or_else(|| {
-        ["Results", "ResultsReturnsByGroup"].iter().find_map(|k| {
-            answer
-                .get(*k)
-                .and_then(|r| r.as_array())
-                .map(|r| r.len() as u64)
-        })
-    });
-    let first = |results: &str| answer.get(results).and_then(|r| r.get(0)).cloned();
-    let mut candidates: Vec<Candidate> = match action {
-        "SearchFaces" | "SearchPersons" | "ConsoleSearchFaces" | "ConsoleSearchPersons" => {
-            first("Results")
-                .and_then(|r| r.get("Candidates").and_then(|c| c.as_array()).cloned())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(candidate)
-                .collect()
+/// A candidate as the search log keeps it.
+impl From<crate::api::Hit> for Candidate {
+    fn from(hit: crate::api::Hit) -> Self {
+        Self {
+            person_id: hit.person_id,
+            face_id: hit.face_id,
+            score: hit.score,
         }
-        "SearchFacesReturnsByGroup" | "SearchPersonsReturnsByGroup" => {
-            first("ResultsReturnsByGroup")
-                .and_then(|r| r.get("GroupCandidates").and_then(|g| g.as_array()).cloned())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|g| g.get("Candidates").and_then(|c| c.as_array()))
-                .flatten()
-                .filter_map(candidate)
-                .collect()
-        }
-        "VerifyFace" | "VerifyPerson" => {
-            let score = answer.get("Score").and_then(|s| s.as_f64());
-            return (
-                Some(1),
-                score.zip(person_id).map(|(score, p)| {
-                    vec![Candidate {
-                        person_id: p.to_owned(),
-                        face_id: None,
-                        score,
-                    }]
-                }),
-            );
-        }
-        _ => return (None, None),
-    };
-    candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
-    candidates.truncate(TOP_CANDIDATES);
-    (face_num, Some(candidates))
+    }
 }
 
 fn write_loop(

@@ -3,11 +3,12 @@
 //! directory (`directory::Publisher`, a follower of the store's log) is rebuilt from before the write
 //! returns: the next request is checked against the new state.
 
+use iai_policy::{self as policy, PolicyErrorKind};
+
 use super::directory::{self, Publisher, Shared};
-use super::generated::service::Cam;
-use super::generated::types::*;
-use super::policy::{self, PolicyErrorKind};
 use super::presets;
+use crate::api::cam::Cam;
+use crate::api::cam::types::*;
 use crate::api::{ApiError, ErrorCode, Principal, RequestContext};
 use crate::store::cam::{Account, KeyRow, PolicyRef, PolicyRow, Refusal, UserRow};
 use crate::store::{Store, now_ms};

@@ -3,7 +3,7 @@
 //! resource-level action, for every resource the call names: each group of an IAI call (and, for
 //! CopyPerson, each group the person is already in), the target user of a CAM user or key action.
 //!
-//! The question is built from typed segments (`policy::ResourceName`): service, region, account, kind
+//! The question is built from typed segments (`iai_policy::ResourceName`): service, region, account, kind
 //! and id each stay in their own field, and each id is checked for its format first, so nothing a caller
 //! sends can reach into another segment. A refusal is `AuthFailure.UnauthorizedOperation` in Tencent's
 //! message form, naming the action and the first resource refused (without the owner's uin).
@@ -11,30 +11,15 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::named::{MAX_GROUP_IDS, Named};
-use crate::actions::rules;
-use crate::api::access::{Access, Scope};
-use crate::api::{ApiError, ErrorCode, GroupCheck, GroupFilter, Principal, RequestContext};
-use crate::cam::directory::{Directory, Question, Service};
-use crate::cam::policy::{Decision, Effect, Resource, ResourceName};
+use iai_policy::{Decision, Effect, Resource, ResourceName};
 
-/// What authorisation needs of the request besides its context.
-pub struct Facts<'a> {
-    pub ctx: &'a RequestContext,
-    pub service: Service,
-    /// IAI actions only.
-    pub access: Option<Access>,
-    pub named: &'a Named,
-    pub ip: Option<IpAddr>,
-    pub now: i64,
-}
-
-/// What the action is then told: the groups a listing may show, the check of a person's groups.
-#[derive(Default)]
-pub struct Grant {
-    pub visible_groups: Option<GroupFilter>,
-    pub existing_groups: Option<GroupCheck>,
-}
+use super::CamService;
+use super::directory::{Directory, Question};
+use crate::api::access::Scope;
+use crate::api::ids as rules;
+use crate::api::{ApiError, ErrorCode, GroupCheck, GroupFilter, Principal, Service};
+use crate::wire::access::{AccessControl, AccessView, Facts, Grant, KeyStore, StoredKey};
+use crate::wire::named::MAX_GROUP_IDS;
 
 /// `Ok`: allowed, with what the action must still apply. `Err`: refused, or a named id is malformed.
 pub fn authorize(directory: &Arc<Directory>, facts: &Facts) -> Result<Grant, ApiError> {
@@ -229,5 +214,34 @@ impl Asker {
                 self.action
             ),
         )
+    }
+}
+/// One loaded state of the directory, as the wire asks it (`wire::access`): every question of one call
+/// is answered from it.
+struct View(Arc<Directory>);
+
+impl AccessView for View {
+    fn user_name(&self, uin: u64) -> Option<&str> {
+        self.0.user_name(uin)
+    }
+
+    fn user_uin(&self, name: &str) -> Option<u64> {
+        self.0.user_uin(name)
+    }
+
+    fn authorize(&self, facts: &Facts) -> Result<Grant, ApiError> {
+        authorize(&self.0, facts)
+    }
+}
+
+impl AccessControl for CamService {
+    fn view(&self) -> Arc<dyn AccessView> {
+        Arc::new(View(self.directory().load_full()))
+    }
+}
+
+impl KeyStore for CamService {
+    fn key(&self, secret_id: &str) -> Option<StoredKey> {
+        self.directory().load().key(secret_id).cloned()
     }
 }

@@ -11,22 +11,18 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use iai_policy::{self as policy, Decision, Effect, Policy, Resource, Statement};
 
-use super::policy::{self, Decision, Effect, Policy, Resource, Statement};
 use super::presets;
-use crate::api::Principal;
+use crate::api::{Principal, Service};
 use crate::store::cam::Snapshot;
 use crate::store::{Change, Follower};
 
 /// The directory, shared between the CAM actions (which replace it) and the wire layer (which reads it).
 pub type Shared = Arc<ArcSwap<Directory>>;
 
-/// An active access key stored through CAM.
-#[derive(Debug, Clone)]
-pub struct StoredKey {
-    pub secret_key: String,
-    pub principal: Principal,
-}
+/// An active access key stored through CAM (as the wire's key store hands it out).
+pub use crate::wire::access::StoredKey;
 
 /// Statements by the action they can apply to, per service: one policy's (matched once when the directory
 /// is built), or the union of a principal's policies.
@@ -107,26 +103,11 @@ pub struct Question<'a> {
     pub now: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
-    Iai,
-    Cam,
-}
-
-impl Service {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Iai => "iai",
-            Self::Cam => "cam",
-        }
-    }
-}
-
 /// The actions policies are checked for: IAI's and the CAM actions this server answers.
 fn known_actions(service: Service) -> impl Iterator<Item = &'static str> {
     let specs = match service {
-        Service::Iai => crate::api::schema::ACTIONS,
-        Service::Cam => super::generated::schema::ACTIONS,
+        Service::Iai => crate::api::ACTIONS,
+        Service::Cam => crate::api::cam::schema::ACTIONS,
     };
     specs.iter().map(|a| a.name)
 }

@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use crate::api::{access, schema};
+use crate::api::access;
 
 pub struct Preset {
     pub policy_id: u64,
@@ -17,7 +17,7 @@ pub const FULL_ACCESS_ID: u64 = 1;
 pub const READ_ONLY_ID: u64 = 2;
 
 pub static PRESETS: LazyLock<[Preset; 2]> = LazyLock::new(|| {
-    let read_only: Vec<String> = schema::ACTIONS
+    let read_only: Vec<String> = crate::api::ACTIONS
         .iter()
         .filter(|a| access::of(a.name).is_some_and(|x| !x.writes))
         .map(|a| format!("iai:{}", a.name))

@@ -11,58 +11,8 @@ use std::sync::Arc;
 
 use super::sql::Sql;
 use super::sql::cam as sql;
+pub use super::sql::cam::{AttachmentRow, KeyRow, PolicyRow, Snapshot, UserRow};
 use super::{Change, Store, StoreError, now_ms};
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct UserRow {
-    pub uin: u64,
-    pub uid: u64,
-    pub name: String,
-    pub remark: String,
-    pub console_login: u64,
-    pub phone_num: String,
-    pub country_code: String,
-    pub email: String,
-    pub created_ms: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyRow {
-    pub secret_id: String,
-    pub secret_key: String,
-    pub uin: u64,
-    pub active: bool,
-    pub description: Option<String>,
-    pub created_ms: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PolicyRow {
-    pub policy_id: u64,
-    pub name: String,
-    pub description: String,
-    pub document: String,
-    /// `[{"Key": .., "Value": ..}]` as JSON text.
-    pub tags: String,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AttachmentRow {
-    pub uin: u64,
-    pub policy_id: u64,
-    pub created_ms: i64,
-}
-
-/// Everything CAM evaluates requests with, read in one transaction.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    pub users: Vec<UserRow>,
-    pub keys: Vec<KeyRow>,
-    pub policies: Vec<PolicyRow>,
-    pub attachments: Vec<AttachmentRow>,
-}
 
 /// Who holds access keys: the main account, which has no user row, or a sub-user, which must exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

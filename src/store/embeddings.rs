@@ -10,16 +10,9 @@ use std::sync::Arc;
 
 use super::groups::{GroupRow, Target};
 use super::jobs::{ROLLED_BACK, UPGRADE_FAILED, UPGRADED, UPGRADING};
+pub use super::sql::vectors::StoredCrop;
 use super::sql::{groups as group_sql, jobs as job_sql, vectors as sql};
 use super::{Change, Store, StoreError, now_ms};
-
-/// A face to embed again: its stored crop and the 5 landmarks in it.
-pub struct StoredCrop {
-    pub face_id: String,
-    pub person_id: String,
-    pub crop_png: Vec<u8>,
-    pub landmarks: String,
-}
 
 /// Where a group's move stands: its faces, of which the target network embedded, of which it could not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,42 +5,8 @@ use std::collections::HashSet;
 use std::fmt;
 
 use super::sql::groups as sql;
+pub use super::sql::groups::{GroupRow, NewGroup, Target};
 use super::{Change, Store, StoreError, now_ms};
-
-pub struct NewGroup {
-    pub group_id: String,
-    pub name: String,
-    pub tag: String,
-    pub ex_descriptions: Vec<String>,
-    pub face_model_version: String,
-    /// The network the group's index holds embeddings of (a model file).
-    pub serving_model: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct GroupRow {
-    pub group_id: String,
-    pub name: String,
-    pub tag: String,
-    pub ex_descriptions: Vec<String>,
-    pub face_model_version: String,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-    pub serving_model: String,
-    /// Where the group is moving (`Target`), and what it served before its last upgrade.
-    pub target: Option<Target>,
-    pub previous: Option<(String, String)>,
-}
-
-/// A group's move to another version or network: it keeps serving what it serves until every face has an
-/// embedding of `model`, then switches at once.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Target {
-    pub version: String,
-    pub model: String,
-    /// The upgrade job behind the move; `None` when a version's network changed.
-    pub job: Option<String>,
-}
 
 /// What ModifyGroup changes; `None` (and no renames) leaves a value as it is.
 #[derive(Debug, Default)]

@@ -16,31 +16,10 @@ use super::groups::Target;
 use super::sql::{groups as group_sql, jobs as sql, vectors as vector_sql};
 use super::{Store, StoreError, now_ms};
 
-pub const UPGRADE: &str = "upgrade_group";
-pub const SIMILAR: &str = "check_similar_person";
-
-/// Upgrade job status, as Tencent numbers it: 0 running, 1 done, 2 rolled back, 3 failed.
-pub const UPGRADING: i64 = 0;
-pub const UPGRADED: i64 = 1;
-pub const ROLLED_BACK: i64 = 2;
-pub const UPGRADE_FAILED: i64 = 3;
-/// Duplicate-check status, as Tencent numbers it: 0 done, 1 running, 2 failed.
-pub const CHECK_DONE: i64 = 0;
-pub const CHECK_RUNNING: i64 = 1;
-pub const CHECK_FAILED: i64 = 2;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobRow {
-    pub job_id: String,
-    pub kind: String,
-    pub group_id: Option<String>,
-    pub params: serde_json::Value,
-    pub status: i64,
-    pub progress: f64,
-    pub result: Option<serde_json::Value>,
-    pub started_ms: i64,
-    pub finished_ms: Option<i64>,
-}
+pub use super::sql::jobs::{
+    CHECK_DONE, CHECK_FAILED, CHECK_RUNNING, JobRow, ROLLED_BACK, SIMILAR, UPGRADE, UPGRADE_FAILED,
+    UPGRADED, UPGRADING,
+};
 
 /// An upgrade asked for: the group moves from version `from` to `to`, embedded by network `model`.
 #[derive(Debug, Clone)]

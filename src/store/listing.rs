@@ -4,27 +4,10 @@
 
 use std::collections::HashMap;
 
-use super::persons::ExValues;
 use super::sql::listing as sql;
+pub use super::sql::listing::{HitPerson, Totals};
 use super::sql::persons as person_sql;
 use super::{Store, StoreError};
-
-/// Counts of the whole account.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Totals {
-    pub groups: u64,
-    pub persons: u64,
-    pub faces: u64,
-}
-
-/// A person found by a search, and its values in the searched groups it is in.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HitPerson {
-    pub name: String,
-    pub gender: i64,
-    /// (group, the person's values there, the group's number of custom fields), in the order it joined.
-    pub groups: Vec<(String, ExValues, usize)>,
-}
 
 impl Store {
     /// Run `f` while no write can commit or be half-way through reaching the followers (a consistent

@@ -11,40 +11,9 @@ use super::groups::GroupRow;
 use super::sql::Sql;
 use super::sql::groups as group_sql;
 use super::sql::persons as sql;
+pub use super::sql::persons::{ExValues, NeededModels, NewFace, PersonRow};
 use super::sql::vectors as vector_sql;
 use super::{Change, FaceVectors, Store, StoreError, now_ms};
-
-/// A person's custom field values in one group, by field index (None = unset).
-pub type ExValues = Vec<Option<String>>;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PersonRow {
-    pub person_id: String,
-    pub name: String,
-    pub gender: i64,
-    pub created_ms: i64,
-}
-
-/// A face to store: its id, box in the source image, loose crop and landmarks (for re-extraction), and
-/// its embedding for the person's model version.
-#[derive(Debug, Clone)]
-pub struct NewFace {
-    pub face_id: String,
-    pub rect: [i64; 4],
-    pub crop_png: Vec<u8>,
-    pub landmarks: String,
-    pub quality: Option<f64>,
-    /// The face's embeddings, by network (model file): one for each network its person's groups serve or
-    /// are moving to.
-    pub vectors: Vec<(String, Vec<f32>)>,
-}
-
-/// The networks a person's faces need embeddings of: what each of its groups serves, and where each is
-/// moving. `serving` lists only the former (a face without those would be missing from a live index).
-pub struct NeededModels {
-    pub serving: Vec<String>,
-    pub all: Vec<String>,
-}
 
 /// A new person with its first face, and the group it joins with its custom field values there.
 pub struct NewPerson {

@@ -20,8 +20,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::server::AppState;
-use crate::jobs::links::LinkError;
+/// Why a result file is not served: the service's reasons, as the wire answers them (403 or 410).
+#[derive(Debug, PartialEq, Eq)]
+pub enum FileRefusal {
+    /// The link's signature does not hold (403).
+    Invalid(String),
+    /// The link has expired or the file is gone (410).
+    Gone(String),
+}
 
 /// What the operator endpoints need from the service behind the wire.
 pub trait Operations: Send + Sync + 'static {
@@ -43,7 +49,17 @@ pub trait Operations: Send + Sync + 'static {
         name: &str,
         expires: i64,
         signature: &str,
-    ) -> impl Future<Output = Result<Vec<u8>, LinkError>> + Send;
+    ) -> impl Future<Output = Result<Vec<u8>, FileRefusal>> + Send;
+}
+
+/// What the operator endpoints need from the server holding the service: the service once it has loaded,
+/// and the server's own metrics (implemented by `server::AppState`).
+pub trait OpsHost: Send + Sync + 'static {
+    type Service: Operations;
+    /// `None` while the service loads.
+    fn service(&self) -> Option<&Arc<Self::Service>>;
+    /// The server's metrics as Prometheus text.
+    fn render_metrics(&self) -> String;
 }
 
 #[derive(serde::Deserialize)]
@@ -55,8 +71,8 @@ pub struct LinkQuery {
 }
 
 /// `GET /files/{name}?Expires=..&Signature=..`: a job's result file (JSON), while its link is valid.
-pub async fn result_file<S: Operations>(
-    State(state): State<Arc<AppState<S>>>,
+pub async fn result_file<H: OpsHost>(
+    State(state): State<Arc<H>>,
     Path(name): Path<String>,
     query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -78,13 +94,10 @@ pub async fn result_file<S: Operations>(
             );
             response
         }
-        Err(e) => {
-            let status = match e {
-                LinkError::Invalid => StatusCode::FORBIDDEN,
-                LinkError::Expired | LinkError::Gone => StatusCode::GONE,
-            };
-            json_response(status, json!({"error": e.to_string()}))
+        Err(FileRefusal::Invalid(why)) => {
+            json_response(StatusCode::FORBIDDEN, json!({"error": why}))
         }
+        Err(FileRefusal::Gone(why)) => json_response(StatusCode::GONE, json!({"error": why})),
     }
 }
 
@@ -92,7 +105,7 @@ pub async fn health() -> Response {
     json_response(StatusCode::OK, json!({"status": "alive"}))
 }
 
-pub async fn ready<S: Operations>(State(state): State<Arc<AppState<S>>>) -> Response {
+pub async fn ready<H: OpsHost>(State(state): State<Arc<H>>) -> Response {
     let Some(service) = state.service() else {
         return json_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -112,8 +125,8 @@ pub async fn ready<S: Operations>(State(state): State<Arc<AppState<S>>>) -> Resp
     }
 }
 
-pub async fn metrics<S: Operations>(State(state): State<Arc<AppState<S>>>) -> Response {
-    let mut text = state.metrics.render();
+pub async fn metrics<H: OpsHost>(State(state): State<Arc<H>>) -> Response {
+    let mut text = state.render_metrics();
     if let Some(service) = state.service() {
         text.push_str(&service.metrics_text());
     }
@@ -130,8 +143,8 @@ pub(super) fn metrics_response(text: String) -> Response {
     response
 }
 
-pub async fn index_digest<S: Operations>(
-    State(state): State<Arc<AppState<S>>>,
+pub async fn index_digest<H: OpsHost>(
+    State(state): State<Arc<H>>,
     headers: axum::http::HeaderMap,
 ) -> Response {
     let Some(service) = state.service() else {

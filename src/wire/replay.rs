@@ -30,22 +30,15 @@ use std::net::SocketAddr;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
+use crate::api::Service;
 use crate::api::{ApiError, ErrorCode};
-use crate::cam::directory::Service;
 
 /// Signatures remembered at most (about 48 bytes each in the table).
 pub const DEFAULT_CAPACITY: usize = 1_000_000;
 /// Inserts between sweeps of expired entries.
 const SWEEP_EVERY: u32 = 4096;
 
-/// Which second uses of a signature are refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// For an action that changes stored state.
-    Writes,
-    /// Also for another read-only action.
-    Strict,
-}
+pub use crate::config::ReplayMode as Mode;
 
 pub struct ReplayGuard {
     mode: Mode,

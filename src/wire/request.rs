@@ -15,9 +15,9 @@ use std::borrow::Cow;
 
 use super::auth::{KeyRing, tc3, v1};
 use super::named::Named;
+use crate::api::Service;
 use crate::api::schema::{self, VERSION_2018, VERSION_2020};
 use crate::api::{ApiError, ErrorCode, RequestContext};
-use crate::cam::directory::Service;
 
 /// Parameters of the v1 scheme that are not the action's own.
 const V1_COMMON: &[&str] = &[
@@ -286,7 +286,7 @@ fn is_plain_region(region: &str) -> bool {
 /// CAM's calls carry its version, and TC3 ones name `cam` in the credential scope (the Python SDK and
 /// tccli do; the Node SDK names the endpoint's first label, so the version decides there).
 fn route(version: &str, scope_service: Option<&str>) -> Service {
-    if version == crate::cam::VERSION || scope_service == Some("cam") {
+    if version == crate::api::cam::VERSION || scope_service == Some("cam") {
         Service::Cam
     } else {
         Service::Iai
@@ -312,15 +312,15 @@ fn find_action(
             if ctx.version != VERSION_2018 && ctx.version != VERSION_2020 {
                 return Err(no_version());
             }
-            schema::find_action(&ctx.action)
+            crate::api::find_action(&ctx.action)
                 .filter(|spec| spec.offered_in(&ctx.version))
                 .ok_or_else(|| ApiError::invalid_action(&ctx.action))
         }
         Service::Cam => {
-            if ctx.version != crate::cam::VERSION {
+            if ctx.version != crate::api::cam::VERSION {
                 return Err(no_version());
             }
-            crate::cam::find_action(&ctx.action).ok_or_else(|| {
+            crate::api::cam::find_action(&ctx.action).ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::InvalidAction,
                     format!(

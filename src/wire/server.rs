@@ -18,8 +18,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::{RequestBodyDeadlineLayer, RequestBodyTimeoutLayer};
 use tracing::Instrument;
 
+use super::access::{AccessControl, AccessView, Facts};
 use super::auth::KeyRing;
-use super::authorize::{self, Facts};
 use super::console;
 use super::envelope::{self, new_request_id};
 use super::limits::{FailureLimits, QpsConfig, RateLimits, Share};
@@ -29,10 +29,10 @@ use super::replay::{self, ReplayGuard};
 use super::request::{self, Auth, Incoming};
 use super::telemetry;
 use crate::admission::{Gate, Ticket};
+use crate::api::Service;
+use crate::api::cam::CamCalls;
 use crate::api::{self, ApiError, ErrorCode, Iai, Principal, access, dispatch};
 use crate::audit;
-use crate::cam::CamService;
-use crate::cam::directory::{Directory, Service};
 
 pub struct WireConfig {
     /// `None` turns signature checking off (logged loudly at start).
@@ -54,13 +54,19 @@ pub struct WireConfig {
     pub auth_failures_per_second: u32,
 }
 
+/// CAM on this server, as the wire calls it: its API and the access control it implements.
+pub struct CamParts {
+    pub calls: Arc<dyn CamCalls>,
+    pub access: Arc<dyn AccessControl>,
+}
+
 /// The service behind the wire, set once it has loaded (the server listens before, to answer `/health`
 /// and `/ready` while the index and models load).
 pub struct AppState<S> {
     service: OnceLock<Arc<S>>,
     /// CAM (sub-users and policies); `None` answers CAM calls `UnsupportedOperation` and lets every key do
     /// everything.
-    cam: Option<Arc<CamService>>,
+    cam: Option<CamParts>,
     /// The audit trail; `None` when turned off.
     audit: Option<Arc<audit::Trail>>,
     limits: RateLimits,
@@ -75,7 +81,7 @@ impl<S> AppState<S> {
     pub fn new(
         config: WireConfig,
         metrics: telemetry::Metrics,
-        cam: Option<Arc<CamService>>,
+        cam: Option<CamParts>,
         audit: Option<Arc<audit::Trail>>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -108,20 +114,38 @@ impl<S> AppState<S> {
     }
 }
 
+impl<S: Operations> ops::OpsHost for AppState<S> {
+    type Service = S;
+
+    fn service(&self) -> Option<&Arc<S>> {
+        self.service.get()
+    }
+
+    fn render_metrics(&self) -> String {
+        self.metrics.render()
+    }
+}
+
 pub fn router<S: Iai + Operations>(state: Arc<AppState<S>>) -> Router {
     let body_timeout = state.config.body_timeout;
     let body_idle_timeout = state.config.body_idle_timeout;
     Router::new()
         .route("/health", get(ops::health).fallback(handle::<S>))
-        .route("/ready", get(ops::ready::<S>).fallback(handle::<S>))
-        .route("/metrics", get(ops::metrics::<S>).fallback(handle::<S>))
+        .route(
+            "/ready",
+            get(ops::ready::<AppState<S>>).fallback(handle::<S>),
+        )
+        .route(
+            "/metrics",
+            get(ops::metrics::<AppState<S>>).fallback(handle::<S>),
+        )
         .route(
             "/index/digest",
-            get(ops::index_digest::<S>).fallback(handle::<S>),
+            get(ops::index_digest::<AppState<S>>).fallback(handle::<S>),
         )
         .route(
             "/files/{name}",
-            get(ops::result_file::<S>).fallback(handle::<S>),
+            get(ops::result_file::<AppState<S>>).fallback(handle::<S>),
         )
         .route("/console", get(console::root).fallback(handle::<S>))
         .route("/console/", get(console::index).fallback(handle::<S>))
@@ -152,8 +176,8 @@ struct CallFacts {
     interface_group: Option<&'static str>,
     /// The GroupIds the call named.
     groups: Vec<String>,
-    /// A verification's PersonId (the log's candidate).
-    person_id: Option<String>,
+    /// What a search or verification found (the action's `SearchFacts`).
+    search: Option<api::SearchFacts>,
 }
 
 async fn handle<S: Iai>(State(state): State<Arc<AppState<S>>>, request: Request<Body>) -> Response {
@@ -201,10 +225,17 @@ async fn handle<S: Iai>(State(state): State<Arc<AppState<S>>>, request: Request<
         },
     );
     if let Some(trail) = &state.audit {
-        let (face_num, candidates) = match (&result, &facts.action) {
-            (Ok(answer), Some(action)) => {
-                audit::outcome(action, answer, facts.person_id.as_deref())
-            }
+        let (face_num, candidates) = match (&result, facts.search) {
+            (Ok(_), Some(found)) => (
+                Some(found.face_num),
+                Some(
+                    found
+                        .candidates
+                        .into_iter()
+                        .map(audit::Candidate::from)
+                        .collect(),
+                ),
+            ),
             _ => (None, None),
         };
         trail.record(audit::Record {
@@ -275,10 +306,11 @@ async fn answer<S: Iai>(
         Service::Iai => access::of(call.spec.name),
         Service::Cam => None,
     };
-    let directory: Option<Arc<Directory>> = state.cam.as_ref().map(|c| c.directory().load_full());
+    // One state of access control for the whole call.
+    let acl: Option<Arc<dyn AccessView>> = state.cam.as_ref().map(|c| c.access.view());
     // QPS limits before anything of the parameters is parsed: a refused call costs next to nothing.
     let principal = call.ctx.principal;
-    let user_name = || match (principal, &directory) {
+    let user_name = || match (principal, &acl) {
         (Principal::User(uin), Some(d)) => d.user_name(uin).map(str::to_owned),
         _ => None,
     };
@@ -302,7 +334,7 @@ async fn answer<S: Iai>(
                 action: call.spec.name,
                 writes: match access {
                     Some(access) => access.writes,
-                    None => crate::cam::writes(call.spec.name),
+                    None => crate::api::cam::writes(call.spec.name),
                 },
             },
             now,
@@ -319,7 +351,6 @@ async fn answer<S: Iai>(
     };
     if state.audit.is_some() {
         facts.groups = named_groups(&named);
-        facts.person_id = named.person_id.as_deref().map(api::clip);
     }
     let service_kind = call.service;
     // The context moves out; the call keeps what the full parse below needs (its action's fields).
@@ -330,18 +361,15 @@ async fn answer<S: Iai>(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned);
-    if let Some(directory) = &directory {
-        let grant = authorize::authorize(
-            directory,
-            &Facts {
-                ctx: &ctx,
-                service: service_kind,
-                access,
-                named: &named,
-                ip: client.map(|c| c.ip()),
-                now,
-            },
-        )?;
+    if let Some(view) = &acl {
+        let grant = view.authorize(&Facts {
+            ctx: &ctx,
+            service: service_kind,
+            access,
+            named: &named,
+            ip: client.map(|c| c.ip()),
+            now,
+        })?;
         ctx.visible_groups = grant.visible_groups;
         ctx.existing_groups = grant.existing_groups;
     }
@@ -352,17 +380,17 @@ async fn answer<S: Iai>(
     // The parameters now own what the call needs; the raw bytes go (the ticket stays, for the parameters).
     drop(body);
     // A deleted sub-user's QPS cells go with it.
-    let deleted_user = match (service_kind, &directory) {
-        (Service::Cam, Some(directory)) if ctx.action == "DeleteUser" => named
+    let deleted_user = match (service_kind, &acl) {
+        (Service::Cam, Some(view)) if ctx.action == "DeleteUser" => named
             .user_name
             .as_deref()
-            .and_then(|name| directory.user_uin(name)),
+            .and_then(|name| view.user_uin(name)),
         _ => None,
     };
     let action = ctx.action.clone();
     let answer = match service_kind {
         Service::Cam => match &state.cam {
-            Some(cam) => crate::cam::dispatch(cam.as_ref(), &ctx, &action, params).await,
+            Some(cam) => cam.calls.call(&ctx, &action, params).await,
             None => Err(ApiError::new(
                 ErrorCode::UnsupportedOperation,
                 "CAM is not available on this server (signature checking is off).",
@@ -378,6 +406,7 @@ async fn answer<S: Iai>(
             dispatch(service.as_ref(), &ctx, &action, params).await
         }
     };
+    facts.search = ctx.search_facts.get().cloned();
     if let Err(e) = &answer {
         tracing::debug!(%action, code = e.code.as_str(), message = %e.message, "action failed");
     }
@@ -501,13 +530,8 @@ mod tests {
         async fn index_digest(&self) -> Result<serde_json::Value, String> {
             Ok(serde_json::json!({"groups": {}}))
         }
-        async fn result_file(
-            &self,
-            _: &str,
-            _: i64,
-            _: &str,
-        ) -> Result<Vec<u8>, crate::jobs::links::LinkError> {
-            Err(crate::jobs::links::LinkError::Gone)
+        async fn result_file(&self, _: &str, _: i64, _: &str) -> Result<Vec<u8>, ops::FileRefusal> {
+            Err(ops::FileRefusal::Gone("the file no longer exists".into()))
         }
     }
 

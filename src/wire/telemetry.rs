@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::api::schema;
+use crate::api;
 
 /// Latency buckets in seconds: from a group lookup (~1 ms) to a queued search on a busy machine (~10 s).
 const LATENCY_BUCKETS: &[f64] = &[
@@ -115,7 +115,7 @@ pub struct Call<'a> {
 /// The metrics' name for an action: itself when it exists, else "unknown" (callers choose what they send).
 fn action_label(action: Option<&str>) -> &'static str {
     action
-        .and_then(schema::find_action)
+        .and_then(api::find_action)
         .map_or("unknown", |spec| spec.name)
 }
 

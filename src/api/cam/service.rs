@@ -4,7 +4,8 @@
 use super::types::*;
 use crate::api::{ApiError, RequestContext};
 
-/// One method per CAM action. Every method answers `UnsupportedOperation` until it is implemented.
+/// One method per CAM action. The server's service implements every one; a method left out (as by
+/// the tests' stubs) answers `UnsupportedOperation`.
 pub trait Cam: Send + Sync + 'static {
     /// 创建子用户
     fn add_user(

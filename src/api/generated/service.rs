@@ -4,7 +4,8 @@
 use super::types::*;
 use crate::api::{ApiError, RequestContext};
 
-/// One method per IAI action. Every method answers `UnsupportedOperation` until it is implemented.
+/// One method per IAI action. The server's service implements every one; a method left out (as by
+/// the tests' stubs) answers `UnsupportedOperation`.
 pub trait Iai: Send + Sync + 'static {
     /// Dense facial landmarks (up to several hundred points per face). Model 3.0 only.
     fn analyze_dense_landmarks(

@@ -16,7 +16,7 @@ use tokio_postgres::types::ToSql;
 
 use super::Db;
 use crate::store::StoreError;
-use crate::store::audit::{
+use crate::store::audit::records::{
     BUCKET_MS, Candidate, Histogram, LogFilter, Record, SEARCH_ACTIONS, StatDelta, StatRow,
 };
 

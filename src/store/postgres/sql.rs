@@ -16,7 +16,8 @@ use crate::store::cam::Snapshot as CamSnapshot;
 use crate::store::changes::StartView;
 use crate::store::groups::GroupRow;
 use crate::store::sql::changes::View;
-use crate::store::sql::persons::{INDEXED_FACES, decode};
+use crate::store::sql::persons::INDEXED_FACES;
+use crate::store::sql::vectors::decode;
 use crate::store::sql::{self, Backend, Row, Sql, SqlError, Value, numbered_placeholders};
 
 type BoxError = Box<dyn std::error::Error + Sync + Send>;

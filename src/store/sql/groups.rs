@@ -4,7 +4,41 @@
 use super::{OptionalExtension, Row, Sql, params};
 
 use crate::store::StoreError;
-use crate::store::groups::{GroupRow, NewGroup, Target};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRow {
+    pub group_id: String,
+    pub name: String,
+    pub tag: String,
+    pub ex_descriptions: Vec<String>,
+    pub face_model_version: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub serving_model: String,
+    /// Where the group is moving (`Target`), and what it served before its last upgrade.
+    pub target: Option<Target>,
+    pub previous: Option<(String, String)>,
+}
+
+pub struct NewGroup {
+    pub group_id: String,
+    pub name: String,
+    pub tag: String,
+    pub ex_descriptions: Vec<String>,
+    pub face_model_version: String,
+    /// The network the group's index holds embeddings of (a model file).
+    pub serving_model: String,
+}
+
+/// A group's move to another version or network: it keeps serving what it serves until every face has an
+/// embedding of `model`, then switches at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub version: String,
+    pub model: String,
+    /// The upgrade job behind the move; `None` when a version's network changed.
+    pub job: Option<String>,
+}
 
 /// The values an update sets; `None` leaves a value as it is.
 #[derive(Debug, Default)]

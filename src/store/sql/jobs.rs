@@ -4,9 +4,33 @@
 use super::{OptionalExtension, Row, Sql, params};
 
 use crate::store::StoreError;
-use crate::store::jobs::{CHECK_FAILED, JobRow};
+
+pub const UPGRADE: &str = "upgrade_group";
+pub const SIMILAR: &str = "check_similar_person";
+
+/// Upgrade job status, as Tencent numbers it: 0 running, 1 done, 2 rolled back, 3 failed.
+pub const UPGRADING: i64 = 0;
+pub const UPGRADED: i64 = 1;
+pub const ROLLED_BACK: i64 = 2;
+pub const UPGRADE_FAILED: i64 = 3;
+/// Duplicate-check status, as Tencent numbers it: 0 done, 1 running, 2 failed.
+pub const CHECK_DONE: i64 = 0;
+pub const CHECK_RUNNING: i64 = 1;
+pub const CHECK_FAILED: i64 = 2;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    pub job_id: String,
+    pub kind: String,
+    pub group_id: Option<String>,
+    pub params: serde_json::Value,
+    pub status: i64,
+    pub progress: f64,
+    pub result: Option<serde_json::Value>,
+    pub started_ms: i64,
+    pub finished_ms: Option<i64>,
+}
 // The SQL of groups fails a deleted group's running upgrade.
-pub use crate::store::jobs::{UPGRADE, UPGRADE_FAILED, UPGRADING};
 
 const COLUMNS: &str =
     "job_id, kind, group_id, params, status, progress, result, started_ms, finished_ms";

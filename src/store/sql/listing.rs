@@ -5,9 +5,25 @@ use std::collections::HashMap;
 use super::{Sql, params};
 
 use super::groups;
-use super::persons;
+use super::persons::{self, ExValues};
 use crate::store::StoreError;
-use crate::store::listing::{HitPerson, Totals};
+
+/// A person found by a search, and its values in the searched groups it is in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HitPerson {
+    pub name: String,
+    pub gender: i64,
+    /// (group, the person's values there, the group's number of custom fields), in the order it joined.
+    pub groups: Vec<(String, ExValues, usize)>,
+}
+
+/// Counts of the whole account.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Totals {
+    pub groups: u64,
+    pub persons: u64,
+    pub faces: u64,
+}
 
 pub fn totals(conn: &dyn Sql) -> Result<Totals, StoreError> {
     let count = |sql: &str| {

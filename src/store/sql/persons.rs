@@ -2,10 +2,42 @@
 //! is global; it lives while it is in at least one group. The rules are the named operations'
 //! (`store/persons.rs`).
 
+use super::vectors::decode;
 use super::{OptionalExtension, Sql, params};
 
 use crate::store::StoreError;
-use crate::store::persons::{ExValues, NeededModels, NewFace, PersonRow};
+
+/// A person's custom field values in one group, by field index (None = unset).
+pub type ExValues = Vec<Option<String>>;
+
+/// The networks a person's faces need embeddings of: what each of its groups serves, and where each is
+/// moving. `serving` lists only the former (a face without those would be missing from a live index).
+pub struct NeededModels {
+    pub serving: Vec<String>,
+    pub all: Vec<String>,
+}
+
+/// A face to store: its id, box in the source image, loose crop and landmarks (for re-extraction), and
+/// its embedding for the person's model version.
+#[derive(Debug, Clone)]
+pub struct NewFace {
+    pub face_id: String,
+    pub rect: [i64; 4],
+    pub crop_png: Vec<u8>,
+    pub landmarks: String,
+    pub quality: Option<f64>,
+    /// The face's embeddings, by network (model file): one for each network its person's groups serve or
+    /// are moving to.
+    pub vectors: Vec<(String, Vec<f32>)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonRow {
+    pub person_id: String,
+    pub name: String,
+    pub gender: i64,
+    pub created_ms: i64,
+}
 
 pub fn find(conn: &dyn Sql, person_id: &str) -> Result<Option<PersonRow>, StoreError> {
     Ok(conn
@@ -304,15 +336,6 @@ pub fn crop(conn: &dyn Sql, face_id: &str) -> Result<Option<Vec<u8>>, StoreError
         .optional()?)
 }
 
-pub fn face_exists(conn: &dyn Sql, face_id: &str) -> Result<bool, StoreError> {
-    Ok(conn
-        .query_row("SELECT 1 FROM faces WHERE face_id = ?1", [face_id], |_| {
-            Ok(())
-        })
-        .optional()?
-        .is_some())
-}
-
 /// Face ids of a person in the order they were added.
 pub fn face_ids(conn: &dyn Sql, person_id: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt =
@@ -364,16 +387,6 @@ pub fn for_each_indexed_face(
         Ok(())
     })?;
     Ok(())
-}
-
-pub fn encode(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-pub fn decode(blob: &[u8]) -> Vec<f32> {
-    blob.chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
 }
 
 #[cfg(test)]

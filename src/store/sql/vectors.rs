@@ -1,12 +1,18 @@
 //! Face embeddings by network (`face_vectors`), and what a group's move to another network needs: the faces
 //! still without an embedding of it, their stored crops, and the faces that could not be embedded.
 
-use super::{Sql, params};
+use super::{OptionalExtension, Sql, params};
 
-use super::persons::{decode, encode};
 use crate::store::StoreError;
 // The row is the store's (`store::embeddings`); re-exported for the SQL of persons that names it.
-pub use crate::store::embeddings::StoredCrop;
+
+/// A face to embed again: its stored crop and the 5 landmarks in it.
+pub struct StoredCrop {
+    pub face_id: String,
+    pub person_id: String,
+    pub crop_png: Vec<u8>,
+    pub landmarks: String,
+}
 
 pub fn insert(
     conn: &dyn Sql,
@@ -48,9 +54,7 @@ pub fn save_embedded(
 ) -> Result<(), StoreError> {
     for (face_id, vector) in embedded {
         match vector {
-            Ok(v) if super::persons::face_exists(conn, face_id)? => {
-                insert(conn, face_id, model, v, now_ms)?
-            }
+            Ok(v) if face_exists(conn, face_id)? => insert(conn, face_id, model, v, now_ms)?,
             Ok(_) => {}
             Err(why) => {
                 tracing::warn!(
@@ -222,4 +226,25 @@ pub fn delete_if_unused(conn: &dyn Sql, model: &str) -> Result<usize, StoreError
         return Ok(0);
     }
     Ok(conn.execute("DELETE FROM face_vectors WHERE model = ?1", [model])?)
+}
+
+/// Whether the face a vector is for still exists.
+pub fn face_exists(conn: &dyn Sql, face_id: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row("SELECT 1 FROM faces WHERE face_id = ?1", [face_id], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some())
+}
+
+/// A vector as stored: its floats, little-endian.
+pub fn encode(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub fn decode(blob: &[u8]) -> Vec<f32> {
+    blob.chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use rusqlite::{Connection, OpenFlags, Row, params, params_from_iter, types::Value};
 
 use crate::store::StoreError;
-use crate::store::audit::{
+use crate::store::audit::records::{
     BUCKET_MS, Candidate, Histogram, LogFilter, Record, SEARCH_ACTIONS, StatDelta, StatRow,
 };
 

@@ -7,20 +7,14 @@ pub mod tc3;
 pub mod v1;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 
+use super::access::KeyStore;
 use crate::api::{ApiError, ErrorCode, Principal};
-use crate::cam::directory::Shared;
 
-/// One API key pair. A key with a `token` only accepts calls that carry that token (temporary credentials).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-pub struct ApiKey {
-    pub secret_id: String,
-    pub secret_key: String,
-    #[serde(default)]
-    pub token: Option<String>,
-}
+pub use crate::config::ApiKey;
 
 /// The keys the server accepts, by SecretId, and the allowed clock skew: the configuration's (the main
 /// account's) and, when CAM is on, the active keys stored through CAM, read from the current directory so
@@ -28,7 +22,7 @@ pub struct ApiKey {
 #[derive(Clone)]
 pub struct KeyRing {
     keys: HashMap<String, ApiKey>,
-    stored: Option<Shared>,
+    stored: Option<Arc<dyn KeyStore>>,
     pub max_skew_secs: i64,
 }
 
@@ -59,8 +53,8 @@ impl KeyRing {
     }
 
     /// Also accept the keys stored through CAM.
-    pub fn with_stored_keys(mut self, directory: Shared) -> Self {
-        self.stored = Some(directory);
+    pub fn with_stored_keys(mut self, store: Arc<dyn KeyStore>) -> Self {
+        self.stored = Some(store);
         self
     }
 
@@ -80,10 +74,10 @@ impl KeyRing {
             });
         }
         if let Some(stored) = &self.stored
-            && let Some(k) = stored.load().key(secret_id)
+            && let Some(k) = stored.key(secret_id)
         {
             return Ok(Credential {
-                secret_key: k.secret_key.clone(),
+                secret_key: k.secret_key,
                 token: None,
                 principal: k.principal,
             });
