@@ -3,16 +3,46 @@
 # official Python SDK, tccli and the Node SDK, once on each store backend: SQLite (the default), then
 # PostgreSQL (a throwaway cluster the suite starts itself; the several-replica tests run in this pass).
 # Needs ../shared beside the checkout (or IAI_SHARED_DIR). IAI_TEST_BACKENDS="sqlite" runs one pass.
+# IAI_CLIPPY=1 (CI) also runs `cargo clippy --all-targets -- -D warnings` beside the wire suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tests/setup_clients.sh
+# The clients install (downloads, mostly waiting) while the crate builds (CPU).
+setup_log=$(mktemp)
+tests/setup_clients.sh > "$setup_log" 2>&1 &
+setup_pid=$!
+# Whatever happens below, nothing started here outlives the run.
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 python3 tools/fetch_models.py
-if [ -d "${IAI_SHARED_DIR:-../shared}/spec" ]; then
-  python3 tools/gen_api.py --check --spec "${IAI_SHARED_DIR:-../shared}/spec"
-fi
+# The generated API models against the project's spec copy (and that copy against ../shared/spec where it
+# is), and the layers (README, "Layout").
+python3 tools/gen_api.py --check
+python3 tools/check_layers.py
 cargo build --locked --quiet
-cargo test --locked --quiet
+# Examples are checked by clippy (CI), not built here: each would link the whole crate again.
+cargo test --locked --quiet --workspace --lib --bins --tests
+setup_status=0
+wait "$setup_pid" || setup_status=$?
+cat "$setup_log"
+rm -f "$setup_log"
+[ "$setup_status" -eq 0 ] || exit "$setup_status"
+# Clippy beside the wire suites, which mostly wait on servers and leases: it uses the cores they leave idle.
+clippy_pid=
+if [ "${IAI_CLIPPY:-0}" = 1 ]; then
+  clippy_log=$(mktemp)
+  nice -n 19 cargo clippy --locked --quiet --workspace --all-targets -- -D warnings > "$clippy_log" 2>&1 &
+  clippy_pid=$!
+fi
+# Clippy's verdict, after the suites.
+clippy_verdict() {
+  [ -n "$clippy_pid" ] || return 0
+  local status=0
+  wait "$clippy_pid" || status=$?
+  echo "== cargo clippy --all-targets -- -D warnings (exit $status)"
+  cat "$clippy_log"
+  rm -f "$clippy_log"
+  return "$status"
+}
 # One pass of the wire suite on backend $1, its output to $2.
 wire_suite() {
   local backend=$1 basetemp=()
@@ -37,6 +67,7 @@ if [ "${IAI_TEST_SERIAL:-0}" = 1 ] || [ "${#backends[@]}" -eq 1 ]; then
     echo "== the wire suite on $backend"
     wire_suite "$backend"
   done
+  clippy_verdict
   exit 0
 fi
 logs=$(mktemp -d)
@@ -54,4 +85,5 @@ for i in "${!backends[@]}"; do
   [ "$status" -eq 0 ] || failed=$status
 done
 rm -rf "$logs"
+clippy_verdict || failed=$?
 exit "$failed"

@@ -1,5 +1,5 @@
 //! What can go wrong in the face pipeline, in its own terms; the actions map these to Tencent's error codes
-//! (`impl From<FaceError> for ApiError` in `actions`), as they do for the store's errors.
+//! (`impl From<FaceError> for ApiError` in `actions::errors`), as they do for the store's errors.
 
 /// Why an image could not be read or a model call did not happen.
 #[derive(Debug, thiserror::Error)]

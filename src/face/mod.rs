@@ -536,10 +536,6 @@ impl FacePipeline {
     pub fn inference_gate(&self) -> &Arc<Gate> {
         &self.inference
     }
-
-    pub fn decode_gate(&self) -> &Arc<Gate> {
-        &self.decoding
-    }
 }
 
 /// Time spent in one stage of a request (`iai_stage_duration_seconds`; benches/search_load.py reads it).

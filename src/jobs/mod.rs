@@ -48,7 +48,8 @@ pub struct Pace {
 pub struct Jobs {
     pub store: Store,
     pub indexes: Arc<Indexes>,
-    pub faces: Arc<FacePipeline>,
+    /// The face models, for re-extracting embeddings.
+    pub pipeline: Arc<FacePipeline>,
     pub links: Arc<Links>,
     pub pace: Pace,
     /// This server's name among the replicas (the holder of leases).
@@ -61,7 +62,7 @@ impl Jobs {
     pub fn new(
         store: Store,
         indexes: Arc<Indexes>,
-        faces: Arc<FacePipeline>,
+        pipeline: Arc<FacePipeline>,
         links: Arc<Links>,
         pace: Pace,
         replica: String,
@@ -69,7 +70,7 @@ impl Jobs {
         Arc::new(Self {
             store,
             indexes,
-            faces,
+            pipeline,
             links,
             pace,
             replica,

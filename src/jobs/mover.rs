@@ -122,7 +122,7 @@ async fn step(jobs: &Arc<Jobs>, group: &GroupRow, pass: &mut Pass) -> Result<(),
         return Ok(());
     }
     let embedded = jobs
-        .faces
+        .pipeline
         .run(move |p| {
             Ok::<_, crate::face::FaceError>(
                 batch
