@@ -1,18 +1,21 @@
 //! iai-server: a self-hosted server that speaks Tencent Cloud's face recognition API (IAI 2018-03-01).
 //!
-//! Layers, outside in:
-//! - `wire`: HTTP, signatures, parameter parsing, the response envelope;
-//! - `api`: the API model generated from the specification and the `Iai` trait (one method per action);
-//! - `actions`: the `Iai` implementation, with the service's rules and error codes;
-//! - `cam`: Tencent's CAM API beside it (sub-users, keys, policies) and the policies' evaluation, which
-//!   `wire` applies to every call;
-//! - `store`: SQLite persistence;
-//! - `index`: the in-memory search index, rebuilt from the store at start and following every write;
+//! Layers, lowest first (README, "Layout", says what each owns; `tools/check_layers.py` checks that each
+//! imports only those below it and that no two modules import each other):
+//! - `admission`: the gates that bound memory and CPU work in flight;
+//! - `api`: the API models (IAI's and CAM's, generated), the service traits, error codes;
 //! - `face`: images, detection, alignment, embeddings and scores with ONNX models;
-//! - `audit`: the audit trail (its own SQLite file, written in batches off the request path);
-//! - `admission`: the gates that bound memory and CPU work in flight (used by `wire`, `face`, `index`).
+//! - `config`: the configuration, as plain data;
+//! - `store`: persistence behind one interface (SQLite, PostgreSQL) and the ordered change log;
+//! - `index`: the in-memory search index, a follower of the change log;
+//! - `jobs`: background work persisted in the store (model moves, duplicate checks, result files);
+//! - `audit`: the audit trail, written in batches off the request path;
+//! - `wire`: HTTP, signatures, parameter parsing, limits, the envelope, and the interfaces it calls;
+//! - `cam`: Tencent's CAM API and the access control the wire asks;
+//! - `actions`: the `Iai` implementation, with the service's rules and error codes;
+//! - `check_index`: the operator tool that compares a running server's index with its database.
 //!
-//! `check_index` is the operator tool that compares a running server's index with its database.
+//! This file and `main.rs` assemble them.
 
 pub mod actions;
 pub mod admission;

@@ -3,7 +3,8 @@
 # official Python SDK, tccli and the Node SDK, once on each store backend: SQLite (the default), then
 # PostgreSQL (a throwaway cluster the suite starts itself; the several-replica tests run in this pass).
 # Needs ../shared beside the checkout (or IAI_SHARED_DIR). IAI_TEST_BACKENDS="sqlite" runs one pass.
-# IAI_CLIPPY=1 (CI) also runs `cargo clippy --all-targets -- -D warnings` beside the wire suites.
+# IAI_CLIPPY=1 (CI) also runs `cargo clippy --workspace --all-targets -- -D warnings` while the clients
+# install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,38 +12,36 @@ cd "$(dirname "$0")/.."
 setup_log=$(mktemp)
 tests/setup_clients.sh > "$setup_log" 2>&1 &
 setup_pid=$!
-# Whatever happens below, nothing started here outlives the run.
-trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+# However the run ends, the install is let finish (pip or apt stopped half-way would leave the next run a
+# broken venv or a held dpkg lock) and its log shown.
+finish_background() {
+  local status=$?
+  if [ -n "$setup_pid" ]; then
+    wait "$setup_pid" 2>/dev/null || true
+    cat "$setup_log" || true
+  fi
+  rm -f "$setup_log" || true
+  exit "$status"
+}
+trap finish_background EXIT
 python3 tools/fetch_models.py
 # The generated API models against the project's spec copy (and that copy against ../shared/spec where it
 # is), and the layers (README, "Layout").
 python3 tools/gen_api.py --check
 python3 tools/check_layers.py
+# Clippy before the build, not beside the wire suites: on a small machine it would change the timing that
+# the race tests need (their requests must overlap). The build then reuses its proc-macros and build scripts.
+if [ "${IAI_CLIPPY:-0}" = 1 ]; then
+  cargo clippy --locked --quiet --workspace --all-targets -- -D warnings
+fi
 cargo build --locked --quiet
 # Examples are checked by clippy (CI), not built here: each would link the whole crate again.
 cargo test --locked --quiet --workspace --lib --bins --tests
 setup_status=0
 wait "$setup_pid" || setup_status=$?
+setup_pid=
 cat "$setup_log"
-rm -f "$setup_log"
 [ "$setup_status" -eq 0 ] || exit "$setup_status"
-# Clippy beside the wire suites, which mostly wait on servers and leases: it uses the cores they leave idle.
-clippy_pid=
-if [ "${IAI_CLIPPY:-0}" = 1 ]; then
-  clippy_log=$(mktemp)
-  nice -n 19 cargo clippy --locked --quiet --workspace --all-targets -- -D warnings > "$clippy_log" 2>&1 &
-  clippy_pid=$!
-fi
-# Clippy's verdict, after the suites.
-clippy_verdict() {
-  [ -n "$clippy_pid" ] || return 0
-  local status=0
-  wait "$clippy_pid" || status=$?
-  echo "== cargo clippy --all-targets -- -D warnings (exit $status)"
-  cat "$clippy_log"
-  rm -f "$clippy_log"
-  return "$status"
-}
 # One pass of the wire suite on backend $1, its output to $2.
 wire_suite() {
   local backend=$1 basetemp=()
@@ -67,7 +66,6 @@ if [ "${IAI_TEST_SERIAL:-0}" = 1 ] || [ "${#backends[@]}" -eq 1 ]; then
     echo "== the wire suite on $backend"
     wire_suite "$backend"
   done
-  clippy_verdict
   exit 0
 fi
 logs=$(mktemp -d)
@@ -85,5 +83,4 @@ for i in "${!backends[@]}"; do
   [ "$status" -eq 0 ] || failed=$status
 done
 rm -rf "$logs"
-clippy_verdict || failed=$?
 exit "$failed"

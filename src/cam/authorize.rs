@@ -216,6 +216,7 @@ impl Asker {
         )
     }
 }
+
 /// One loaded state of the directory, as the wire asks it (`wire::access`): every question of one call
 /// is answered from it.
 struct View(Arc<Directory>);

@@ -6,8 +6,8 @@
 //! - `GET /index/digest`: counts and a hash of every group's live index, as of one moment no write was
 //!   half-way through, for `iai-server check-index` to compare with a rebuild from the database. It needs
 //!   the operator token (`Authorization: Bearer <token>`; 401 without it, 403 with another), which is
-//!   derived from the data directory's `url.key` (`jobs::links::operator_token`): only who can read the data
-//!   directory can ask;
+//!   derived by the service from a secret in its data directory: only who can read the data directory can
+//!   ask;
 //! - `GET /files/{name}?Expires=..&Signature=..`: the result files of jobs, behind links that expire.
 //!
 //! `/metrics` names groups and their sizes: keep the port on a trusted network, or block that path in

@@ -17,8 +17,8 @@ use crate::api::{ApiError, ErrorCode, Principal};
 pub use crate::config::ApiKey;
 
 /// The keys the server accepts, by SecretId, and the allowed clock skew: the configuration's (the main
-/// account's) and, when CAM is on, the active keys stored through CAM, read from the current directory so
-/// that a key created, deactivated or deleted applies to the next call.
+/// account's) and, when CAM is on, the keys stored through CAM, asked of the `KeyStore` (`wire::access`) at
+/// each call so that a key created, deactivated or deleted applies to the next one.
 #[derive(Clone)]
 pub struct KeyRing {
     keys: HashMap<String, ApiKey>,
