@@ -427,14 +427,13 @@ pub enum ReplaySetting {
 impl ReplaySetting {
     /// The mode, `None` when off.
     pub fn mode(&self) -> anyhow::Result<Option<ReplayMode>> {
-        use ReplayMode as Mode;
         Ok(match self {
             Self::Switch(false) => None,
-            Self::Switch(true) => Some(Mode::Writes),
+            Self::Switch(true) => Some(ReplayMode::Writes),
             Self::Mode(m) => match m.to_ascii_lowercase().as_str() {
                 "off" | "false" => None,
-                "writes" | "true" | "on" => Some(Mode::Writes),
-                "strict" => Some(Mode::Strict),
+                "writes" | "true" | "on" => Some(ReplayMode::Writes),
+                "strict" => Some(ReplayMode::Strict),
                 other => bail!(
                     "replay_protection = `{other}`: use \"writes\" (the default), \"strict\" or false"
                 ),

@@ -190,10 +190,8 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
             auth_failures_per_second: config.auth_failures_per_second,
         },
         metrics,
-        cam.clone().map(|cam| wire::server::CamParts {
-            calls: cam.clone(),
-            access: cam,
-        }),
+        cam.clone()
+            .map(|cam| -> Arc<dyn wire::server::CamBackend> { cam }),
         audit.clone(),
     );
     tracing::info!(%address, "iai-server listening (loading the index and models)");

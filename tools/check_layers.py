@@ -25,7 +25,7 @@ MAY_IMPORT = {
     "api": set(),
     "face": {"admission"},
     "config": {"admission", "api", "face"},
-    "store": {"admission"},
+    "store": {"admission", "api"},
     "index": {"admission", "face", "store"},
     "jobs": {"admission", "face", "index", "store"},
     "audit": {"api", "store"},

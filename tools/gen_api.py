@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Generate the Rust API models of iai-server from the wire specifications.
 
-Inputs:  the spec's actions.json and errors.json (default tools/spec, the project's copy of ../shared/spec;
-         `--check` also fails when ../shared/spec is present and the copy differs from it), plus
+Inputs:  the spec's actions.json and errors.json (default tools/spec, the project's copy of ../shared/spec,
+         refreshed from it by a run where it is present; `--check` fails when the copy differs), plus
          tools/api_v20200303.json (the 2020-03-03 extras, written for this project),
          tools/api_console.json (the web console's actions, shapes of this project), and
          tools/cam_v20190116.json (the CAM actions the server answers, extracted from tccli's api.json and
@@ -365,6 +365,14 @@ def main():
     args = ap.parse_args()
     if args.refresh_cam:
         refresh_cam(pathlib.Path(args.refresh_cam))
+    # The project's copy follows the shared spec where that is present (a clone from GitHub has only the
+    # copy): generating refreshes it, checking fails when it has drifted.
+    shared = pathlib.Path(os.environ.get("IAI_SHARED_DIR", ROOT.parent / "shared")) / "spec"
+    drifted = [name for name in SPEC_FILES if shared.is_dir()
+               and (shared / name).read_bytes() != (SPEC_COPY / name).read_bytes()]
+    if drifted and not args.check:
+        for name in drifted:
+            (SPEC_COPY / name).write_bytes((shared / name).read_bytes())
     actions, structures, codes = load(pathlib.Path(args.spec))
     cam_actions, cam_structures, cam_codes = load_cam()
     # One enum holds every code the server answers; IAI's meaning wins where both services list a code.
@@ -389,12 +397,8 @@ def main():
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-    # The copy must not drift from the shared spec where that is present (a clone from GitHub has only the copy).
-    shared = pathlib.Path(os.environ.get("IAI_SHARED_DIR", ROOT.parent / "shared")) / "spec"
-    if args.check and shared.is_dir():
-        for name in SPEC_FILES:
-            if (shared / name).read_bytes() != (SPEC_COPY / name).read_bytes():
-                stale.append(f"tools/spec/{name} (differs from {shared / name}: copy it)")
+    if args.check:
+        stale.extend(f"tools/spec/{name} (differs from {shared / name})" for name in drifted)
     if stale:
         sys.exit(f"generated files out of date: {', '.join(stale)}; run python3 tools/gen_api.py")
     print(f"IAI: {len(actions)} actions, {len(structures)} structures; CAM: {len(cam_actions)} actions, "

@@ -135,12 +135,7 @@ impl Iai for IaiService {
         ctx: &RequestContext,
         req: ConsoleSearchFacesRequest,
     ) -> Result<ConsoleSearchFacesResponse, ApiError> {
-        let answer = console::search_faces(self, req).await?;
-        ctx.search_facts.set(search_log::of_results(
-            Some(answer.face_num),
-            &answer.results,
-        ));
-        Ok(answer)
+        search_log::logged(ctx, console::search_faces(self, req).await)
     }
 
     async fn console_search_persons(
@@ -148,10 +143,7 @@ impl Iai for IaiService {
         ctx: &RequestContext,
         req: ConsoleSearchPersonsRequest,
     ) -> Result<ConsoleSearchPersonsResponse, ApiError> {
-        let answer = console::search_persons(self, req).await?;
-        ctx.search_facts
-            .set(search_log::of_results(None, &answer.results));
-        Ok(answer)
+        search_log::logged(ctx, console::search_persons(self, req).await)
     }
 
     async fn console_modify_person_base_info(
@@ -281,12 +273,7 @@ impl Iai for IaiService {
         ctx: &RequestContext,
         req: SearchFacesRequest,
     ) -> Result<SearchFacesResponse, ApiError> {
-        let answer = self.search().search_faces(req).await?;
-        ctx.search_facts.set(search_log::of_results(
-            Some(answer.face_num),
-            &answer.results,
-        ));
-        Ok(answer)
+        search_log::logged(ctx, self.search().search_faces(req).await)
     }
 
     async fn search_faces_returns_by_group(
@@ -294,12 +281,7 @@ impl Iai for IaiService {
         ctx: &RequestContext,
         req: SearchFacesReturnsByGroupRequest,
     ) -> Result<SearchFacesReturnsByGroupResponse, ApiError> {
-        let answer = self.search().search_faces_returns_by_group(req).await?;
-        ctx.search_facts.set(search_log::of_groups(
-            Some(answer.face_num),
-            &answer.results_returns_by_group,
-        ));
-        Ok(answer)
+        search_log::logged(ctx, self.search().search_faces_returns_by_group(req).await)
     }
 
     async fn search_persons(
@@ -307,10 +289,7 @@ impl Iai for IaiService {
         ctx: &RequestContext,
         req: SearchPersonsRequest,
     ) -> Result<SearchPersonsResponse, ApiError> {
-        let answer = self.search().search_persons(req).await?;
-        ctx.search_facts
-            .set(search_log::of_results(None, &answer.results));
-        Ok(answer)
+        search_log::logged(ctx, self.search().search_persons(req).await)
     }
 
     async fn search_persons_returns_by_group(
@@ -318,12 +297,10 @@ impl Iai for IaiService {
         ctx: &RequestContext,
         req: SearchPersonsReturnsByGroupRequest,
     ) -> Result<SearchPersonsReturnsByGroupResponse, ApiError> {
-        let answer = self.search().search_persons_returns_by_group(req).await?;
-        ctx.search_facts.set(search_log::of_groups(
-            None,
-            &answer.results_returns_by_group,
-        ));
-        Ok(answer)
+        search_log::logged(
+            ctx,
+            self.search().search_persons_returns_by_group(req).await,
+        )
     }
 
     async fn verify_face(
@@ -332,10 +309,8 @@ impl Iai for IaiService {
         req: VerifyFaceRequest,
     ) -> Result<VerifyFaceResponse, ApiError> {
         let person_id = req.person_id.clone();
-        let answer = self.search().verify_face(req).await?;
-        ctx.search_facts
-            .set(search_log::of_verification(&person_id, answer.score));
-        Ok(answer)
+        let answer = self.search().verify_face(req).await;
+        search_log::verified(ctx, &person_id, answer, |a| a.score)
     }
 
     async fn verify_person(
@@ -344,10 +319,8 @@ impl Iai for IaiService {
         req: VerifyPersonRequest,
     ) -> Result<VerifyPersonResponse, ApiError> {
         let person_id = req.person_id.clone();
-        let answer = self.search().verify_person(req).await?;
-        ctx.search_facts
-            .set(search_log::of_verification(&person_id, answer.score));
-        Ok(answer)
+        let answer = self.search().verify_person(req).await;
+        search_log::verified(ctx, &person_id, answer, |a| a.score)
     }
     async fn detect_face(
         &self,

@@ -1,13 +1,72 @@
 //! What the audit trail's search log keeps of a search or verification (`api::SearchFacts`: the faces
-//! searched and the strongest candidates of the first), built from the typed answer.
+//! searched and the strongest candidates of the first), built from the typed answer, and only when the
+//! request context wants it (the trail is on).
 
 use crate::api::model::*;
-use crate::api::{Hit, SearchFacts};
+use crate::api::search_log::{self as log, SearchFacts};
+use crate::api::{ApiError, RequestContext};
 use crate::audit::TOP_CANDIDATES;
+
+/// An answer the search log keeps facts of.
+pub(super) trait Logged {
+    fn facts(&self) -> SearchFacts;
+}
+
+/// SearchFaces and ConsoleSearchFaces (one type).
+impl Logged for SearchFacesResponse {
+    fn facts(&self) -> SearchFacts {
+        of_results(Some(self.face_num), &self.results)
+    }
+}
+
+/// SearchPersons and ConsoleSearchPersons (one type).
+impl Logged for SearchPersonsResponse {
+    fn facts(&self) -> SearchFacts {
+        of_results(None, &self.results)
+    }
+}
+
+impl Logged for SearchFacesReturnsByGroupResponse {
+    fn facts(&self) -> SearchFacts {
+        of_groups(Some(self.face_num), &self.results_returns_by_group)
+    }
+}
+
+impl Logged for SearchPersonsReturnsByGroupResponse {
+    fn facts(&self) -> SearchFacts {
+        of_groups(None, &self.results_returns_by_group)
+    }
+}
+
+/// Hand a search's answer to the search log (when wanted) and pass it on.
+pub(super) fn logged<R: Logged>(
+    ctx: &RequestContext,
+    answer: Result<R, ApiError>,
+) -> Result<R, ApiError> {
+    if let Ok(answer) = &answer {
+        ctx.search_facts.record(|| answer.facts());
+    }
+    answer
+}
+
+/// Hand a verification's answer to the search log (when wanted) and pass it on: the person verified, with
+/// its score.
+pub(super) fn verified<R>(
+    ctx: &RequestContext,
+    person_id: &str,
+    answer: Result<R, ApiError>,
+    score: impl Fn(&R) -> f64,
+) -> Result<R, ApiError> {
+    if let Ok(answer) = &answer {
+        ctx.search_facts
+            .record(|| of_verification(person_id, score(answer)));
+    }
+    answer
+}
 
 /// SearchFaces, SearchPersons and their console forms: the first face's candidates. `face_num`: FaceNum
 /// where the answer has one, else one per result (SearchPersons answers no FaceNum).
-pub(super) fn of_results(face_num: Option<u64>, results: &[SearchResult]) -> SearchFacts {
+fn of_results(face_num: Option<u64>, results: &[SearchResult]) -> SearchFacts {
     let candidates = results
         .first()
         .map(|r| strongest(r.candidates.iter()))
@@ -19,7 +78,7 @@ pub(super) fn of_results(face_num: Option<u64>, results: &[SearchResult]) -> Sea
 }
 
 /// The ...ReturnsByGroup searches: the first face's candidates of every group.
-pub(super) fn of_groups(face_num: Option<u64>, results: &[ResultsReturnsByGroup]) -> SearchFacts {
+fn of_groups(face_num: Option<u64>, results: &[ResultsReturnsByGroup]) -> SearchFacts {
     let candidates = results
         .first()
         .map(|r| strongest(r.group_candidates.iter().flat_map(|g| &g.candidates)))
@@ -31,10 +90,10 @@ pub(super) fn of_groups(face_num: Option<u64>, results: &[ResultsReturnsByGroup]
 }
 
 /// VerifyFace and VerifyPerson: one face, the person verified with its score.
-pub(super) fn of_verification(person_id: &str, score: f64) -> SearchFacts {
+fn of_verification(person_id: &str, score: f64) -> SearchFacts {
     SearchFacts {
         face_num: 1,
-        candidates: vec![Hit {
+        candidates: vec![log::Candidate {
             person_id: person_id.to_owned(),
             face_id: None,
             score,
@@ -43,9 +102,9 @@ pub(super) fn of_verification(person_id: &str, score: f64) -> SearchFacts {
 }
 
 /// The `TOP_CANDIDATES` strongest, best first.
-fn strongest<'a>(candidates: impl Iterator<Item = &'a Candidate>) -> Vec<Hit> {
-    let mut hits: Vec<Hit> = candidates
-        .map(|c| Hit {
+fn strongest<'a>(candidates: impl Iterator<Item = &'a Candidate>) -> Vec<log::Candidate> {
+    let mut hits: Vec<log::Candidate> = candidates
+        .map(|c| log::Candidate {
             person_id: c.person_id.clone(),
             face_id: Some(c.face_id.clone()).filter(|f| !f.is_empty()),
             score: c.score,
@@ -134,7 +193,7 @@ mod tests {
         assert_eq!(facts.face_num, 1);
         assert_eq!(
             facts.candidates,
-            vec![Hit {
+            vec![log::Candidate {
                 person_id: "alice".into(),
                 face_id: None,
                 score: 91.5

@@ -1,6 +1,7 @@
 //! The API models: IAI's (types generated from the wire specification, the `Iai` trait with one method per
 //! action, error codes, the schema used to validate and coerce incoming parameters) and CAM's (`cam`), with
-//! the identifier rules both the wire's authorisation and the actions apply (`ids`).
+//! the identifier rules both the wire's authorisation and the actions apply (`ids`), and what a search hands
+//! the audit trail's search log (`search_log`).
 //!
 //! Nothing here knows about HTTP or storage: `wire` turns requests into `(action, params)` and back,
 //! `actions` implements the `Iai` trait on top of `store`, `cam` implements the `Cam` trait.
@@ -10,6 +11,7 @@ pub mod cam;
 mod error;
 pub mod ids;
 pub mod schema;
+pub mod search_log;
 
 #[allow(clippy::all)]
 pub mod generated {
@@ -24,6 +26,7 @@ pub use generated::error_code::ErrorCode;
 pub use generated::schema::ACTIONS;
 pub use generated::service::{Iai, dispatch};
 pub use generated::types as model;
+pub use search_log::{SearchFacts, SearchFactsSlot};
 
 /// The IAI action of that exact name (names are case-sensitive on the wire).
 pub fn find_action(name: &str) -> Option<&'static schema::ActionSpec> {
@@ -58,38 +61,6 @@ pub struct RequestContext {
     pub existing_groups: Option<GroupCheck>,
     /// Where a search or verification leaves what the audit trail's search log keeps of it.
     pub search_facts: SearchFactsSlot,
-}
-
-/// What the search log keeps of a search or verification: the faces searched and the strongest
-/// candidates (a verification: one face, the person verified). The action hands them over typed, so the
-/// audit trail never reads an answer back.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SearchFacts {
-    pub face_num: u64,
-    pub candidates: Vec<Hit>,
-}
-
-/// One candidate of `SearchFacts`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Hit {
-    pub person_id: String,
-    /// `None` for a person (SearchPersons, verifications).
-    pub face_id: Option<String>,
-    pub score: f64,
-}
-
-/// A call's `SearchFacts`, set once by the action and read by the wire after it answers.
-#[derive(Debug, Clone, Default)]
-pub struct SearchFactsSlot(std::sync::Arc<std::sync::OnceLock<SearchFacts>>);
-
-impl SearchFactsSlot {
-    pub fn set(&self, facts: SearchFacts) {
-        let _ = self.0.set(facts);
-    }
-
-    pub fn get(&self) -> Option<&SearchFacts> {
-        self.0.get()
-    }
 }
 
 /// Which API a call is for: IAI's, or CAM's on the same endpoint.

@@ -115,17 +115,6 @@ fn known_action(name: &str) -> bool {
     crate::api::find_action(name).is_some() || crate::api::cam::find_action(name).is_some()
 }
 
-/// A candidate as the search log keeps it.
-impl From<crate::api::Hit> for Candidate {
-    fn from(hit: crate::api::Hit) -> Self {
-        Self {
-            person_id: hit.person_id,
-            face_id: hit.face_id,
-            score: hit.score,
-        }
-    }
-}
-
 fn write_loop(
     mut store: AuditStore,
     records: Receiver<(Record, u64)>,

@@ -12,6 +12,7 @@ use crate::api::cam::Cam;
 use crate::api::cam::types::*;
 use crate::api::{ApiError, Principal, RequestContext, Service};
 use crate::store::{Store, now_ms};
+use crate::wire::access::KeyStore;
 
 const OWNER: u64 = 100_000_000_001;
 /// The main account's key from the configuration: listed by CAM, never changed through it.
@@ -115,12 +116,10 @@ async fn set_key_status(
     cam.update_access_key(&main_account(), req).await
 }
 
-/// What the directory, as published now, resolves a SecretId to: its principal and its SecretKey.
+/// What the wire's key store (`CamService` as `wire::access::KeyStore`) resolves a SecretId to now: its
+/// principal and its SecretKey.
 fn authenticate(cam: &CamService, secret_id: &str) -> Option<(Principal, String)> {
-    let directory = cam.directory().load();
-    directory
-        .key(secret_id)
-        .map(|k| (k.principal, k.secret_key.clone()))
+    KeyStore::key(cam, secret_id).map(|k| (k.principal, k.secret_key))
 }
 
 /// A policy document of one statement.

@@ -54,11 +54,11 @@ pub struct WireConfig {
     pub auth_failures_per_second: u32,
 }
 
-/// CAM on this server, as the wire calls it: its API and the access control it implements.
-pub struct CamParts {
-    pub calls: Arc<dyn CamCalls>,
-    pub access: Arc<dyn AccessControl>,
-}
+/// CAM on this server, as the wire calls it: its API and the access control it implements (one object,
+/// `cam::CamService`).
+pub trait CamBackend: CamCalls + AccessControl {}
+
+impl<T: CamCalls + AccessControl> CamBackend for T {}
 
 /// The service behind the wire, set once it has loaded (the server listens before, to answer `/health`
 /// and `/ready` while the index and models load).
@@ -66,7 +66,7 @@ pub struct AppState<S> {
     service: OnceLock<Arc<S>>,
     /// CAM (sub-users and policies); `None` answers CAM calls `UnsupportedOperation` and lets every key do
     /// everything.
-    cam: Option<CamParts>,
+    cam: Option<Arc<dyn CamBackend>>,
     /// The audit trail; `None` when turned off.
     audit: Option<Arc<audit::Trail>>,
     limits: RateLimits,
@@ -81,7 +81,7 @@ impl<S> AppState<S> {
     pub fn new(
         config: WireConfig,
         metrics: telemetry::Metrics,
-        cam: Option<CamParts>,
+        cam: Option<Arc<dyn CamBackend>>,
         audit: Option<Arc<audit::Trail>>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -226,16 +226,7 @@ async fn handle<S: Iai>(State(state): State<Arc<AppState<S>>>, request: Request<
     );
     if let Some(trail) = &state.audit {
         let (face_num, candidates) = match (&result, facts.search) {
-            (Ok(_), Some(found)) => (
-                Some(found.face_num),
-                Some(
-                    found
-                        .candidates
-                        .into_iter()
-                        .map(audit::Candidate::from)
-                        .collect(),
-                ),
-            ),
+            (Ok(_), Some(found)) => (Some(found.face_num), Some(found.candidates)),
             _ => (None, None),
         };
         trail.record(audit::Record {
@@ -307,7 +298,7 @@ async fn answer<S: Iai>(
         Service::Cam => None,
     };
     // One state of access control for the whole call.
-    let acl: Option<Arc<dyn AccessView>> = state.cam.as_ref().map(|c| c.access.view());
+    let acl: Option<Arc<dyn AccessView>> = state.cam.as_ref().map(|c| c.view());
     // QPS limits before anything of the parameters is parsed: a refused call costs next to nothing.
     let principal = call.ctx.principal;
     let user_name = || match (principal, &acl) {
@@ -356,6 +347,10 @@ async fn answer<S: Iai>(
     // The context moves out; the call keeps what the full parse below needs (its action's fields).
     let mut ctx = std::mem::take(&mut call.ctx);
     ctx.request_id = request_id.to_owned();
+    if state.audit.is_some() {
+        // The search log keeps what searches found: the actions hand it over only when asked.
+        ctx.search_facts = api::SearchFactsSlot::wanted();
+    }
     ctx.host = parts
         .headers
         .get(header::HOST)
@@ -390,7 +385,7 @@ async fn answer<S: Iai>(
     let action = ctx.action.clone();
     let answer = match service_kind {
         Service::Cam => match &state.cam {
-            Some(cam) => cam.calls.call(&ctx, &action, params).await,
+            Some(cam) => cam.call(&ctx, &action, params).await,
             None => Err(ApiError::new(
                 ErrorCode::UnsupportedOperation,
                 "CAM is not available on this server (signature checking is off).",
@@ -406,7 +401,7 @@ async fn answer<S: Iai>(
             dispatch(service.as_ref(), &ctx, &action, params).await
         }
     };
-    facts.search = ctx.search_facts.get().cloned();
+    facts.search = ctx.search_facts.take();
     if let Err(e) = &answer {
         tracing::debug!(%action, code = e.code.as_str(), message = %e.message, "action failed");
     }

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A search log candidate: what the actions hand over (`api::search_log`) is what is stored.
+pub use crate::api::search_log::Candidate;
+
 /// Statistics buckets are 5 minutes, as Tencent's console reports.
 pub const BUCKET_MS: i64 = 300_000;
 
@@ -35,16 +38,6 @@ pub struct Record {
     pub latency_us: u64,
     pub face_num: Option<u64>,
     pub candidates: Option<Vec<Candidate>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Candidate {
-    #[serde(rename = "PersonId")]
-    pub person_id: String,
-    #[serde(rename = "FaceId", default, skip_serializing_if = "Option::is_none")]
-    pub face_id: Option<String>,
-    #[serde(rename = "Score")]
-    pub score: f64,
 }
 
 /// A batch's aggregate for one bucket and action, added to what the bucket already holds.
